@@ -1,0 +1,5 @@
+"""`python -m eureka` runs the CLI."""
+
+from eureka.cli import main
+
+main()

@@ -1,0 +1,194 @@
+"""The `eureka` command line: parses options, calls one stage, renders the result. No logic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from eureka import jobs, runs, tasks
+from eureka.context import environment_context
+from eureka.errors import EurekaError, RewardFileError
+from eureka.types import Status, TrainJob, TrainResult
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+tasks_app = typer.Typer(no_args_is_help=True, help="List, show and check task folders.")
+app.add_typer(tasks_app, name="tasks")
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an EurekaError into one line on stderr and its exit code."""
+    try:
+        yield
+    except EurekaError as exc:
+        for line in str(exc).splitlines():
+            err_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@tasks_app.command("list")
+def tasks_list() -> None:
+    """Table of every task found: env, state fields, training budget, success threshold."""
+    with user_errors():
+        table = Table("task", "env", "state fields", "algorithm", "budget", "success when F ≥", "note")
+        for column in table.columns:
+            column.overflow = "fold"
+        for name in sorted(tasks.discover()):
+            try:
+                spec = tasks.load(name).spec
+            except EurekaError as exc:
+                table.add_row(name, "[red]invalid[/red]", str(exc).splitlines()[0], "", "", "", "")
+                continue
+            table.add_row(
+                name,
+                spec.env.id,
+                ", ".join(spec.state),
+                spec.training.algorithm,
+                f"{spec.training.timesteps:,}",
+                f"{spec.fitness.threshold:g} ({spec.fitness.metric})",
+                spec.machine_note,
+            )
+        console.print(table)
+
+
+@tasks_app.command("show")
+def tasks_show(task: Annotated[str, typer.Argument(help="task name or folder")]) -> None:
+    """Print exactly the environment context the LLM will see."""
+    with user_errors():
+        typer.echo(environment_context(tasks.load(task)))
+
+
+@tasks_app.command("check")
+def tasks_check(
+    names: Annotated[list[str] | None, typer.Argument(help="task names or folders")] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", help="check every task found")] = False,
+) -> None:
+    """Validate task folders; every problem is named with its fix. Exit 1 when any fails."""
+    from eureka.task_check import check_task
+
+    with user_errors():
+        selected = sorted(tasks.discover()) if all_tasks or not names else names
+        failed = 0
+        for name in selected:
+            report = check_task(name)
+            mark = "[green]ok[/green]" if report.ok else "[red]FAILED[/red]"
+            console.print(f"{mark} {report.name}")
+            for problem in report.problems:
+                console.print(f"  [red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+            for note in report.notes:
+                console.print(f"  [yellow]·[/yellow] {note}", highlight=False, soft_wrap=True)
+            failed += not report.ok
+        if failed:
+            raise typer.Exit(1)
+
+
+def _reward_file(task: tasks.Task, reward: str, run_dir: Path) -> Path | None:
+    """The reward the user asked for, copied into the run directory (None for sparse)."""
+    if reward == "sparse":
+        return None
+    source = task.file(tasks.HUMAN_REWARD_FILE) if reward == "human" else Path(reward)
+    if source is None or not source.is_file():
+        raise RewardFileError(
+            f"reward '{reward}' is not a file; give a path to a .py file, 'human' or 'sparse'"
+        )
+    target = run_dir / "reward.py"
+    shutil.copyfile(source, target)
+    return target
+
+
+def _render_result(result: TrainResult, run_dir: Path) -> None:
+    colour = "green" if result.status == Status.OK else "red"
+    console.print(f"[{colour}]{result.status.value}[/{colour}] {result.message}", highlight=False)
+    if result.fitness is not None:
+        solved = "[green]solved[/green]" if result.solved else "[yellow]not solved[/yellow]"
+        console.print(
+            f"fitness F {result.fitness:.4g} ± {result.fitness_std or 0:.3g} ({solved}); "
+            f"success rate {result.success_rate or 0:.0%}; "
+            f"episode lengths {result.eval_episode_lengths}"
+        )
+    if result.checkpoint_steps:
+        table = Table("env steps", "F", "episode length", "reward/step", *(c.name for c in result.components),
+                      title="training statistics (per-checkpoint means)")
+        for i, step in enumerate(result.checkpoint_steps):
+            def fmt(v: float | None) -> str:
+                return "-" if v is None else f"{v:.4g}"
+
+            table.add_row(
+                f"{step:,}",
+                fmt(result.fitness_curve[i]),
+                fmt(result.episode_length_curve[i]),
+                fmt(result.reward_curve[i]),
+                *(fmt(c.means[i]) if i < len(c.means) else "-" for c in result.components),
+            )
+        console.print(table)
+    console.print(
+        f"wall time {result.wall_time:.1f} s; {result.env_steps:,} env steps at "
+        f"{result.steps_per_second:,.0f} steps/s; device {result.device}"
+    )
+    console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="task name or folder")],
+    reward: Annotated[str, typer.Option(help="'human', 'sparse', or a path to a reward .py file")] = "human",
+    timesteps: Annotated[int | None, typer.Option(help="training budget (default: the task's)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    device: Annotated[str, typer.Option(help="'auto' (cuda when present), 'cpu' or 'cuda'")] = "auto",
+    timeout: Annotated[float | None, typer.Option(help="wall-clock limit in seconds")] = None,
+    video: Annotated[bool, typer.Option(help="film the final policy (rollout.mp4)")] = True,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Train a policy against one reward in the sandbox and report F on the task's true metric."""
+    with user_errors():
+        spec = tasks.load(task)
+        run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
+        reward_file = _reward_file(spec, reward, run_dir)
+        job = TrainJob(
+            task_folder=spec.folder, reward_file=reward_file, out_dir=run_dir, seed=seed,
+            timesteps=timesteps, device=device, video=video,
+        )
+        runs.write_config(run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())})
+        total = timesteps or spec.spec.training.timesteps
+        if as_json or not sys.stdout.isatty():
+            result = jobs.run_training(job, timeout)
+        else:
+            with Progress(TextColumn("training {task.description}"), BarColumn(),
+                          TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps  F {task.fields[f]}"),
+                          TimeElapsedColumn(), console=console) as progress:
+                bar = progress.add_task(spec.name, total=total, f="-")
+
+                def update(p: dict[str, float]) -> None:
+                    f = p.get("fitness")
+                    progress.update(bar, completed=p.get("env_steps", 0), f="-" if f is None else f"{f:.4g}")
+
+                result = jobs.run_training(job, timeout, on_progress=update)
+        if as_json:
+            payload = json.loads(result.model_dump_json())
+            payload["run_dir"] = str(run_dir)
+            print(json.dumps(payload))
+        else:
+            _render_result(result, run_dir)
+    if result.status != Status.OK:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

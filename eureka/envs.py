@@ -1,0 +1,131 @@
+"""Environments of a task: construction, named state fields, and batched state tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from eureka import tasks
+from eureka.errors import TaskError
+from eureka.types import StateField, Task
+
+StateDict = dict[str, np.ndarray]
+
+
+def make_env(task: Task, render_mode: str | None = None) -> gym.Env[Any, Any]:
+    """One environment of the task, with its time limit, not yet wrapped for state."""
+    spec = task.spec.env
+    kwargs = dict(spec.kwargs)
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    if ":" in spec.id:
+        module_name, _, class_name = spec.id.partition(":")
+        module = tasks.load_module(task, f"{module_name}.py")
+        if module is None:
+            raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}' names {module_name}.py, "
+                            f"which is not in {task.folder}")
+        cls = getattr(module, class_name, None)
+        if cls is None:
+            raise TaskError(f"{task.folder / (module_name + '.py')}: defines no class '{class_name}'")
+        env: gym.Env[Any, Any] = cls(**kwargs)
+        steps = spec.max_episode_steps
+        if steps is None and env.spec is not None:
+            steps = env.spec.max_episode_steps
+        if steps is not None:
+            env = gym.wrappers.TimeLimit(env, max_episode_steps=steps)
+        return env
+    try:
+        return gym.make(spec.id, max_episode_steps=spec.max_episode_steps, **kwargs)
+    except gym.error.Error as exc:
+        raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}") from None
+
+
+class StateExtractor:
+    """Builds the named state fields of one environment from its observation (and state.py)."""
+
+    def __init__(self, task: Task) -> None:
+        self.fields = task.spec.state
+        module = tasks.load_module(task, "state.py")
+        self.builder: Callable[[Any, np.ndarray], dict[str, Any]] | None = (
+            getattr(module, "get_state", None) if module else None
+        )
+        missing = [n for n, f in self.fields.items() if f.obs is None]
+        if missing and self.builder is None:
+            raise TaskError(
+                f"{task.folder / 'task.yaml'}: state field(s) {', '.join(missing)} have no 'obs' index, "
+                f"so state.py must define get_state(env, obs) returning them"
+            )
+
+    def __call__(self, env: gym.Env[Any, Any], obs: Any) -> StateDict:
+        obs_arr = np.asarray(obs, dtype=np.float64).reshape(-1)
+        built = self.builder(env.unwrapped, obs_arr) if self.builder else {}
+        state: StateDict = {}
+        for name, field in self.fields.items():
+            if name in built:
+                value = np.asarray(built[name], dtype=np.float32)
+            elif field.obs is None:
+                raise TaskError(f"state.py get_state() did not return field '{name}'")
+            elif isinstance(field.obs, int):
+                value = np.asarray(obs_arr[field.obs], dtype=np.float32)
+            else:
+                value = np.asarray(obs_arr[field.obs[0]:field.obs[1]], dtype=np.float32)
+            if value.shape != tuple(field.shape):
+                raise TaskError(
+                    f"state field '{name}' has shape {list(value.shape)}, task.yaml says {list(field.shape)}"
+                )
+            state[name] = value
+        return state
+
+
+class StateWrapper(gym.Wrapper[Any, Any, Any, Any]):
+    """Adds `state`, `prev_state` and `terminated` to every step's info."""
+
+    def __init__(self, env: gym.Env[Any, Any], extractor: StateExtractor) -> None:
+        super().__init__(env)
+        self.extractor = extractor
+        self._state: StateDict = {}
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._state = self.extractor(self.env, obs)
+        info["state"] = self._state
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        state = self.extractor(self.env, obs)
+        info["prev_state"] = self._state
+        info["state"] = state
+        info["terminated"] = bool(terminated)
+        self._state = state
+        return obs, reward, terminated, truncated, info
+
+
+def make_state_env(task: Task, render_mode: str | None = None) -> StateWrapper:
+    """An environment of the task whose infos carry the named state fields."""
+    return StateWrapper(make_env(task, render_mode), StateExtractor(task))
+
+
+def batch_tensors(
+    infos: Sequence[dict[str, Any]],
+    actions: np.ndarray,
+    names: Sequence[str],
+    fields: dict[str, StateField],
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """The reward's keyword arguments for a batched step: fields, `prev_<field>` and `action`."""
+    batch: dict[str, torch.Tensor] = {}
+    for name in names:
+        if name == "action":
+            batch[name] = torch.as_tensor(np.asarray(actions), device=device)
+            if batch[name].is_floating_point():
+                batch[name] = batch[name].to(torch.float32)
+            continue
+        key, field = ("prev_state", name[5:]) if name.startswith("prev_") and name[5:] in fields else ("state", name)
+        stacked = np.stack([info[key][field] for info in infos])
+        batch[name] = torch.as_tensor(stacked, device=device)
+    return batch

@@ -1,0 +1,90 @@
+"""Runs a training job in the sandbox worker and turns whatever happened into a TrainResult."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import sandbox
+from eureka import checks, tasks
+from eureka.types import Status, TrainJob, TrainResult
+from eureka.worker import METRICS_FILE
+
+JOB_FILE = "job.json"
+LOG_FILE = "train.log"
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:])[-400:]
+
+
+def run_training(
+    job: TrainJob,
+    timeout: float | None = None,
+    on_progress: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Check the reward statically, then train in a sandboxed worker; never raises for
+    anything the reward does."""
+    job = job.model_copy(
+        update={
+            "task_folder": job.task_folder.resolve(),
+            "out_dir": job.out_dir.resolve(),
+            "reward_file": job.reward_file.resolve() if job.reward_file else None,
+        }
+    )
+    task = tasks.load(str(job.task_folder))
+    if job.reward_file is not None:
+        problems = checks.check_source(
+            job.reward_file.read_text(), list(task.spec.state), job.reward_file.name
+        )
+        if problems:
+            result = TrainResult(status=Status.CHECK_FAILED, message="; ".join(problems))
+            _write(job.out_dir, result)
+            return result
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    job_file = job.out_dir / JOB_FILE
+    job_file.write_text(job.model_dump_json(indent=2))
+    limit = timeout or task.spec.training.timeout
+    package_root = str(Path(__file__).resolve().parent.parent)
+    policy = sandbox.Policy(timeout_s=limit, threads=job.threads, extra_env={"PYTHONPATH": package_root})
+    progress_file = job.out_dir / "progress.json"
+
+    def tick() -> None:
+        if on_progress is not None and progress_file.is_file():
+            try:
+                on_progress(json.loads(progress_file.read_text()))
+            except (OSError, ValueError):
+                pass  # written concurrently; the next tick reads it
+
+    outcome = sandbox.run(
+        [sys.executable, "-m", "eureka.worker", str(job_file)],
+        job.out_dir,
+        job.out_dir / LOG_FILE,
+        policy,
+        on_tick=tick,
+    )
+    metrics = job.out_dir / METRICS_FILE
+    if metrics.is_file() and not outcome.timed_out:
+        return TrainResult.model_validate_json(metrics.read_text())
+    if outcome.timed_out:
+        result = TrainResult(
+            status=Status.TIMEOUT,
+            message=f"training exceeded the wall-clock limit of {limit:.0f} s and was killed",
+            wall_time=outcome.wall_time,
+        )
+    else:
+        result = TrainResult(
+            status=Status.CRASHED,
+            message=f"the worker exited with code {outcome.returncode}: {_last_lines(outcome.output_tail)}",
+            wall_time=outcome.wall_time,
+        )
+    _write(job.out_dir, result)
+    return result
+
+
+def _write(out_dir: Path, result: TrainResult) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / METRICS_FILE).write_text(result.model_dump_json(indent=2))

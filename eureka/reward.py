@@ -1,0 +1,167 @@
+"""Reward functions in the reward contract: compile, bind parameters by name, call, validate.
+
+This module executes reward code, so it is only used inside the sandbox worker (and for the
+task's own trusted code). The static checks that need no execution live in eureka/checks.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from eureka.types import Status
+
+ENTRY = "compute_reward"
+
+
+class RewardError(Exception):
+    """A reward broke its contract; `status` says how the candidate ends."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def valid_parameters(fields: list[str]) -> list[str]:
+    """Every parameter name a reward may take: the state fields, `prev_<field>`, `action`."""
+    return [*fields, *(f"prev_{f}" for f in fields), "action"]
+
+
+def _user_frame(exc: BaseException, filename: str) -> str:
+    """` (reward.py line 7: x = a / b)` for the innermost frame in the reward's own file."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = (frame.line or "").strip()
+    return f" ({filename} line {frame.lineno}: {line})" if line else f" ({filename} line {frame.lineno})"
+
+
+class RewardFunction:
+    """A `compute_reward` (or other contract function) whose parameters are bound by name."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        filename: str,
+        fields: list[str],
+        entry: str = ENTRY,
+        pair: bool = True,
+    ) -> None:
+        self.fn = fn
+        self.filename = filename
+        self.entry = entry
+        self.pair = pair
+        params = inspect.signature(fn).parameters
+        valid = valid_parameters(fields)
+        unknown = [p for p in params if p not in valid]
+        if unknown:
+            raise RewardError(
+                Status.CHECK_FAILED,
+                f"{entry} has parameter(s) {', '.join(unknown)} that are not state fields; "
+                f"valid names: {', '.join(valid)}",
+            )
+        self.params = list(params)
+
+    def __call__(
+        self, batch: Mapping[str, torch.Tensor], n: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Call the reward on a batch of `n` environments; validate and return its output."""
+        args = {p: batch[p].clone() for p in self.params}  # the reward may not mutate the state
+        try:
+            out = self.fn(**args)
+        except Exception as exc:
+            raise RewardError(
+                Status.CRASHED,
+                f"{self.entry} raised {type(exc).__name__}: {exc}" + _user_frame(exc, self.filename),
+            ) from None
+        device = next(iter(batch.values())).device if batch else torch.device("cpu")
+        if not self.pair:
+            return _as_batch(out, n, f"the value of {self.entry}", device), {}
+        return validate_output(out, n, device)
+
+
+def _as_batch(value: Any, n: int, what: str, device: torch.device) -> torch.Tensor:
+    """`value` as a float tensor of shape [n], or a RewardError that says what is wrong."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = torch.full((n,), float(value), device=device)
+    if not isinstance(value, torch.Tensor):
+        raise RewardError(
+            Status.CHECK_FAILED, f"{what} must be a torch.Tensor of shape [N], got {type(value).__name__}"
+        )
+    if value.is_complex() or value.dtype not in (
+        torch.float16, torch.bfloat16, torch.float32, torch.float64,
+        torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8,
+    ):
+        raise RewardError(Status.CHECK_FAILED, f"{what} must be a real-valued tensor, got dtype {value.dtype}")
+    if value.dim() == 0:
+        value = value.expand(n)
+    if value.dim() == 2 and value.shape[1] == 1:
+        value = value[:, 0]
+    if tuple(value.shape) != (n,):
+        raise RewardError(
+            Status.CHECK_FAILED,
+            f"{what} must have shape [N] = [{n}] (one value per environment), got {list(value.shape)}",
+        )
+    if value.device != device:
+        raise RewardError(
+            Status.CHECK_FAILED, f"{what} is on device {value.device}; it must stay on {device}"
+        )
+    return value.detach().to(torch.float32)
+
+
+def validate_output(
+    out: Any, n: int, device: torch.device
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Check `(total, components)` against the reward contract."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], dict)):
+        got = type(out).__name__ if not isinstance(out, (tuple, list)) else f"{type(out).__name__} of {len(out)}"
+        raise RewardError(
+            Status.CHECK_FAILED,
+            f"compute_reward must return a pair (total reward tensor, dict of component tensors), got {got}",
+        )
+    total = _as_batch(out[0], n, "the total reward", device)
+    components: dict[str, torch.Tensor] = {}
+    for name, value in out[1].items():
+        if not isinstance(name, str):
+            raise RewardError(Status.CHECK_FAILED, f"component names must be strings, got {name!r}")
+        components[name] = _as_batch(value, n, f"component '{name}'", device)
+    bad = ~torch.isfinite(total)
+    if bool(bad.any()):
+        culprits = [k for k, v in components.items() if not bool(torch.isfinite(v).all())]
+        where = f" (non-finite components: {', '.join(culprits)})" if culprits else ""
+        raise RewardError(
+            Status.DIVERGED,
+            f"compute_reward returned NaN or infinite values for {int(bad.sum())} of {n} environments{where}",
+        )
+    return total, components
+
+
+def compile_reward(source: str, filename: str, fields: list[str]) -> RewardFunction:
+    """Execute reward source (inside the sandbox) and bind its `compute_reward`."""
+    namespace: dict[str, Any] = {"torch": torch, "math": math, "typing": typing}
+    try:
+        code = compile(source, filename, "exec")
+    except SyntaxError as exc:
+        raise RewardError(
+            Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"
+        ) from None
+    try:
+        exec(code, namespace)  # noqa: S102 - runs inside the sandbox worker only
+    except Exception as exc:
+        raise RewardError(
+            Status.CRASHED,
+            f"running {filename} at import raised {type(exc).__name__}: {exc}"
+            + _user_frame(exc, filename),
+        ) from None
+    fn = namespace.get(ENTRY)
+    if not callable(fn):
+        raise RewardError(Status.CHECK_FAILED, f"{filename} defines no function '{ENTRY}'")
+    return RewardFunction(fn, filename, fields)

@@ -1,0 +1,38 @@
+"""Run directories: `runs/<task>/<YYYYmmdd-HHMMSS>[-label]/`, written as a run goes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def runs_root(override: Path | None = None) -> Path:
+    """`--runs-dir`, else $EUREKA_RUNS_DIR, else ./runs."""
+    if override is not None:
+        return override
+    return Path(os.environ.get("EUREKA_RUNS_DIR", "runs"))
+
+
+def new_run_dir(task: str, root: Path | None = None, label: str = "") -> Path:
+    """Create a fresh run directory for `task`; never reuses an existing one."""
+    base = runs_root(root) / task
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}-{label}" if label else stamp
+    path = base / name
+    suffix = 1
+    while path.exists():
+        path = base / f"{name}.{suffix}"
+        suffix += 1
+    path.mkdir(parents=True)
+    return path.resolve()
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> Path:
+    """Save the merged configuration of a run as config.yaml."""
+    path = run_dir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

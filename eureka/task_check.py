@@ -1,0 +1,179 @@
+"""`eureka tasks check`: validates a task folder and names every problem with its fix.
+
+Runs the task author's own (trusted) code in-process: the environment, state.py, fitness.py
+and human_reward.py. Reward code written by an LLM never comes here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from eureka import checks, tasks
+from eureka.envs import StateExtractor, batch_tensors, make_env, make_state_env
+from eureka.errors import EurekaError, did_you_mean
+from eureka.fitness import Fitness
+from eureka.reward import RewardError, compile_reward, valid_parameters
+from eureka.trainer import ALGORITHMS
+from eureka.types import Task
+
+ROLLOUT_STEPS = 64
+
+
+@dataclass
+class TaskReport:
+    """What `tasks check` found: problems make the task unusable, notes are advice."""
+
+    name: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _check_files(task: Task, report: TaskReport) -> None:
+    if task.file(tasks.HUMAN_REWARD_FILE) is None:
+        report.problems.append(
+            f"{task.folder}: missing {tasks.HUMAN_REWARD_FILE}; write the hand-designed reward "
+            "there as compute_reward(...) in the reward contract"
+        )
+
+
+def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None:
+    training = task.spec.training
+    where = task.folder / "task.yaml"
+    algo = ALGORITHMS[training.algorithm]
+    if training.algorithm in ("SAC", "TD3") and not isinstance(env.action_space, gym.spaces.Box):
+        report.problems.append(
+            f"{where}: training.algorithm {training.algorithm} needs a continuous (Box) action space, "
+            f"the environment has {env.action_space}; use PPO or A2C"
+        )
+    accepted = set(inspect.signature(algo.__init__).parameters) | {"policy", "action_noise_std"}
+    for key in training.hyperparams:
+        if key not in accepted:
+            hint = did_you_mean(key, accepted)
+            report.problems.append(
+                f"{where}: training.hyperparams.{key} is not a {training.algorithm} argument{hint}"
+            )
+
+
+def _check_state(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None:
+    where = task.folder / "task.yaml"
+    shape = env.observation_space.shape or ()
+    size = int(np.prod(shape)) if shape else 0
+    for name, spec in task.spec.state.items():
+        if not name.isidentifier() or name.startswith("prev_") or name == "action":
+            report.problems.append(
+                f"{where}: state field '{name}' must be a Python identifier other than 'action' "
+                "that does not start with 'prev_'"
+            )
+        index = spec.obs
+        stop = index + 1 if isinstance(index, int) else (index[1] if index else 0)
+        if index is not None and stop > size:
+            report.problems.append(
+                f"{where}: state.{name}.obs {index} is outside the observation (size {size})"
+            )
+
+
+def _rollout_batch(task: Task, seed: int = 0) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Infos of random-action steps from a fresh environment, to call rewards on."""
+    env = make_state_env(task)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    infos, actions = [], []
+    for _ in range(ROLLOUT_STEPS):
+        action = env.action_space.sample()
+        _, _, term, trunc, info = env.step(action)
+        infos.append(info)
+        actions.append(action)
+        if term or trunc:
+            env.reset()
+    env.close()
+    return infos, np.stack(actions)
+
+
+def _check_functions(task: Task, report: TaskReport) -> None:
+    fields = list(task.spec.state)
+    infos, actions = _rollout_batch(task)
+    names = valid_parameters(fields)
+    batch = batch_tensors(infos, actions, names, task.spec.state, torch.device("cpu"))
+    n = len(infos)
+    fitness = Fitness(task)
+    if fitness.signal is not None:
+        try:
+            values = fitness.signal_values(batch, n)
+            if bool(((values < 0) | (values > 1)).any()):
+                report.problems.append(f"{task.folder / 'fitness.py'}: success_signal must lie in [0, 1]")
+        except RewardError as exc:
+            report.problems.append(f"{task.folder / 'fitness.py'}: {exc.message}")
+    else:
+        report.notes.append("fitness.py defines no success_signal, so the task has no sparse baseline")
+    human = task.file(tasks.HUMAN_REWARD_FILE)
+    if human is None:
+        return
+    source = human.read_text()
+    for problem in checks.check_source(source, fields, human.name):
+        report.problems.append(f"{human}: {problem}")
+    if report.problems:
+        return
+    try:
+        compile_reward(source, str(human), fields)(batch, n)
+    except RewardError as exc:
+        report.problems.append(f"{human}: {exc.message}")
+
+
+def _check_custom_env(task: Task, report: TaskReport) -> None:
+    """gymnasium's own checker, for environments defined in the task folder."""
+    from gymnasium.utils.env_checker import check_env
+
+    env = make_env(task)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            check_env(env.unwrapped, skip_render_check=False)
+        except Exception as exc:
+            report.problems.append(f"gymnasium's env checker: {type(exc).__name__}: {exc}")
+    for w in caught:
+        report.notes.append(f"gymnasium's env checker: {w.message}")
+    env.close()
+
+
+def check_task(name_or_path: str) -> TaskReport:
+    """Every problem with a task folder, each with where it is and what to do."""
+    report = TaskReport(name=name_or_path)
+    try:
+        task = tasks.load(name_or_path)
+    except EurekaError as exc:
+        report.problems += str(exc).splitlines()
+        return report
+    report.name = task.name
+    _check_files(task, report)
+    try:
+        env = make_env(task)
+        StateExtractor(task)
+        Fitness(task)
+    except EurekaError as exc:
+        report.problems.append(str(exc))
+        return report
+    _check_training(task, env, report)
+    _check_state(task, env, report)
+    env.close()
+    if report.problems:
+        return report
+    try:
+        _check_functions(task, report)
+        if ":" in task.spec.env.id:
+            _check_custom_env(task, report)
+    except EurekaError as exc:
+        report.problems.append(str(exc))
+    except Exception as exc:  # the task's own code failed: say where
+        report.problems.append(f"running the task's code raised {type(exc).__name__}: {exc}")
+    return report

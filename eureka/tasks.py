@@ -1,0 +1,158 @@
+"""Task folders: discovery, strict loading of task.yaml, and loading of the task's own code."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import typing
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from eureka.errors import TaskError, did_you_mean
+from eureka.types import Task, TaskSpec
+
+TASK_FILE = "task.yaml"
+HUMAN_REWARD_FILE = "human_reward.py"
+ENTRY_POINT_GROUP = "eureka.tasks"
+
+
+def bundled_tasks_dir() -> Path:
+    """The tasks shipped with eureka: `tasks/` beside the package (source checkout) or inside it."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "tasks", package / "_bundled" / "tasks"):
+        if candidate.is_dir():
+            return candidate
+    return package.parent / "tasks"
+
+
+def search_path(extra: list[Path] | None = None) -> list[Path]:
+    """Folders scanned for tasks, first match wins: given folders, $EUREKA_TASKS_PATH,
+    ./tasks, installed packages (entry-point group `eureka.tasks`), then the bundled tasks."""
+    dirs = list(extra or [])
+    env = os.environ.get("EUREKA_TASKS_PATH", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs.append(Path.cwd() / "tasks")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dirs.append(Path(str(ep.load())))
+    dirs.append(bundled_tasks_dir())
+    unique: list[Path] = []
+    for d in dirs:
+        resolved = d.resolve()
+        if resolved.is_dir() and resolved not in unique:
+            unique.append(resolved)
+    return unique
+
+
+def discover(extra: list[Path] | None = None) -> dict[str, Path]:
+    """Map of task name (folder name) to folder for every folder holding a task.yaml."""
+    found: dict[str, Path] = {}
+    for root in search_path(extra):
+        for folder in sorted(root.iterdir()):
+            if (folder / TASK_FILE).is_file() and folder.name not in found:
+                found[folder.name] = folder
+    return found
+
+
+def resolve(name_or_path: str, extra: list[Path] | None = None) -> Path:
+    """The folder of a task given by name or by path; unknown names get a suggestion."""
+    as_path = Path(name_or_path)
+    if (as_path / TASK_FILE).is_file():
+        return as_path.resolve()
+    if as_path.is_dir():
+        raise TaskError(f"{as_path}: not a task folder (it has no {TASK_FILE})")
+    known = discover(extra)
+    if name_or_path in known:
+        return known[name_or_path]
+    hint = did_you_mean(name_or_path, known)
+    listing = ", ".join(sorted(known)) or "none found"
+    raise TaskError(f"unknown task '{name_or_path}'{hint}; known tasks: {listing}")
+
+
+def _describe_errors(path: Path, error: ValidationError, model: type[BaseModel]) -> str:
+    """One line per problem, naming the file and the key, with a suggestion for typos."""
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(model, err["loc"][:-1])
+            fields = list(parent.model_fields) if parent else []
+            hint = did_you_mean(str(err["loc"][-1]), fields)
+            lines.append(f"{path}: unknown key '{loc}'{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"{path}: missing key '{loc}'")
+        else:
+            lines.append(f"{path}: key '{loc}': {err['msg']}")
+    return "\n".join(lines)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `loc` (for key suggestions)."""
+    current: Any = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        if typing.get_origin(current) is dict:  # a mapping of names to records: skip the name
+            current = typing.get_args(current)[1]
+            if parts:
+                parts.pop(0)
+        elif typing.get_origin(current) is not None:  # Optional[...] and friends
+            models = [a for a in typing.get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+            current = models[0] if models else None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def load(name_or_path: str, extra: list[Path] | None = None) -> Task:
+    """Load and validate a task by name or folder path."""
+    folder = resolve(name_or_path, extra)
+    path = folder / TASK_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise TaskError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TaskError(f"{path}: must be a mapping of keys to values, got {type(raw).__name__}")
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise TaskError(_describe_errors(path, exc, TaskSpec)) from None
+    if spec.name != folder.name:
+        raise TaskError(f"{path}: name '{spec.name}' must match the folder name '{folder.name}'")
+    if not spec.state:
+        raise TaskError(f"{path}: 'state' must list at least one state field")
+    return Task(spec=spec, folder=folder)
+
+
+def load_module(task: Task, filename: str) -> ModuleType | None:
+    """Import a Python file of the task folder (state.py, fitness.py, env.py), or None."""
+    path = task.file(filename)
+    if path is None:
+        return None
+    module_name = f"eureka_task_{task.name}_{path.stem}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise TaskError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    folder = str(task.folder)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise TaskError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path.remove(folder)
+    return module

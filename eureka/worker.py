@@ -1,0 +1,50 @@
+"""Entry point of the sandbox worker: `python -m eureka.worker job.json` runs one training job.
+
+Whatever happens, it writes metrics.json with a status and a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from eureka.types import Status, TrainJob, TrainResult
+
+METRICS_FILE = "metrics.json"
+
+
+def _last_frame(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at {Path(f.filename).name} line {f.lineno})"
+
+
+def main(job_file: str) -> int:
+    job = TrainJob.model_validate_json(Path(job_file).read_text())
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from eureka import trainer  # imported late: torch and gymnasium load after the env is set
+
+    try:
+        result = trainer.train(job)
+    except MemoryError:
+        result = TrainResult(status=Status.KILLED_RESOURCE, message="training ran out of memory")
+    except Exception as exc:
+        traceback.print_exc()
+        result = TrainResult(
+            status=Status.CRASHED,
+            message=f"training raised {type(exc).__name__}: {exc}{_last_frame(exc)}".strip()[:500],
+        )
+    out = job.out_dir / METRICS_FILE
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(result.model_dump_json(indent=2))
+    tmp.replace(out)
+    print(f"status: {result.status.value} {result.message}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
