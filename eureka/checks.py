@@ -11,12 +11,31 @@ from eureka.reward import ENTRY, valid_parameters
 
 ALLOWED_IMPORTS = {"torch", "math", "typing"}
 FORBIDDEN_NAMES = {
-    "exec", "eval", "compile", "open", "__import__", "globals", "locals", "vars", "getattr",
-    "setattr", "delattr", "breakpoint", "input", "os", "sys", "subprocess", "socket", "builtins",
-    "importlib", "shutil", "pathlib",
+    "exec",
+    "eval",
+    "compile",
+    "open",
+    "__import__",
+    "globals",
+    "locals",
+    "vars",
+    "getattr",
+    "setattr",
+    "delattr",
+    "breakpoint",
+    "input",
+    "os",
+    "sys",
+    "subprocess",
+    "socket",
+    "builtins",
+    "importlib",
+    "shutil",
+    "pathlib",
 }
 
 Check = Callable[[ast.Module, list[str]], list[str]]
+RETURN_HINT = "it must return (total_reward, components_dict)"
 
 
 def _entry_functions(tree: ast.Module) -> list[ast.FunctionDef]:
@@ -42,7 +61,8 @@ def _check_parameters(tree: ast.Module, fields: list[str]) -> list[str]:
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             if arg.arg not in valid:
                 problems.append(
-                    f"parameter `{arg.arg}` of `{ENTRY}` is not a state field; valid names: {', '.join(valid)}"
+                    f"parameter `{arg.arg}` of `{ENTRY}` is not a state field; "
+                    f"valid names: {', '.join(valid)}"
                 )
     return problems
 
@@ -51,10 +71,10 @@ def _check_returns(tree: ast.Module, fields: list[str]) -> list[str]:
     for fn in _entry_functions(tree)[:1]:
         returns = [n for n in ast.walk(fn) if isinstance(n, ast.Return)]
         if not returns:
-            return [f"`{ENTRY}` never returns; it must return (total_reward, components_dict)"]
+            return [f"`{ENTRY}` never returns; {RETURN_HINT}"]
         for ret in returns:
             if isinstance(ret.value, ast.Tuple) and len(ret.value.elts) != 2:
-                return [f"`{ENTRY}` returns {len(ret.value.elts)} values; it must return (total_reward, components_dict)"]
+                return [f"`{ENTRY}` returns {len(ret.value.elts)} values; {RETURN_HINT}"]
     return []
 
 
@@ -68,7 +88,9 @@ def _check_imports(tree: ast.Module, fields: list[str]) -> list[str]:
             names = [node.module or "."]
         for name in names:
             if name.split(".")[0] not in ALLOWED_IMPORTS:
-                problems.append(f"import of `{name}` is not allowed; only torch, math and typing may be imported")
+                problems.append(
+                    f"import of `{name}` is not allowed; only torch, math and typing may be imported"
+                )
     return problems
 
 
@@ -78,7 +100,9 @@ def _check_forbidden_names(tree: ast.Module, fields: list[str]) -> list[str]:
         if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
             problems.append(f"line {node.lineno}: `{node.id}` is not allowed in reward code")
         elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr.endswith("__"):
-            problems.append(f"line {node.lineno}: dunder attribute `{node.attr}` is not allowed in reward code")
+            problems.append(
+                f"line {node.lineno}: dunder attribute `{node.attr}` is not allowed in reward code"
+            )
     return sorted(set(problems))
 
 

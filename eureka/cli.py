@@ -119,9 +119,16 @@ def _render_result(result: TrainResult, run_dir: Path) -> None:
             f"episode lengths {result.eval_episode_lengths}"
         )
     if result.checkpoint_steps:
-        table = Table("env steps", "F", "episode length", "reward/step", *(c.name for c in result.components),
-                      title="training statistics (per-checkpoint means)")
+        table = Table(
+            "env steps",
+            "F",
+            "episode length",
+            "reward/step",
+            *(c.name for c in result.components),
+            title="training statistics (per-checkpoint means)",
+        )
         for i, step in enumerate(result.checkpoint_steps):
+
             def fmt(v: float | None) -> str:
                 return "-" if v is None else f"{v:.4g}"
 
@@ -158,17 +165,28 @@ def train(
         run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
         reward_file = _reward_file(spec, reward, run_dir)
         job = TrainJob(
-            task_folder=spec.folder, reward_file=reward_file, out_dir=run_dir, seed=seed,
-            timesteps=timesteps, device=device, video=video,
+            task_folder=spec.folder,
+            reward_file=reward_file,
+            out_dir=run_dir,
+            seed=seed,
+            timesteps=timesteps,
+            device=device,
+            video=video,
         )
-        runs.write_config(run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())})
+        runs.write_config(
+            run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())}
+        )
         total = timesteps or spec.spec.training.timesteps
         if as_json or not sys.stdout.isatty():
             result = jobs.run_training(job, timeout)
         else:
-            with Progress(TextColumn("training {task.description}"), BarColumn(),
-                          TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps  F {task.fields[f]}"),
-                          TimeElapsedColumn(), console=console) as progress:
+            with Progress(
+                TextColumn("training {task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps  F {task.fields[f]}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
                 bar = progress.add_task(spec.name, total=total, f="-")
 
                 def update(p: dict[str, float]) -> None:

@@ -22,26 +22,33 @@ def make_env(task: Task, render_mode: str | None = None) -> gym.Env[Any, Any]:
     kwargs = dict(spec.kwargs)
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    env_id = spec.id
     if ":" in spec.id:
-        module_name, _, class_name = spec.id.partition(":")
-        module = tasks.load_module(task, f"{module_name}.py")
-        if module is None:
-            raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}' names {module_name}.py, "
-                            f"which is not in {task.folder}")
-        cls = getattr(module, class_name, None)
-        if cls is None:
-            raise TaskError(f"{task.folder / (module_name + '.py')}: defines no class '{class_name}'")
-        env: gym.Env[Any, Any] = cls(**kwargs)
-        steps = spec.max_episode_steps
-        if steps is None and env.spec is not None:
-            steps = env.spec.max_episode_steps
-        if steps is not None:
-            env = gym.wrappers.TimeLimit(env, max_episode_steps=steps)
-        return env
+        env_id = _register_custom(task)
     try:
-        return gym.make(spec.id, max_episode_steps=spec.max_episode_steps, **kwargs)
+        return gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
         raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}") from None
+
+
+def _register_custom(task: Task) -> str:
+    """Register the task folder's own environment class with gymnasium; return its id."""
+    spec = task.spec.env
+    module_name, _, class_name = spec.id.partition(":")
+    env_id = f"eureka-{task.name}-v0"
+    if env_id in gym.registry:
+        return env_id
+    module = tasks.load_module(task, f"{module_name}.py")
+    if module is None:
+        raise TaskError(
+            f"{task.folder / 'task.yaml'}: env.id '{spec.id}' names {module_name}.py, "
+            f"which is not in {task.folder}"
+        )
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise TaskError(f"{task.folder / (module_name + '.py')}: defines no class '{class_name}'")
+    gym.register(id=env_id, entry_point=cls, max_episode_steps=spec.max_episode_steps)
+    return env_id
 
 
 class StateExtractor:
@@ -72,7 +79,7 @@ class StateExtractor:
             elif isinstance(field.obs, int):
                 value = np.asarray(obs_arr[field.obs], dtype=np.float32)
             else:
-                value = np.asarray(obs_arr[field.obs[0]:field.obs[1]], dtype=np.float32)
+                value = np.asarray(obs_arr[field.obs[0] : field.obs[1]], dtype=np.float32)
             if value.shape != tuple(field.shape):
                 raise TaskError(
                     f"state field '{name}' has shape {list(value.shape)}, task.yaml says {list(field.shape)}"
@@ -125,7 +132,9 @@ def batch_tensors(
             if batch[name].is_floating_point():
                 batch[name] = batch[name].to(torch.float32)
             continue
-        key, field = ("prev_state", name[5:]) if name.startswith("prev_") and name[5:] in fields else ("state", name)
+        key, field = (
+            ("prev_state", name[5:]) if name.startswith("prev_") and name[5:] in fields else ("state", name)
+        )
         stacked = np.stack([info[key][field] for info in infos])
         batch[name] = torch.as_tensor(stacked, device=device)
     return batch

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,10 +56,8 @@ def run_training(
 
     def tick() -> None:
         if on_progress is not None and progress_file.is_file():
-            try:
+            with contextlib.suppress(OSError, ValueError):  # half-written: the next tick reads it
                 on_progress(json.loads(progress_file.read_text()))
-            except (OSError, ValueError):
-                pass  # written concurrently; the next tick reads it
 
     outcome = sandbox.run(
         [sys.executable, "-m", "eureka.worker", str(job_file)],
@@ -66,6 +66,7 @@ def run_training(
         policy,
         on_tick=tick,
     )
+    shutil.rmtree(job.out_dir / "tmp", ignore_errors=True)  # the worker's scratch space
     metrics = job.out_dir / METRICS_FILE
     if metrics.is_file() and not outcome.timed_out:
         return TrainResult.model_validate_json(metrics.read_text())

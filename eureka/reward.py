@@ -7,6 +7,7 @@ task's own trusted code). The static checks that need no execution live in eurek
 from __future__ import annotations
 
 import inspect
+import linecache
 import math
 import traceback
 import typing
@@ -97,10 +98,20 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device) -> torch.Tens
             Status.CHECK_FAILED, f"{what} must be a torch.Tensor of shape [N], got {type(value).__name__}"
         )
     if value.is_complex() or value.dtype not in (
-        torch.float16, torch.bfloat16, torch.float32, torch.float64,
-        torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8,
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+        torch.bool,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.uint8,
     ):
-        raise RewardError(Status.CHECK_FAILED, f"{what} must be a real-valued tensor, got dtype {value.dtype}")
+        raise RewardError(
+            Status.CHECK_FAILED, f"{what} must be a real-valued tensor, got dtype {value.dtype}"
+        )
     if value.dim() == 0:
         value = value.expand(n)
     if value.dim() == 2 and value.shape[1] == 1:
@@ -117,12 +128,14 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device) -> torch.Tens
     return value.detach().to(torch.float32)
 
 
-def validate_output(
-    out: Any, n: int, device: torch.device
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def validate_output(out: Any, n: int, device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Check `(total, components)` against the reward contract."""
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], dict)):
-        got = type(out).__name__ if not isinstance(out, (tuple, list)) else f"{type(out).__name__} of {len(out)}"
+        got = (
+            type(out).__name__
+            if not isinstance(out, (tuple, list))
+            else f"{type(out).__name__} of {len(out)}"
+        )
         raise RewardError(
             Status.CHECK_FAILED,
             f"compute_reward must return a pair (total reward tensor, dict of component tensors), got {got}",
@@ -147,6 +160,8 @@ def validate_output(
 def compile_reward(source: str, filename: str, fields: list[str]) -> RewardFunction:
     """Execute reward source (inside the sandbox) and bind its `compute_reward`."""
     namespace: dict[str, Any] = {"torch": torch, "math": math, "typing": typing}
+    # so tracebacks can quote the reward's own lines
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:
@@ -154,12 +169,11 @@ def compile_reward(source: str, filename: str, fields: list[str]) -> RewardFunct
             Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"
         ) from None
     try:
-        exec(code, namespace)  # noqa: S102 - runs inside the sandbox worker only
+        exec(code, namespace)
     except Exception as exc:
         raise RewardError(
             Status.CRASHED,
-            f"running {filename} at import raised {type(exc).__name__}: {exc}"
-            + _user_frame(exc, filename),
+            f"running {filename} at import raised {type(exc).__name__}: {exc}" + _user_frame(exc, filename),
         ) from None
     fn = namespace.get(ENTRY)
     if not callable(fn):

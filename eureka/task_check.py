@@ -7,6 +7,7 @@ and human_reward.py. Reward code written by an LLM never comes here.
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,7 +143,8 @@ def _check_custom_env(task: Task, report: TaskReport) -> None:
         except Exception as exc:
             report.problems.append(f"gymnasium's env checker: {type(exc).__name__}: {exc}")
     for w in caught:
-        report.notes.append(f"gymnasium's env checker: {w.message}")
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(w.message))
+        report.notes.append(f"gymnasium's env checker: {text}")
     env.close()
 
 

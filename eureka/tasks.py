@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -138,7 +139,8 @@ def load_module(task: Task, filename: str) -> ModuleType | None:
     path = task.file(filename)
     if path is None:
         return None
-    module_name = f"eureka_task_{task.name}_{path.stem}"
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"eureka_task_{task.name}_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)

@@ -11,7 +11,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from eureka.types import ComponentStats, Status, Task, TrainJob, TrainResult
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3, "A2C": A2C}
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU}
+MAX_VIDEO_FRAMES = 1000
 SMOKE_STEPS = 32
 """Random-action steps run through the reward before training starts (fail fast)."""
 
@@ -183,8 +184,16 @@ class _Checkpoints(BaseCallback):
             self._last_write = elapsed
             fitness = [f for f in self.recorder.fitness if f is not None]
             tmp = self.progress.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"env_steps": self.num_timesteps, "total": self.total,
-                                       "fitness": fitness[-1] if fitness else None, "elapsed": elapsed}))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "env_steps": self.num_timesteps,
+                        "total": self.total,
+                        "fitness": fitness[-1] if fitness else None,
+                        "elapsed": elapsed,
+                    }
+                )
+            )
             tmp.replace(self.progress)
         return True
 
@@ -244,23 +253,24 @@ def evaluate(
         normed.obs_rms = obs_norm.obs_rms
         env = normed
     frames: list[np.ndarray] = []
-    obs = env.reset()
+    obs = cast(np.ndarray, env.reset())
     while len(tracker.episodes) < episodes:
-        if video_path is not None and not tracker.episodes and len(frames) < 1000:
-            frames.append(base.envs[0].render())
+        if video_path is not None and not tracker.episodes and len(frames) < MAX_VIDEO_FRAMES:
+            frames.append(np.asarray(base.envs[0].render()))
         action, _ = model.predict(obs, deterministic=True)
-        obs, _, _, _ = env.step(action)
+        obs = cast(np.ndarray, env.step(action)[0])
+    fps = int(base.envs[0].metadata.get("render_fps", 30) or 30)
     env.close()
-    video = _write_video(frames, video_path, task) if video_path is not None and frames else None
+    video = _write_video(frames, video_path, fps) if video_path is not None and frames else None
     return tracker.episodes[:episodes], video
 
 
-def _write_video(frames: list[np.ndarray], path: Path, task: Task) -> Path | None:
+def _write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path | None:
     """Encode frames as mp4 (imageio-ffmpeg); a failure only costs the video."""
     import imageio.v2 as imageio
 
-    fps = int(make_state_env(task).metadata.get("render_fps", 30) or 30)
     try:
+        writer: Any
         with imageio.get_writer(path, fps=min(fps, 60), macro_block_size=8) as writer:
             for frame in frames:
                 writer.append_data(np.asarray(frame))

@@ -7,6 +7,7 @@ wall-clock timeout and kills the whole group when it is over.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Outcome", "Policy", "run", "clean_environment"]
+__all__ = ["Outcome", "Policy", "clean_environment", "run"]
 
 PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ", "MUJOCO_GL", "PYOPENGL_PLATFORM", "CUDA_VISIBLE_DEVICES")
 """Variables copied from the parent; everything else (API keys, tokens) is dropped."""
@@ -80,10 +81,8 @@ def _tail(path: Path, max_chars: int = 4000) -> str:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run(
@@ -98,7 +97,7 @@ def run(
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by eureka, not by the LLM
+        proc = subprocess.Popen(
             argv,
             cwd=workdir,
             env=clean_environment(workdir, policy),

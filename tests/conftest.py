@@ -1,0 +1,30 @@
+"""Shared fixtures: every test writes runs into a temp folder and has a fake API key set, so
+tests can prove that no secret reaches a worker or a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FAKE_KEY = "sk-test-FAKE-0123456789abcdef"
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EUREKA_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.delenv("EUREKA_TASKS_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def write_task(root: Path, name: str, yaml_text: str, files: dict[str, str] | None = None) -> Path:
+    """A task folder under `root` with the given task.yaml and extra files."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "task.yaml").write_text(yaml_text)
+    for filename, text in (files or {}).items():
+        (folder / filename).write_text(text)
+    return folder

@@ -1,0 +1,65 @@
+"""Static checks of reward code: one message per problem, written for the next prompt."""
+
+from __future__ import annotations
+
+from eureka.checks import check_source
+
+FIELDS = ["pole_angle", "cart_position"]
+GOOD = "import torch\n\ndef compute_reward(pole_angle):\n    return pole_angle, {'a': pole_angle}\n"
+
+
+def test_good_code_passes() -> None:
+    assert check_source(GOOD, FIELDS) == []
+
+
+def test_syntax_error() -> None:
+    assert check_source("def compute_reward(:\n", FIELDS) == [
+        "reward.py line 1: syntax error: invalid syntax"
+    ]
+
+
+def test_missing_and_duplicate_entry() -> None:
+    assert check_source("def reward(pole_angle):\n    return 1\n", FIELDS) == [
+        "the code defines no top-level function `compute_reward`"
+    ]
+    assert check_source(GOOD + GOOD, FIELDS) == [
+        "the code defines `compute_reward` 2 times; define it exactly once"
+    ]
+
+
+def test_unknown_parameter_lists_valid_names() -> None:
+    assert check_source("def compute_reward(speed):\n    return speed, {}\n", FIELDS) == [
+        "parameter `speed` of `compute_reward` is not a state field; valid names: "
+        "pole_angle, cart_position, prev_pole_angle, prev_cart_position, action"
+    ]
+
+
+def test_varargs_are_rejected() -> None:
+    assert check_source("def compute_reward(**state):\n    return 1, {}\n", FIELDS) == [
+        "`compute_reward` must name its parameters; *args and **kwargs are not bound"
+    ]
+
+
+def test_return_shape() -> None:
+    assert check_source("def compute_reward(pole_angle):\n    pole_angle\n", FIELDS) == [
+        "`compute_reward` never returns; it must return (total_reward, components_dict)"
+    ]
+    assert check_source("def compute_reward(pole_angle):\n    return 1, 2, 3\n", FIELDS) == [
+        "`compute_reward` returns 3 values; it must return (total_reward, components_dict)"
+    ]
+
+
+def test_imports_and_forbidden_names() -> None:
+    source = (
+        "import os\nfrom numpy import array\n"
+        "def compute_reward(pole_angle):\n"
+        "    open('/etc/passwd')\n"
+        "    x = pole_angle.__class__\n"
+        "    return pole_angle, {}\n"
+    )
+    assert check_source(source, FIELDS) == [
+        "import of `os` is not allowed; only torch, math and typing may be imported",
+        "import of `numpy` is not allowed; only torch, math and typing may be imported",
+        "line 4: `open` is not allowed in reward code",
+        "line 5: dunder attribute `__class__` is not allowed in reward code",
+    ]

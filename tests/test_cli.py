@@ -1,0 +1,53 @@
+"""The task commands through typer's runner, as a user runs them."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from eureka import tasks
+from eureka.cli import app
+from eureka.context import environment_context
+
+runner = CliRunner()
+
+
+def test_tasks_list_shows_every_task_with_budget_and_threshold() -> None:
+    result = runner.invoke(app, ["tasks", "list"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for name in ("cartpole", "pendulum", "reacher", "point_mass", "half_cheetah_backward"):
+        assert name in result.output
+    assert "CartPole-v1" in result.output and "100,000" in result.output and "475" in result.output
+
+
+def test_tasks_show_prints_exactly_the_context() -> None:
+    result = runner.invoke(app, ["tasks", "show", "cartpole"])
+    assert result.exit_code == 0
+    assert result.stdout == environment_context(tasks.load("cartpole")) + "\n"
+    assert "    pole_angle: torch.Tensor  # [N] (rad) Angle of the pole from vertical" in result.stdout
+    assert "prev_<field>" in result.stdout
+    assert "Task score: steps the pole stayed balanced" in result.stdout
+
+
+def test_context_shows_shapes_of_vector_fields() -> None:
+    text = environment_context(tasks.load("reacher"))
+    assert "    target_position: torch.Tensor  # [N, 2] (m) x, y of the target" in text
+    assert "a float tensor [N, 2]: torques at the shoulder and the elbow" in text
+
+
+def test_unknown_task_is_one_line_with_suggestion() -> None:
+    result = runner.invoke(app, ["tasks", "show", "pendulm"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: unknown task 'pendulm' (did you mean 'pendulum'?)")
+    assert "Traceback" not in result.output
+
+
+def test_tasks_check_reports_ok_and_failures(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ok = runner.invoke(app, ["tasks", "check", "cartpole", "point_mass"])
+    assert ok.exit_code == 0, ok.output
+    assert "ok cartpole" in ok.output and "ok point_mass" in ok.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "task.yaml").write_text("name: broken\n")
+    bad = runner.invoke(app, ["tasks", "check", str(broken)])
+    assert bad.exit_code == 1
+    assert "FAILED" in bad.output and "missing key 'description'" in bad.output

@@ -1,0 +1,117 @@
+"""The reward contract: binding by name, output validation, and the messages for each failure."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eureka.reward import RewardError, compile_reward, validate_output
+from eureka.types import Status
+
+FIELDS = ["pole_angle", "cart_position"]
+
+
+def _batch(n: int = 4) -> dict[str, torch.Tensor]:
+    return {
+        "pole_angle": torch.linspace(-0.1, 0.1, n),
+        "cart_position": torch.zeros(n),
+        "prev_pole_angle": torch.zeros(n),
+        "prev_cart_position": torch.zeros(n),
+        "action": torch.ones(n, dtype=torch.long),
+    }
+
+
+def _call(source: str, n: int = 4) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return compile_reward(source, "reward.py", FIELDS)(_batch(n), n)
+
+
+def _error(source: str) -> RewardError:
+    with pytest.raises(RewardError) as err:
+        _call(source)
+    return err.value
+
+
+def test_parameters_are_bound_by_name() -> None:
+    total, parts = _call(
+        "def compute_reward(action, prev_pole_angle, pole_angle):\n"
+        "    upright = 1.0 - pole_angle.abs() + 0 * prev_pole_angle + 0 * action\n"
+        "    return upright, {'upright': upright, 'bonus': 1.0}\n"
+    )
+    assert total.shape == (4,)
+    assert torch.allclose(total, 1.0 - torch.linspace(-0.1, 0.1, 4).abs())
+    assert torch.equal(parts["bonus"], torch.ones(4))
+
+
+def test_unknown_parameter_names_the_valid_ones() -> None:
+    err = _error("def compute_reward(pole_tip):\n    return pole_tip, {}\n")
+    assert err.status == Status.CHECK_FAILED
+    assert err.message == (
+        "compute_reward has parameter(s) pole_tip that are not state fields; valid names: "
+        "pole_angle, cart_position, prev_pole_angle, prev_cart_position, action"
+    )
+
+
+def test_syntax_error_names_the_line() -> None:
+    err = _error("def compute_reward(pole_angle)\n    return 1\n")
+    assert err.status == Status.CHECK_FAILED
+    assert err.message == "reward.py line 1: syntax error: expected ':'"
+
+
+def test_exception_names_the_line_of_reward_code() -> None:
+    err = _error("def compute_reward(pole_angle):\n    x = pole_angle / 0\n    return {}['k'], {}\n")
+    assert err.status == Status.CRASHED
+    assert err.message == "compute_reward raised KeyError: 'k' (reward.py line 3: return {}['k'], {})"
+
+
+def test_nan_is_diverged_and_names_the_component() -> None:
+    err = _error(
+        "import torch\n"
+        "def compute_reward(pole_angle):\n"
+        "    bad = torch.log(pole_angle)\n"
+        "    return bad + 1, {'log': bad, 'fine': pole_angle}\n"
+    )
+    assert err.status == Status.DIVERGED
+    assert err.message == (
+        "compute_reward returned NaN or infinite values for 2 of 4 environments (non-finite components: log)"
+    )
+
+
+def test_wrong_shape_is_check_failed() -> None:
+    err = _error("import torch\ndef compute_reward(pole_angle):\n    return torch.zeros(4, 3), {}\n")
+    assert err.status == Status.CHECK_FAILED
+    assert err.message == (
+        "the total reward must have shape [N] = [4] (one value per environment), got [4, 3]"
+    )
+
+
+def test_single_tensor_instead_of_pair() -> None:
+    err = _error("def compute_reward(pole_angle):\n    return pole_angle\n")
+    assert err.message == (
+        "compute_reward must return a pair (total reward tensor, dict of component tensors), got Tensor"
+    )
+
+
+def test_complex_dtype_is_rejected() -> None:
+    err = _error("import torch\ndef compute_reward(pole_angle):\n    return pole_angle * 1j, {}\n")
+    assert err.message == "the total reward must be a real-valued tensor, got dtype torch.complex64"
+
+
+def test_bool_and_column_outputs_are_accepted_as_floats() -> None:
+    total, parts = validate_output(
+        (torch.ones(3, 1), {"ok": torch.tensor([True, False, True])}), 3, torch.device("cpu")
+    )
+    assert total.dtype == torch.float32 and total.shape == (3,)
+    assert parts["ok"].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_reward_cannot_mutate_the_state() -> None:
+    batch = _batch()
+    before = batch["pole_angle"].clone()
+    fn = compile_reward(
+        "import torch\ndef compute_reward(pole_angle):\n    pole_angle.zero_()\n"
+        "    return torch.ones_like(pole_angle), {}\n",
+        "reward.py",
+        FIELDS,
+    )
+    fn(batch, 4)
+    assert torch.equal(batch["pole_angle"], before)

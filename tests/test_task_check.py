@@ -1,0 +1,100 @@
+"""`eureka tasks check`: every bundled task passes; broken folders get problems that name the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, write_task
+from test_tasks import BUNDLED
+
+from eureka.task_check import check_task
+
+CARTPOLE = REPO / "tasks" / "cartpole"
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_task_passes(name: str) -> None:
+    report = check_task(name)
+    assert report.problems == []
+
+
+def test_custom_env_runs_gymnasium_checker() -> None:
+    report = check_task("point_mass")
+    assert report.ok
+    assert not any("env checker" in note for note in report.notes), report.notes
+
+
+def _broken(tmp_path: Path, edit: dict[str, object], files: dict[str, str] | None = None) -> Path:
+    data = yaml.safe_load((CARTPOLE / "task.yaml").read_text())
+    data["name"] = "broken"
+    for dotted, value in edit.items():
+        target = data
+        keys = dotted.split(".")
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    contents = {
+        "human_reward.py": (CARTPOLE / "human_reward.py").read_text(),
+        "fitness.py": (CARTPOLE / "fitness.py").read_text(),
+        **(files or {}),
+    }
+    return write_task(tmp_path, "broken", yaml.safe_dump(data), {k: v for k, v in contents.items() if v})
+
+
+def test_missing_human_reward(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {}, {"human_reward.py": ""})
+    report = check_task(str(folder))
+    assert report.problems == [
+        f"{folder}: missing human_reward.py; write the hand-designed reward there as "
+        "compute_reward(...) in the reward contract"
+    ]
+
+
+def test_observation_index_out_of_range(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {"state.cart_velocity.obs": 7})
+    assert check_task(str(folder)).problems == [
+        f"{folder / 'task.yaml'}: state.cart_velocity.obs 7 is outside the observation (size 4)"
+    ]
+
+
+def test_field_without_source_needs_state_py(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {"state.tip": {"description": "tip height", "unit": "m"}})
+    assert check_task(str(folder)).problems == [
+        f"{folder / 'task.yaml'}: state field(s) tip have no 'obs' index, so state.py must define "
+        "get_state(env, obs) returning them"
+    ]
+
+
+def test_unknown_hyperparameter_and_wrong_algorithm(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {"training.algorithm": "SAC", "training.hyperparams": {"lerning_rate": 0.1}})
+    assert check_task(str(folder)).problems == [
+        f"{folder / 'task.yaml'}: training.algorithm SAC needs a continuous (Box) action space, "
+        "the environment has Discrete(2); use PPO or A2C",
+        f"{folder / 'task.yaml'}: training.hyperparams.lerning_rate is not a SAC argument "
+        "(did you mean 'learning_rate'?)",
+    ]
+
+
+def test_human_reward_breaking_the_contract(tmp_path: Path) -> None:
+    bad = "import torch\n\ndef compute_reward(pole_angle):\n    return torch.zeros(3), {}\n"
+    folder = _broken(tmp_path, {}, {"human_reward.py": bad})
+    assert check_task(str(folder)).problems == [
+        f"{folder / 'human_reward.py'}: the total reward must have shape [N] = [64] "
+        "(one value per environment), got [3]"
+    ]
+
+
+def test_signal_metric_needs_success_signal(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {"fitness.metric": "signal_mean"}, {"fitness.py": "X = 1\n"})
+    assert check_task(str(folder)).problems == [
+        f"{folder / 'fitness.py'}: fitness.metric 'signal_mean' needs success_signal(...) there"
+    ]
+
+
+def test_unknown_gymnasium_id(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {"env.id": "CartPole-v9"})
+    problems = check_task(str(folder)).problems
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{folder / 'task.yaml'}: env.id 'CartPole-v9': ")

@@ -1,0 +1,129 @@
+"""Task discovery and strict loading of task.yaml; error messages asserted exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, write_task
+
+from eureka import tasks
+from eureka.errors import TaskError
+
+BUNDLED = sorted(p.name for p in (REPO / "tasks").iterdir() if (p / "task.yaml").is_file())
+CARTPOLE_YAML = (REPO / "tasks" / "cartpole" / "task.yaml").read_text()
+
+
+def _cartpole_with(root: Path, name: str = "mytask", **changes: object) -> Path:
+    data = yaml.safe_load(CARTPOLE_YAML)
+    data["name"] = name
+    for dotted, value in changes.items():
+        keys = dotted.split("__")
+        target = data
+        for key in keys[:-1]:
+            target = target[key]
+        if value is None:
+            del target[keys[-1]]
+        else:
+            target[keys[-1]] = value
+    return write_task(root, name, yaml.safe_dump(data))
+
+
+def test_every_required_task_is_bundled() -> None:
+    required = {
+        "cartpole",
+        "pendulum",
+        "mountain_car_continuous",
+        "acrobot",
+        "reacher",
+        "inverted_double_pendulum",
+        "hopper",
+        "half_cheetah",
+        "ant",
+        "half_cheetah_backward",
+        "point_mass",
+    }
+    assert required <= set(BUNDLED)
+    assert required <= set(tasks.discover())
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_tasks_load(name: str) -> None:
+    task = tasks.load(name)
+    assert task.name == name
+    assert task.file("human_reward.py") is not None
+    assert task.spec.description and task.spec.fitness.description
+    for field in task.spec.state.values():
+        assert field.description
+
+
+def test_unknown_task_suggests_the_closest_name() -> None:
+    with pytest.raises(TaskError) as err:
+        tasks.load("cartpol")
+    assert str(err.value).startswith("unknown task 'cartpol' (did you mean 'cartpole'?); known tasks: ")
+
+
+def test_unknown_key_is_named_with_file_and_suggestion(tmp_path: Path) -> None:
+    folder = _cartpole_with(tmp_path, training__timestep=5, training__timesteps=None)
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    path = folder / "task.yaml"
+    assert str(err.value) == (
+        f"{path}: missing key 'training.timesteps'\n"
+        f"{path}: unknown key 'training.timestep' (did you mean 'timesteps'?)"
+    )
+
+
+def test_unknown_key_inside_a_state_field(tmp_path: Path) -> None:
+    folder = _cartpole_with(tmp_path, state__cart_position__units="m")
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert str(err.value) == (
+        f"{folder / 'task.yaml'}: unknown key 'state.cart_position.units' (did you mean 'unit'?)"
+    )
+
+
+def test_missing_top_level_key(tmp_path: Path) -> None:
+    folder = _cartpole_with(tmp_path, fitness=None)
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert str(err.value) == f"{folder / 'task.yaml'}: missing key 'fitness'"
+
+
+def test_bad_value_is_named(tmp_path: Path) -> None:
+    folder = _cartpole_with(tmp_path, fitness__metric="speed")
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert str(err.value).startswith(f"{folder / 'task.yaml'}: key 'fitness.metric': Input should be ")
+
+
+def test_name_must_match_folder(tmp_path: Path) -> None:
+    _cartpole_with(tmp_path, name="other").rename(tmp_path / "renamed")
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(tmp_path / "renamed"))
+    assert str(err.value) == (
+        f"{tmp_path / 'renamed' / 'task.yaml'}: name 'other' must match the folder name 'renamed'"
+    )
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
+    folder = write_task(tmp_path, "listy", "- a\n- b\n")
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert str(err.value) == f"{folder / 'task.yaml'}: must be a mapping of keys to values, got list"
+
+
+def test_folder_without_task_yaml(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(tmp_path / "empty"))
+    assert str(err.value) == f"{tmp_path / 'empty'}: not a task folder (it has no task.yaml)"
+
+
+def test_tasks_path_variable_adds_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "mine"
+    _cartpole_with(root, name="my_cartpole")
+    monkeypatch.setenv("EUREKA_TASKS_PATH", str(root))
+    assert tasks.discover()["my_cartpole"] == (root / "my_cartpole").resolve()
+    assert tasks.load("my_cartpole").spec.env.id == "CartPole-v1"

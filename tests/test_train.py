@@ -1,0 +1,134 @@
+"""`eureka train` end to end through the CLI: real SB3 training in the sandbox worker with tiny
+budgets, and every kind of broken reward ending with its status and message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FAKE_KEY, FIXTURES, REPO
+from typer.testing import CliRunner
+
+from eureka.cli import app
+
+runner = CliRunner()
+REWARDS = FIXTURES / "rewards"
+
+
+def train_json(*args: str) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(app, ["train", *args, "--json", "--no-video"])
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+    assert lines, result.output
+    return result.exit_code, json.loads(lines[-1])
+
+
+def test_human_reward_trains_and_reports_components() -> None:
+    code, out = train_json("cartpole", "--reward", "human", "--timesteps", "3000", "--seed", "1")
+    assert code == 0, out
+    assert out["status"] == "ok"
+    assert out["fitness"] is not None and out["fitness"] > 0
+    assert 0.0 <= out["success_rate"] <= 1.0
+    assert out["env_steps"] >= 3000
+    assert {c["name"] for c in out["components"]} == {"alive", "upright", "centred", "calm"}
+    alive = next(c for c in out["components"] if c["name"] == "alive")
+    assert alive["means"] == [1.0] * len(out["checkpoint_steps"])
+    run_dir = Path(out["run_dir"])
+    assert (run_dir / "policy.zip").is_file()
+    assert (run_dir / "reward.py").read_text() == (REPO / "tasks/cartpole/human_reward.py").read_text()
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok"
+    for file in run_dir.rglob("*"):
+        if file.is_file() and file.suffix in {".json", ".yaml", ".log", ".py"}:
+            assert FAKE_KEY not in file.read_text(errors="replace"), file
+
+
+def test_sparse_reward_trains_on_the_success_signal() -> None:
+    code, out = train_json("cartpole", "--reward", "sparse", "--timesteps", "2000")
+    assert code == 0 and out["status"] == "ok"
+    assert [c["name"] for c in out["components"]] == ["success"]
+
+
+def test_custom_environment_task_trains() -> None:
+    code, out = train_json("point_mass", "--reward", "human", "--timesteps", "2048")
+    assert code == 0 and out["status"] == "ok"
+    assert {c["name"] for c in out["components"]} == {"progress", "reached", "clearance", "effort"}
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status", "message"),
+    [
+        ("syntax_error.py", "check_failed", "reward.py line 3: syntax error: expected ':'"),
+        (
+            "unknown_field.py",
+            "check_failed",
+            "parameter `pole_tip_height` of `compute_reward` is not a state field; valid names: "
+            "cart_position, cart_velocity, pole_angle, pole_angular_velocity, prev_cart_position, "
+            "prev_cart_velocity, prev_pole_angle, prev_pole_angular_velocity, action",
+        ),
+        ("no_entry.py", "check_failed", "the code defines no top-level function `compute_reward`"),
+        (
+            "raises.py",
+            "crashed",
+            "compute_reward raised KeyError: 'balance' (reward.py line 5: "
+            'scale = {"upright": 1.0}["balance"])',
+        ),
+        (
+            "returns_nan.py",
+            "diverged",
+            "compute_reward returned NaN or infinite values for 8 of 8 environments "
+            "(non-finite components: upright)",
+        ),
+        (
+            "wrong_shape.py",
+            "check_failed",
+            "the total reward must have shape [N] = [8] (one value per environment), got [8, 2]",
+        ),
+    ],
+)
+def test_broken_rewards_end_with_a_status_and_message(fixture: str, status: str, message: str) -> None:
+    code, out = train_json("cartpole", "--reward", str(REWARDS / fixture), "--timesteps", "1000")
+    assert code == 1
+    assert out["status"] == status
+    assert out["message"] == message
+    assert "Traceback" not in out["message"]
+    assert json.loads((Path(out["run_dir"]) / "metrics.json").read_text())["status"] == status
+
+
+def test_reward_that_loops_forever_times_out() -> None:
+    code, out = train_json(
+        "cartpole", "--reward", str(REWARDS / "sleeps_forever.py"), "--timesteps", "1000", "--timeout", "8"
+    )
+    assert code == 1
+    assert out["status"] == "timeout"
+    assert out["message"] == "training exceeded the wall-clock limit of 8 s and was killed"
+
+
+def test_reward_that_mutates_its_inputs_does_not_corrupt_training() -> None:
+    code, out = train_json("cartpole", "--reward", str(REWARDS / "mutates_input.py"), "--timesteps", "1000")
+    assert code == 0 and out["status"] == "ok"
+
+
+def test_missing_reward_file_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py"])
+    assert result.exit_code == 2
+    assert (
+        "error: reward 'nope.py' is not a file; give a path to a .py file, 'human' or 'sparse'"
+        in result.output
+    )
+
+
+def test_human_readable_output() -> None:
+    result = runner.invoke(app, ["train", "cartpole", "--timesteps", "2000", "--no-video"])
+    assert result.exit_code == 0, result.output
+    for expected in (
+        "ok trained",
+        "fitness F",
+        "success rate",
+        "training statistics",
+        "steps/s",
+        "run directory:",
+    ):
+        assert expected in result.output
