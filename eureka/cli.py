@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -17,8 +18,8 @@ from rich.table import Table
 
 from eureka import jobs, runs, tasks
 from eureka.context import environment_context
-from eureka.errors import EurekaError, RewardFileError
-from eureka.types import Status, TrainJob, TrainResult
+from eureka.errors import ConfigError, EurekaError, RewardFileError
+from eureka.types import SolveConfig, Status, TrainJob, TrainResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show and check task folders.")
@@ -201,6 +202,90 @@ def train(
         else:
             _render_result(result, run_dir)
     if result.status != Status.OK:
+        raise typer.Exit(1)
+
+
+@app.command()
+def solve(
+    task: Annotated[str | None, typer.Argument(help="task name or folder")] = None,
+    model: Annotated[str | None, typer.Option(help="litellm model, local/smollm2, or replay:RUN_DIR")] = None,
+    api_base: Annotated[str | None, typer.Option(help="base URL of an OpenAI-compatible server")] = None,
+    iterations: Annotated[int, typer.Option(help="rounds of evolution")] = 5,
+    samples: Annotated[int, typer.Option(help="reward candidates per iteration (K)")] = 8,
+    workers: Annotated[str, typer.Option(help="candidates trained at once; 'auto' = one per core")] = "auto",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    timesteps: Annotated[int | None, typer.Option(help="training budget per candidate")] = None,
+    eval_seeds: Annotated[int, typer.Option(help="seeds of the final evaluation (0 skips it)")] = 3,
+    human_init: Annotated[bool, typer.Option(help="seed iteration 0 with the human reward")] = False,
+    tune: Annotated[int, typer.Option(help="extra candidates per iteration by perturbing constants")] = 0,
+    critic: Annotated[
+        str, typer.Option(help="'static' (checks + smoke test) or 'llm' (also a review)")
+    ] = "static",
+    max_cost: Annotated[float | None, typer.Option(help="stop once the LLM cost this many dollars")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="stop once the LLM used this many tokens")] = None,
+    cache: Annotated[bool, typer.Option(help="reuse cached replies to identical requests")] = True,
+    video: Annotated[bool, typer.Option(help="film each trained policy")] = True,
+    resume: Annotated[Path | None, typer.Option(help="continue a stopped run in this directory")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
+) -> None:
+    """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
+    from eureka import display, loop
+    from eureka.llm import LLM, LOCAL_MODEL, default_model, make_backend
+
+    with user_errors():
+        if resume is not None:
+            run_dir = resume.resolve()
+            config = loop.load_config(run_dir)
+        else:
+            if task is None:
+                raise ConfigError("give a task name, or --resume RUN_DIR")
+            spec = tasks.load(task)
+            n_workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+            config = SolveConfig(
+                task=str(spec.folder),
+                model=model or default_model(),
+                api_base=api_base,
+                iterations=iterations,
+                samples=samples,
+                workers=n_workers,
+                seed=seed,
+                timesteps=timesteps,
+                eval_seeds=eval_seeds,
+                human_init=human_init,
+                tune=tune,
+                critic=critic,
+                max_cost=max_cost,
+                max_tokens=max_tokens,
+                cache=cache,
+                video=video,
+            )
+            run_dir = runs.new_run_dir(spec.name, runs_dir)
+            loop.save_config(run_dir, config)
+        if config.model == LOCAL_MODEL:
+            err_console.print(
+                "[yellow]note:[/yellow] no model given and no provider key set: using the embedded "
+                "SmolLM2-135M. It writes poor reward code; expect most candidates to fail and the loop "
+                "to show how it handles that. Use --model (e.g. gpt-4o) for real results."
+            )
+        cache_dir = Path(os.environ.get("EUREKA_CACHE_DIR", Path.home() / ".cache" / "eureka" / "llm"))
+        llm = LLM(
+            make_backend(config.model, config.api_base, config.seed),
+            transcript=run_dir / "transcript.jsonl",
+            cache_dir=cache_dir if config.cache else None,
+            temperature=config.temperature,
+            max_cost=config.max_cost,
+            max_tokens=config.max_tokens,
+        )
+        console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+        reporter: display.PlainReporter | display.LiveReporter = (
+            display.LiveReporter(console, llm.model)
+            if sys.stdout.isatty()
+            else display.PlainReporter(console)
+        )
+        with reporter:
+            summary = loop.Loop(config, run_dir, llm, reporter).run()
+        console.print(display.summary_panel(summary, str(run_dir)))
+    if summary.status != "ok":
         raise typer.Exit(1)
 
 

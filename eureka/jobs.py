@@ -35,6 +35,7 @@ def run_training(
             "task_folder": job.task_folder.resolve(),
             "out_dir": job.out_dir.resolve(),
             "reward_file": job.reward_file.resolve() if job.reward_file else None,
+            "reference_reward": job.reference_reward.resolve() if job.reference_reward else None,
         }
     )
     task = tasks.load(str(job.task_folder))

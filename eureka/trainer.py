@@ -33,6 +33,8 @@ ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU
 MAX_VIDEO_FRAMES = 1000
 SMOKE_STEPS = 32
 """Random-action steps run through the reward before training starts (fail fast)."""
+CHECK_STEPS = 256
+"""Random-action steps of the critic's smoke test."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -98,6 +100,33 @@ class StatsRecorder:
         )
 
 
+class Correlation:
+    """Streaming Pearson correlation of two rewards over all steps."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x64, y64 = x.double(), y.double()
+        self.n += int(x64.shape[0])
+        self.sx += float(x64.sum())
+        self.sy += float(y64.sum())
+        self.sxx += float((x64 * x64).sum())
+        self.syy += float((y64 * y64).sum())
+        self.sxy += float((x64 * y64).sum())
+
+    def value(self) -> float | None:
+        if self.n < 2:
+            return None
+        cov = self.sxy / self.n - (self.sx / self.n) * (self.sy / self.n)
+        vx = self.sxx / self.n - (self.sx / self.n) ** 2
+        vy = self.syy / self.n - (self.sy / self.n) ** 2
+        if vx <= 1e-12 or vy <= 1e-12:
+            return None
+        return max(-1.0, min(1.0, cov / math.sqrt(vx * vy)))
+
+
 class RewardVecEnv(VecEnvWrapper):
     """Replaces the environment's reward by the candidate's, computed once per batched step,
     and measures F on every episode that ends."""
@@ -119,6 +148,8 @@ class RewardVecEnv(VecEnvWrapper):
         self.sparse = sparse and reward is None
         self.device = device
         self.recorder: StatsRecorder | None = None
+        self.reference: RewardFunction | None = None
+        self.correlation = Correlation()
         self.use_signal = self.sparse or fitness.spec.metric in SIGNAL_METRICS
         if self.sparse and fitness.signal is None:
             raise RewardError(
@@ -144,7 +175,10 @@ class RewardVecEnv(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, env_rewards, dones, infos = self.venv.step_wait()
         n = self.num_envs
-        batch = batch_tensors(infos, self._actions, self.names, self.task.spec.state, self.device)
+        names = self.names + [
+            p for p in (self.reference.params if self.reference else []) if p not in self.names
+        ]
+        batch = batch_tensors(infos, self._actions, names, self.task.spec.state, self.device)
         signal = self.fitness.signal_values(batch, n) if self.use_signal else None
         if self.reward is not None:
             total, components = self.reward(batch, n)
@@ -155,6 +189,8 @@ class RewardVecEnv(VecEnvWrapper):
             total, components = torch.as_tensor(env_rewards, dtype=torch.float32), {}
         if self.recorder is not None:
             self.recorder.on_step(total, components)
+            if self.reference is not None:
+                self.correlation.add(total, self.reference(batch, n)[0])
         signal_np = signal.cpu().numpy() if signal is not None else None
         for _, episode in self.tracker.step(env_rewards, dones, infos, signal_np):
             value = self.fitness.of(episode)
@@ -226,11 +262,11 @@ def _make_venv(task: Task, n: int, seed: int, render_mode: str | None = None) ->
     return venv
 
 
-def _smoke_test(env: RewardVecEnv, seed: int) -> None:
-    """A few random-action steps through the reward, so contract violations fail fast."""
+def _smoke_test(env: RewardVecEnv, seed: int, steps: int = SMOKE_STEPS) -> None:
+    """Random-action steps through the reward, so contract violations fail fast."""
     env.action_space.seed(seed)
     env.reset()
-    for _ in range(SMOKE_STEPS):
+    for _ in range(steps):
         env.step(np.stack([env.action_space.sample() for _ in range(env.num_envs)]))
     env.episodes.clear()
 
@@ -317,9 +353,19 @@ def train(job: TrainJob) -> TrainResult:
         venv = RewardVecEnv(
             _make_venv(task, spec.n_envs, job.seed), task, fitness, reward, device, sparse=reward is None
         )
-        _smoke_test(venv, job.seed)
+        _smoke_test(venv, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+        if job.reference_reward is not None:
+            venv.reference = compile_reward(job.reference_reward.read_text(), "human_reward.py", fields)
     except RewardError as exc:
         return TrainResult(status=exc.status, message=exc.message, device=str(device))
+    if job.check_only:
+        steps = CHECK_STEPS * spec.n_envs
+        return TrainResult(
+            status=Status.OK,
+            message=f"passed the smoke test on {steps} real states",
+            device=str(device),
+            wall_time=time.monotonic() - start,
+        )
 
     recorder = StatsRecorder(timesteps, spec.checkpoints)
     venv.recorder = recorder
@@ -377,6 +423,7 @@ def train(job: TrainJob) -> TrainResult:
         policy_file=policy_file.name,
         video_file=video.name if video else None,
         device=str(device),
+        reward_correlation=venv.correlation.value(),
     )
 
 

@@ -152,6 +152,11 @@ class TrainJob(BaseModel):
     video: bool = True
     threads: int = 1
     """torch threads inside the worker."""
+    check_only: bool = False
+    """Only run the reward on real states from random rollouts (the critic's smoke test)."""
+    reference_reward: Path | None = None
+    """A second reward (the task's human reward) evaluated on the same states, to report how
+    the two correlate."""
 
 
 class ComponentStats(BaseModel):
@@ -188,6 +193,8 @@ class TrainResult(BaseModel):
     policy_file: str | None = None
     video_file: str | None = None
     device: str = "cpu"
+    reward_correlation: float | None = None
+    """Pearson correlation, over training steps, of this reward with the reference reward."""
 
 
 @dataclass(frozen=True)
@@ -203,3 +210,129 @@ class Episode:
     length: int
     terminated: bool
     """Ended by a terminal condition rather than the time limit."""
+
+
+class CheckReport(BaseModel):
+    """What the Reward Critic found before training (check.json)."""
+
+    status: Status
+    message: str = ""
+    stage: Literal["static", "smoke", "llm", "passed"] = "passed"
+    """The first stage that failed, or `passed`."""
+    code: str = ""
+    """The code that was checked (the LLM critic's revision when it made one that passed)."""
+    revised_by_critic: bool = False
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class SolveConfig(Strict):
+    """Everything `eureka solve` was asked to do (saved as the run's config.yaml)."""
+
+    task: str
+    """Task name or folder."""
+    model: str
+    """A litellm model string, `local/smollm2`, or `replay:<run dir or transcript>`."""
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible server."""
+    iterations: int = Field(default=5, ge=1)
+    """Rounds of evolution (iterations where every candidate failed are repeated, not counted)."""
+    samples: int = Field(default=8, ge=1)
+    """Reward candidates sampled from the LLM per iteration (K)."""
+    workers: int = Field(default=2, ge=1)
+    """Candidates trained at the same time."""
+    seed: int = 0
+    timesteps: int | None = None
+    """Training budget per candidate and per final-evaluation run (default: the task's)."""
+    eval_seeds: int = Field(default=3, ge=0)
+    """Seeds of the final evaluation of the best, human and sparse rewards (0 skips it)."""
+    human_init: bool = False
+    """Add the task's human reward as a candidate of the first iteration (Eureka's human init)."""
+    tune: int = Field(default=0, ge=0)
+    """Extra candidates per iteration made by perturbing the numeric constants of the best reward."""
+    critic: Literal["static", "llm"] = "static"
+    """`static`: static checks and a smoke test; `llm`: also the model reviews its own code."""
+    repair_rounds: int = Field(default=1, ge=0)
+    """Rounds in which a candidate that fails the critic is sent back with the error prompt."""
+    max_failed_iterations: int = Field(default=3, ge=1)
+    """Consecutive iterations in which every candidate fails before the run gives up."""
+    temperature: float = 1.0
+    max_cost: float | None = None
+    """Stop cleanly once the LLM calls cost this many dollars."""
+    max_tokens: int | None = None
+    """Stop cleanly once the LLM calls used this many tokens."""
+    cache: bool = True
+    """Reuse replies to identical requests from the on-disk cache."""
+    video: bool = True
+    device: str = "auto"
+
+
+class Candidate(BaseModel):
+    """One reward candidate and how it ended."""
+
+    iteration: int
+    index: int
+    origin: Literal["llm", "tune", "human"] = "llm"
+    status: Status
+    message: str = ""
+    fitness: float | None = None
+    success_rate: float | None = None
+    solved: bool = False
+    reward_correlation: float | None = None
+    repaired: bool = False
+    """It failed the critic and its repair passed."""
+    env_steps: int = 0
+    wall_time: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"iter_{self.iteration}/cand_{self.index}"
+
+
+class IterationSummary(BaseModel):
+    iteration: int
+    repeat: bool = False
+    """Every candidate of the previous iteration failed; this one was asked with the errors."""
+    candidates: list[Candidate] = Field(default_factory=list)
+    best_fitness: float | None = None
+    """Best F so far, after this iteration."""
+    best: str | None = None
+
+
+class EvalStats(BaseModel):
+    """A reward retrained with several seeds."""
+
+    fitness: list[float | None] = Field(default_factory=list)
+    fitness_mean: float | None = None
+    fitness_std: float | None = None
+    success_rate: float | None = None
+    statuses: list[str] = Field(default_factory=list)
+
+
+class FinalEvaluation(BaseModel):
+    seeds: list[int]
+    timesteps: int
+    best: EvalStats
+    human: EvalStats
+    sparse: EvalStats | None = None
+    human_normalized_score: float | None = None
+    """(F_best - F_sparse) / |F_human - F_sparse|, as in Eureka."""
+
+
+class Summary(BaseModel):
+    """summary.json: the state of a run, rewritten as it goes."""
+
+    task: str
+    model: str
+    status: Literal["running", "ok", "failed", "budget"] = "running"
+    message: str = ""
+    iterations: list[IterationSummary] = Field(default_factory=list)
+    best: Candidate | None = None
+    final: FinalEvaluation | None = None
+    llm_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    env_steps: int = 0
+    wall_time: float = 0.0

@@ -28,3 +28,29 @@ def write_task(root: Path, name: str, yaml_text: str, files: dict[str, str] | No
     for filename, text in (files or {}).items():
         (folder / filename).write_text(text)
     return folder
+
+
+class QueuedBackend:
+    """A fake model (like simonw/llm's MockModel): replies are queued, requests recorded."""
+
+    model = "queued-fake"
+
+    def __init__(self, replies: list[str] | None = None) -> None:
+        self.queue: list[str] = list(replies or [])
+        self.history: list[list[dict[str, str]]] = []
+
+    def enqueue(self, *replies: str) -> None:
+        self.queue.extend(replies)
+
+    def complete(self, messages, n, temperature):  # type: ignore[no-untyped-def]
+        from eureka.llm import Completion
+
+        self.history.append(messages)
+        if len(self.queue) < n:
+            raise AssertionError(f"the fake model was asked for {n} replies, {len(self.queue)} queued")
+        out, self.queue = self.queue[:n], self.queue[n:]
+        return [Completion(text=t, model=self.model, tokens_in=100, tokens_out=50, cost=0.001) for t in out]
+
+
+def fenced(code: str, prose: str = "Here is the reward function.") -> str:
+    return f"{prose}\n\n```python\n{code.strip()}\n```\n"

@@ -1,0 +1,67 @@
+"""Extraction of reward code from an LLM reply: fenced blocks with or without a language tag,
+helpers and imports kept, prose ignored. Returns None when the reply holds no Python code."""
+
+from __future__ import annotations
+
+import re
+
+FENCE = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})"  # an opening fence of three or more backticks or tildes
+    r"[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n"  # an optional language tag, then the rest of the line
+    r"(?P<body>.*?)"  # the block's contents, as little as possible
+    r"(?:^[ \t]*(?P=fence)[ \t]*$|\Z)",  # up to the matching closing fence, or the end (truncated)
+    re.MULTILINE | re.DOTALL,
+)
+PYTHON_TAGS = {"", "python", "py", "python3", "py3", "torch", "pytorch"}
+ENTRY_DEF = re.compile(r"^def compute_reward\s*\(", re.MULTILINE)
+CODE_START = re.compile(r"^(import |from \w[\w.]* import |def |@|class )")
+
+
+def _blocks(reply: str) -> list[str]:
+    """Bodies of the fenced blocks that may hold Python, in order."""
+    found = []
+    for match in FENCE.finditer(reply):
+        if match.group("lang").lower() in PYTHON_TAGS:
+            body = match.group("body")
+            if body.strip():
+                found.append(body.rstrip() + "\n")
+    return found
+
+
+def _unfenced(reply: str) -> str | None:
+    """Code pasted without fences: from the first code line before `def compute_reward` to the
+    last line that still looks like code."""
+    lines = reply.splitlines()
+    entry = next((i for i, ln in enumerate(lines) if ENTRY_DEF.match(ln)), None)
+    if entry is None:
+        return None
+    start = entry
+    while start > 0 and (CODE_START.match(lines[start - 1]) or not lines[start - 1].strip()):
+        start -= 1
+    end = entry + 1
+    while end < len(lines) and (
+        not lines[end].strip() or lines[end][0] in " \t#" or CODE_START.match(lines[end])
+    ):
+        end += 1
+    return "\n".join(lines[start:end]).strip() + "\n"
+
+
+def _defines_code(block: str) -> bool:
+    return any(CODE_START.match(line) for line in block.splitlines())
+
+
+def extract_code(reply: str) -> str | None:
+    """The reward code in a reply: the last block defining `compute_reward`, preceded by the
+    earlier blocks that hold helper functions or imports; None when there is no code."""
+    blocks = _blocks(reply)
+    entries = [i for i, b in enumerate(blocks) if ENTRY_DEF.search(b)]
+    if not entries:
+        unfenced = _unfenced(reply)
+        if unfenced is not None:
+            return unfenced
+        # Python without compute_reward: return it so the checks can say what is missing
+        code = [b for b in blocks if _defines_code(b)]
+        return "\n\n".join(b.strip("\n") for b in code) + "\n" if code else None
+    main = entries[-1]
+    helpers = [b for i, b in enumerate(blocks[:main]) if i not in entries and _defines_code(b)]
+    return "\n\n".join(b.strip("\n") for b in [*helpers, blocks[main]]) + "\n"
