@@ -4,9 +4,10 @@ helpers and imports kept, prose ignored. Returns None when the reply holds no Py
 from __future__ import annotations
 
 import re
+import textwrap
 
 FENCE = re.compile(
-    r"^[ \t]*(?P<fence>`{3,}|~{3,})"  # an opening fence of three or more backticks or tildes
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})"  # an opening fence of three or more backticks or tildes
     r"[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n"  # an optional language tag, then the rest of the line
     r"(?P<body>.*?)"  # the block's contents, as little as possible
     r"(?:^[ \t]*(?P=fence)[ \t]*$|\Z)",  # up to the matching closing fence, or the end (truncated)
@@ -17,12 +18,21 @@ ENTRY_DEF = re.compile(r"^def compute_reward\s*\(", re.MULTILINE)
 CODE_START = re.compile(r"^(import |from \w[\w.]* import |def |@|class )")
 
 
+def _dedent(body: str, width: int) -> str:
+    """Remove up to `width` leading spaces from every line (the fence's own indentation)."""
+    return textwrap.dedent(body) if width else body
+
+
+def _looks_like_code(line: str) -> bool:
+    return not line.strip() or line[0] in " \t#" or bool(CODE_START.match(line))
+
+
 def _blocks(reply: str) -> list[str]:
     """Bodies of the fenced blocks that may hold Python, in order."""
     found = []
     for match in FENCE.finditer(reply):
         if match.group("lang").lower() in PYTHON_TAGS:
-            body = match.group("body")
+            body = _dedent(match.group("body"), len(match.group("indent")))
             if body.strip():
                 found.append(body.rstrip() + "\n")
     return found
@@ -36,13 +46,15 @@ def _unfenced(reply: str) -> str | None:
     if entry is None:
         return None
     start = entry
-    while start > 0 and (CODE_START.match(lines[start - 1]) or not lines[start - 1].strip()):
+    while start > 0 and _looks_like_code(lines[start - 1]):
         start -= 1
+    while not CODE_START.match(lines[start]):
+        start += 1
     end = entry + 1
-    while end < len(lines) and (
-        not lines[end].strip() or lines[end][0] in " \t#" or CODE_START.match(lines[end])
-    ):
+    while end < len(lines) and _looks_like_code(lines[end]):
         end += 1
+    while end > entry + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+        end -= 1
     return "\n".join(lines[start:end]).strip() + "\n"
 
 
@@ -53,6 +65,7 @@ def _defines_code(block: str) -> bool:
 def extract_code(reply: str) -> str | None:
     """The reward code in a reply: the last block defining `compute_reward`, preceded by the
     earlier blocks that hold helper functions or imports; None when there is no code."""
+    reply = reply.replace("\r\n", "\n").replace("\r", "\n")
     blocks = _blocks(reply)
     entries = [i for i, b in enumerate(blocks) if ENTRY_DEF.search(b)]
     if not entries:

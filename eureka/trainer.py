@@ -86,7 +86,8 @@ class StatsRecorder:
         self.rewards.append(self._reward_sum / n if self._count else None)
         self.fitness.append(float(np.mean(self._fit)) if self._fit else None)
         self.lengths.append(float(np.mean(self._len)) if self._len else None)
-        for name in set(self.components) | set(self._comp_sums):
+        names = list(self.components) + [k for k in self._comp_sums if k not in self.components]
+        for name in names:  # in the order the reward returned them
             series = self.components.setdefault(name, [None] * (len(self.steps) - 1))
             series.append(self._comp_sums[name] / n if name in self._comp_sums else None)
         self._open_window()

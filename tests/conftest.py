@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EUREKA_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("EUREKA_CACHE_DIR", str(tmp_path / "llm-cache"))
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.delenv("EUREKA_TASKS_PATH", raising=False)
     monkeypatch.chdir(tmp_path)

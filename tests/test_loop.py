@@ -1,0 +1,237 @@
+"""`eureka solve` end to end with queued and recorded replies: failing candidates, a whole
+failing iteration, selection, reflection, final evaluation, HNS, replay and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, REPO, QueuedBackend, fenced
+from typer.testing import CliRunner
+
+from eureka.cli import app
+from eureka.llm import LLM
+from eureka.loop import Loop, Progress, human_normalized_score
+from eureka.types import SolveConfig, Summary
+
+HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
+RAISES = (FIXTURES / "rewards/raises.py").read_text()
+STRONGER = HUMAN.replace("0.5 * upright", "2.0 * upright")
+runner = CliRunner()
+
+
+def _config(**overrides: object) -> SolveConfig:
+    base: dict[str, object] = {
+        "task": "cartpole",
+        "model": "queued-fake",
+        "iterations": 2,
+        "samples": 2,
+        "workers": 1,
+        "timesteps": 1500,
+        "eval_seeds": 1,
+        "video": False,
+    }
+    base.update(overrides)
+    return SolveConfig.model_validate(base)
+
+
+def _run(tmp_path: Path, backend: QueuedBackend, **overrides: object) -> tuple[Summary, Path, list[Progress]]:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    from eureka.loop import save_config
+
+    config = _config(**overrides)
+    save_config(run_dir, config)
+    events: list[Progress] = []
+    llm = LLM(backend, transcript=run_dir / "transcript.jsonl", max_tokens=config.max_tokens)
+    summary = Loop(config, run_dir, llm, events.append).run()
+    return summary, run_dir, events
+
+
+def test_hns_arithmetic() -> None:
+    assert human_normalized_score(300.0, 200.0, 100.0) == 2.0
+    assert human_normalized_score(100.0, 200.0, 100.0) == 0.0
+    assert human_normalized_score(50.0, 100.0, 200.0) == pytest.approx(-1.5)  # worse than sparse
+    assert human_normalized_score(1.0, 5.0, 5.0) is None
+    assert human_normalized_score(None, 1.0, 0.0) is None
+
+
+def test_failing_iteration_is_repeated_then_selection_and_reflection(tmp_path: Path) -> None:
+    backend = QueuedBackend(
+        [
+            "I am not able to write that.",
+            fenced(RAISES),  # iteration 0: both fail...
+            "Still nothing.",
+            fenced(RAISES, "Fixed, I hope."),  # ...and so do their repairs
+            fenced(HUMAN),
+            fenced(STRONGER),  # iteration 1 (repeat): both train
+            fenced(STRONGER, "Improved."),
+            "no code again",
+            "nope",  # iteration 2 (+ one repair)
+        ]
+    )
+    summary, run_dir, events = _run(tmp_path, backend)
+    assert summary.status == "ok", summary.message
+    its = summary.iterations
+    assert [it.repeat for it in its] == [False, True, False]
+    assert [c.status.value for c in its[0].candidates] == ["no_code", "crashed"]
+    assert its[0].candidates[1].message == (
+        'compute_reward raised KeyError: \'balance\' (reward.py line 5: scale = {"upright": 1.0}["balance"])'
+    )
+    assert [c.status.value for c in its[1].candidates] == ["ok", "ok"]
+    assert [c.status.value for c in its[2].candidates] == ["ok", "no_code"]
+
+    # the repeat was asked with the failed reply and its error (Eureka's execution-error prompt)
+    repeat_prompt = backend.history[3]  # after the first sample and its two repairs
+    assert repeat_prompt[2] == {"role": "assistant", "content": "Still nothing."}
+    assert repeat_prompt[3]["content"].startswith(
+        "Running the reward function above failed:\nthe reply contains no Python code block"
+    )
+    # iteration 2 carries the best reply and its reflection
+    best = max(its[1].candidates, key=lambda c: c.fitness or 0)
+    reflection_prompt = backend.history[4]
+    assert reflection_prompt[2]["content"] == (run_dir / best.name / "response.md").read_text()
+    feedback = reflection_prompt[3]["content"]
+    assert feedback.startswith("We trained a policy with the reward function above")
+    for line in ("alive: [", "upright: [", "task_score: [", "episode_length: [", "Max: ", "Mean: ", "Min: "):
+        assert line in feedback
+    assert "correlation of this reward with the task's hand-written reward over training: " in feedback
+
+    # the best so far is kept, written at the root, and evaluated against human and sparse
+    assert summary.best is not None
+    assert summary.best.fitness == max(c.fitness or 0 for it in its for c in it.candidates)
+    assert (run_dir / "best_reward.py").read_text() == (run_dir / summary.best.name / "reward.py").read_text()
+    final = summary.final
+    assert final is not None and final.sparse is not None
+    assert final.human_normalized_score == pytest.approx(
+        human_normalized_score(final.best.fitness_mean, final.human.fitness_mean, final.sparse.fitness_mean)
+    )
+    on_disk = Summary.model_validate_json((run_dir / "summary.json").read_text())
+    assert on_disk == summary
+    assert summary.llm_calls == 6 and summary.tokens_in == 900
+    for cand in ("iter_0/cand_0", "iter_1/cand_0"):
+        assert (run_dir / cand / "response.md").is_file() and (run_dir / cand / "candidate.json").is_file()
+    for name in ("metrics.json", "check.json", "reward.py"):
+        assert (run_dir / "iter_1/cand_0" / name).is_file()
+    assert any(e.kind == "final" for e in events)
+
+
+def test_run_gives_up_after_failed_iterations(tmp_path: Path) -> None:
+    backend = QueuedBackend(["no code"] * 12)
+    summary, _, _ = _run(tmp_path, backend, max_failed_iterations=2)
+    assert summary.status == "failed"
+    assert summary.message == (
+        "every candidate failed in 2 iterations in a row; last error: "
+        "the reply contains no Python code block defining compute_reward"
+    )
+    assert summary.final is None
+
+
+def test_human_init_and_tune_add_candidates(tmp_path: Path) -> None:
+    backend = QueuedBackend(["no code"] * 8)  # 2 samples + 2 repairs, twice
+    summary, run_dir, _ = _run(tmp_path, backend, human_init=True, tune=2, eval_seeds=0)
+    first, second = summary.iterations
+    assert [c.origin for c in first.candidates] == ["llm", "llm", "human"]
+    assert first.candidates[2].status.value == "ok"
+    assert [c.origin for c in second.candidates] == ["llm", "llm", "tune", "tune"]
+    tuned = (run_dir / "iter_1/cand_2/reward.py").read_text()
+    assert tuned != HUMAN and "def compute_reward" in tuned
+
+
+def test_budget_stops_the_run_cleanly(tmp_path: Path) -> None:
+    backend = QueuedBackend([fenced(HUMAN), fenced(HUMAN)] * 3)
+    summary, _, _ = _run(tmp_path, backend, max_tokens=100, eval_seeds=0)
+    assert summary.status == "budget"
+    assert summary.message == "stopped: the token budget of 100 is spent"
+    assert len(summary.iterations) == 1 and summary.best is not None
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recorded run (transcript.jsonl) of a 2-iteration solve on cartpole."""
+    root = tmp_path_factory.mktemp("recording")
+    backend = QueuedBackend([fenced(HUMAN), "no code", "no code", fenced(STRONGER), fenced(RAISES), "x"])
+    run_dir = root / "run"
+    run_dir.mkdir()
+    llm = LLM(backend, transcript=run_dir / "transcript.jsonl")
+    Loop(_config(eval_seeds=0), run_dir, llm, lambda e: None).run()
+    return run_dir / "transcript.jsonl"
+
+
+def _solve_args(transcript: Path, runs_dir: Path) -> list[str]:
+    return [
+        "solve",
+        "cartpole",
+        "--model",
+        f"replay:{transcript}",
+        "--iterations",
+        "2",
+        "--samples",
+        "2",
+        "--workers",
+        "1",
+        "--timesteps",
+        "1500",
+        "--eval-seeds",
+        "0",
+        "--no-video",
+        "--no-cache",
+        "--runs-dir",
+        str(runs_dir),
+    ]
+
+
+def _summary(runs_dir: Path) -> Summary:
+    (path,) = runs_dir.glob("cartpole/*/summary.json")
+    return Summary.model_validate_json(path.read_text())
+
+
+def _outcome(summary: Summary) -> list[tuple[str, str, float | None]]:
+    return [(c.name, c.status.value, c.fitness) for it in summary.iterations for c in it.candidates]
+
+
+def test_replay_through_the_cli_reproduces_the_run(recording: Path, tmp_path: Path) -> None:
+    original = Summary.model_validate_json((recording.parent / "summary.json").read_text())
+    result = runner.invoke(app, _solve_args(recording, tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    assert "human-normalised score" not in result.output  # no final evaluation asked
+    assert "best: iter_" in result.output and "run directory:" in result.output
+    assert _outcome(_summary(tmp_path / "runs")) == _outcome(original)
+
+
+def test_replay_of_a_different_prompt_names_the_difference(recording: Path, tmp_path: Path) -> None:
+    args = _solve_args(recording, tmp_path / "runs")
+    args[args.index("cartpole")] = "pendulum"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "error: replay: a prompt differs from the recording" in result.output
+    assert "message 2 (user), line 1: recorded 'Task: cartpole', now 'Task: pendulum'" in result.output
+
+
+def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "eureka", *_solve_args(recording, runs_dir)]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(runs_dir.glob("cartpole/*/iter_0/cand_0/candidate.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the orchestrator and its worker, mid-run
+    proc.wait()
+    (run_dir,) = runs_dir.glob("cartpole/*")
+    assert not (run_dir / "iter_1").exists() or not (run_dir / "iter_1/cand_1/candidate.json").exists()
+    first = json.loads((run_dir / "iter_0/cand_0/candidate.json").read_text())
+    result = runner.invoke(app, ["solve", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    resumed = _summary(runs_dir)
+    original = Summary.model_validate_json((recording.parent / "summary.json").read_text())
+    assert _outcome(resumed) == _outcome(original)
+    assert json.loads((run_dir / "iter_0/cand_0/candidate.json").read_text()) == first  # not retrained
