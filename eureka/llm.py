@@ -78,11 +78,22 @@ class Backend(Protocol):
 class LiteLLMBackend:
     """Any litellm model string; native `n` where the provider has it, parallel requests otherwise."""
 
-    def __init__(self, model: str, api_base: str | None = None, timeout: float = 120.0, retries: int = 4):
+    def __init__(
+        self,
+        model: str,
+        api_base: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 4,
+        backoff: float = 2.0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.model = model
         self.api_base = api_base
         self.timeout = timeout
         self.retries = retries
+        self.backoff = backoff
+        self.extra = dict(extra or {})
+        """Further litellm arguments (tests pass `mock_response`)."""
 
     def _call(self, messages: list[Message], n: int, temperature: float) -> Any:
         import litellm
@@ -97,7 +108,8 @@ class LiteLLMBackend:
             kwargs["api_base"] = self.api_base
         if n > 1:
             kwargs["n"] = n
-        delay = 2.0
+        kwargs.update(self.extra)
+        delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
                 return litellm.completion(**kwargs)

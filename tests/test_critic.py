@@ -1,0 +1,63 @@
+"""The Reward Critic: static checks, a sandboxed smoke test on real states, an LLM review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES, REPO, QueuedBackend, fenced
+
+from eureka import tasks
+from eureka.context import environment_context
+from eureka.critic import review
+from eureka.llm import LLM
+from eureka.types import CheckReport, Status
+
+HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
+TASK = tasks.load("cartpole")
+CONTEXT = environment_context(TASK)
+
+
+def test_good_code_passes_the_smoke_test(tmp_path: Path) -> None:
+    report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT)
+    assert report.status == Status.OK and report.stage == "passed"
+    assert report.message == "passed the smoke test on 2048 real states"
+    assert CheckReport.model_validate_json((tmp_path / "cand/check.json").read_text()) == report
+
+
+def test_static_failure_never_runs_code(tmp_path: Path) -> None:
+    report = review(
+        "import os\ndef compute_reward(pole_angle):\n    return pole_angle, {}\n",
+        TASK,
+        tmp_path / "cand",
+        CONTEXT,
+    )
+    assert report.status == Status.CHECK_FAILED and report.stage == "static"
+    assert report.message == "import of `os` is not allowed; only torch, math and typing may be imported"
+    assert not (tmp_path / "cand/smoke").exists()
+
+
+def test_smoke_failure_names_the_problem(tmp_path: Path) -> None:
+    report = review((FIXTURES / "rewards/returns_nan.py").read_text(), TASK, tmp_path / "cand", CONTEXT)
+    assert report.status == Status.DIVERGED and report.stage == "smoke"
+    assert report.message.startswith("compute_reward returned NaN or infinite values for 8 of 8 environments")
+
+
+def test_llm_critic_revision_is_kept_only_when_it_passes(tmp_path: Path) -> None:
+    better = HUMAN.replace("0.3 * centred", "0.6 * centred")
+    backend = QueuedBackend(
+        [
+            "VERDICT: REVISE\nThe centring term is too weak.\n" + fenced(better),
+            "VERDICT: REVISE\n" + fenced("def compute_reward(pole_tip):\n    return pole_tip, {}\n"),
+            "VERDICT: OK",
+        ]
+    )
+    llm = LLM(backend)
+    kept = review(HUMAN, TASK, tmp_path / "a", CONTEXT, llm=llm)
+    assert kept.revised_by_critic and kept.code.strip() == better.strip()
+    assert (tmp_path / "a/reward.py").read_text().strip() == better.strip()
+    rejected = review(HUMAN, TASK, tmp_path / "b", CONTEXT, llm=llm)
+    assert not rejected.revised_by_critic and rejected.code == HUMAN
+    assert (tmp_path / "b/reward.py").read_text() == HUMAN
+    fine = review(HUMAN, TASK, tmp_path / "c", CONTEXT, llm=llm)
+    assert fine.status == Status.OK and not fine.revised_by_critic
+    assert "candidate reward function" in backend.history[0][0]["content"]

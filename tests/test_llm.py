@@ -1,0 +1,123 @@
+"""The LLM client, offline: litellm's mock_response, a queued fake, recorded transcripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import litellm
+import pytest
+from conftest import FAKE_KEY, QueuedBackend
+
+from eureka.llm import (
+    LLM,
+    LOCAL_MODEL,
+    BudgetExceeded,
+    LiteLLMBackend,
+    LLMError,
+    ReplayBackend,
+    default_model,
+    first_difference,
+)
+
+MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "write a reward"}]
+
+
+def test_litellm_samples_n_natively_and_records_the_exchange(tmp_path: Path) -> None:
+    transcript = tmp_path / "transcript.jsonl"
+    llm = LLM(
+        LiteLLMBackend("gpt-4o", extra={"mock_response": "```python\nx = 1\n```"}), transcript=transcript
+    )
+    replies = llm.sample(MESSAGES, 3)
+    assert [r.text for r in replies] == ["```python\nx = 1\n```"] * 3
+    entry = json.loads(transcript.read_text())
+    assert entry["model"] == "gpt-4o" and entry["messages"] == MESSAGES and len(entry["replies"]) == 3
+    assert entry["tokens_in"] > 0 and entry["tokens_out"] > 0 and entry["cost"] > 0
+    assert llm.usage.calls == 1 and llm.usage.cost == pytest.approx(entry["cost"])
+    assert FAKE_KEY not in transcript.read_text()
+
+
+def test_providers_without_n_get_parallel_requests() -> None:
+    backend = LiteLLMBackend("anthropic/claude-3-haiku-20240307", extra={"mock_response": "ok"})
+    assert not backend._supports_n()
+    assert [c.text for c in backend.complete(MESSAGES, 3, 1.0)] == ["ok", "ok", "ok"]
+
+
+def test_rate_limits_are_retried_then_reported_in_one_line() -> None:
+    backend = LiteLLMBackend(
+        "gpt-4o", retries=2, backoff=0.01, extra={"mock_response": "litellm.RateLimitError"}
+    )
+    with pytest.raises(LLMError) as err:
+        backend.complete(MESSAGES, 1, 1.0)
+    assert str(err.value).startswith("gpt-4o: gave up after 3 tries: RateLimitError: ")
+    assert "\n" not in str(err.value)
+
+
+def test_bad_key_is_one_clear_line() -> None:
+    rejected = litellm.AuthenticationError(message="Incorrect API key", llm_provider="openai", model="gpt-4o")
+    with pytest.raises(LLMError) as err:
+        LiteLLMBackend("gpt-4o", extra={"mock_response": rejected}).complete(MESSAGES, 1, 1.0)
+    assert str(err.value) == (
+        "gpt-4o: the provider rejected the API key; set a valid key (for example OPENAI_API_KEY) "
+        "or choose another --model"
+    )
+
+
+def test_identical_requests_come_from_the_cache(tmp_path: Path) -> None:
+    backend = QueuedBackend(["a", "b", "c"])
+    llm = LLM(backend, cache_dir=tmp_path / "cache", transcript=tmp_path / "t.jsonl")
+    first = llm.sample(MESSAGES, 2)
+    again = llm.sample(MESSAGES, 2)
+    assert [r.text for r in again] == [r.text for r in first] == ["a", "b"]
+    assert all(r.cached for r in again) and len(backend.history) == 1
+    assert llm.usage.tokens_in == 200  # cached replies cost nothing
+    other = llm.sample([*MESSAGES, {"role": "user", "content": "more"}], 1)
+    assert other[0].text == "c" and not other[0].cached
+    uncached = LLM(QueuedBackend(["z", "y"]), cache_dir=None)
+    assert uncached.sample(MESSAGES, 2)[0].text == "z"
+
+
+def test_budgets_stop_before_the_next_call() -> None:
+    llm = LLM(QueuedBackend(["a", "b"]), max_tokens=150)
+    llm.sample(MESSAGES, 1)
+    with pytest.raises(BudgetExceeded) as err:
+        llm.sample(MESSAGES, 1)
+    assert str(err.value) == "the token budget of 150 is spent"
+    costly = LLM(QueuedBackend(["a", "b"]), max_cost=0.001)
+    costly.sample(MESSAGES, 1)
+    with pytest.raises(BudgetExceeded, match=r"the cost budget of \$0.001 is spent"):
+        costly.sample(MESSAGES, 1)
+
+
+def test_replay_serves_recorded_replies_and_names_differences(tmp_path: Path) -> None:
+    transcript = tmp_path / "transcript.jsonl"
+    LLM(QueuedBackend(["one", "two"]), transcript=transcript).sample(MESSAGES, 2)
+    replay = LLM(ReplayBackend(tmp_path))
+    assert [r.text for r in replay.sample(MESSAGES, 2)] == ["one", "two"]
+    with pytest.raises(LLMError, match=r"all 1 exchanges of .* are used"):
+        replay.sample(MESSAGES, 2)
+    changed = [MESSAGES[0], {"role": "user", "content": "write a penalty"}]
+    with pytest.raises(LLMError) as err:
+        LLM(ReplayBackend(transcript)).sample(changed, 1)
+    assert str(err.value) == (
+        f"replay: a prompt differs from the recording {transcript} (nearest is exchange 1): "
+        "message 2 (user), line 1: recorded 'write a reward', now 'write a penalty'"
+    )
+    with pytest.raises(LLMError, match=r"replay: .* not found"):
+        ReplayBackend(tmp_path / "missing")
+
+
+def test_first_difference() -> None:
+    assert first_difference(MESSAGES, MESSAGES) is None
+    assert first_difference(MESSAGES, MESSAGES[:1]) == "1 messages, the recording has 2"
+    assert first_difference(MESSAGES, [MESSAGES[1], MESSAGES[0]]) == (
+        "message 1 has role 'user', the recording has 'system'"
+    )
+
+
+def test_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_model() == "gpt-4o"  # the fake OPENAI_API_KEY of conftest
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    assert default_model() == LOCAL_MODEL
