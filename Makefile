@@ -1,20 +1,34 @@
-# Common tasks. `make install` once, then `make test`, `make lint`, `make demo`.
+# Common tasks: `make install test` on a fresh machine; then `make lint`, `make demo`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+WHEELS ?= $(HOME)/.cache/eureka/wheels
+LLAMA_VERSION := 0.3.36
+# A portable AVX2 build of llama.cpp: the native build picks AMX on this project's machines,
+# which their kernel does not enable, and crashes on the first token.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install demo test test-fast lint format typecheck clean
+.PHONY: install demo test test-fast lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch is pinned to the CPU build on this project's machines; a loose requirement can pull a CUDA build.
+# torch is pinned to the CPU build on this project's machines; a loose requirement pulls CUDA (GBs).
+# llama-cpp-python (the embedded local model) is built once, ~10 minutes, and kept in $(WHEELS).
 install: $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0 -e ".[dev]"
+	$(BIN)/pip install -q torch==2.13.0
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+		echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-deps -w $(WHEELS) \
+			llama-cpp-python==$(LLAMA_VERSION); }
+	$(BIN)/pip install -q $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(BIN)/pip install -q -e ".[dev,local]"
 
 demo:
-	$(BIN)/eureka train cartpole --reward human
+	$(BIN)/eureka solve cartpole --model replay:examples/cartpole_demo --iterations 2 --samples 3 \
+		--timesteps 50000 --eval-seeds 2
 
 test:
 	$(BIN)/python -m pytest
@@ -23,13 +37,13 @@ test-fast:
 	$(BIN)/python -m pytest -m "not slow"
 
 lint:
-	$(BIN)/ruff check eureka sandbox tests tasks
-	$(BIN)/ruff format --check eureka sandbox tests tasks
+	$(BIN)/ruff check eureka sandbox tests tasks examples
+	$(BIN)/ruff format --check eureka sandbox tests tasks examples
 	$(BIN)/mypy
 
 format:
-	$(BIN)/ruff format eureka sandbox tests tasks
-	$(BIN)/ruff check --fix eureka sandbox tests tasks
+	$(BIN)/ruff format eureka sandbox tests tasks examples
+	$(BIN)/ruff check --fix eureka sandbox tests tasks examples
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
@@ -197,7 +197,7 @@ class LocalBackend:
 
     model = LOCAL_MODEL
 
-    def __init__(self, seed: int = 0, max_tokens: int = 900) -> None:
+    def __init__(self, seed: int = 0, max_tokens: int = 700) -> None:
         try:
             from importlib.resources import files
 
@@ -226,7 +226,10 @@ class LocalBackend:
             start = time.monotonic()
             with self._lock:
                 response: Any = self._llm.create_chat_completion(
-                    messages=messages, temperature=temperature, max_tokens=self.max_tokens, seed=self.seed + i
+                    messages=cast(Any, messages),
+                    temperature=temperature,
+                    max_tokens=self.max_tokens,
+                    seed=self.seed + i,
                 )
             usage = response.get("usage", {})
             out.append(

@@ -1,0 +1,76 @@
+"""Slow: README's first command (the offline demo) and the embedded local model, end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from typer.testing import CliRunner
+
+from eureka.cli import app
+from eureka.types import Summary
+
+runner = CliRunner()
+
+
+def _readme_demo_args() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"&& (eureka solve [^\n`]+)", readme)
+    assert command, "README's first command must end with `eureka solve ...`"
+    return shlex.split(command.group(1))[1:]
+
+
+@pytest.mark.slow
+def test_readme_demo_replays_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the command is run from the checkout
+    args = _readme_demo_args()
+    assert args[:2] == ["solve", "cartpole"] and "replay:examples/cartpole_demo" in args
+    result = runner.invoke(app, [*args, "--no-video"])
+    assert result.exit_code == 0, result.output
+    (path,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*/summary.json")
+    summary = Summary.model_validate_json(path.read_text())
+    statuses = [c.status.value for c in summary.iterations[0].candidates]
+    assert statuses == ["ok", "ok", "ok"]  # two of them only after their repair round
+    assert [c.repaired for c in summary.iterations[0].candidates] == [False, True, True]
+    assert summary.final is not None and summary.final.human_normalized_score is not None
+    assert "human-normalised score" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the 'local' extra")
+def test_offline_default_model_runs_a_1x2_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    result = runner.invoke(
+        app,
+        [
+            "solve",
+            "cartpole",
+            "--iterations",
+            "1",
+            "--samples",
+            "2",
+            "--human-init",
+            "--timesteps",
+            "2000",
+            "--eval-seeds",
+            "0",
+            "--no-video",
+            "--workers",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "using the embedded SmolLM2-135M. It writes poor reward code" in result.output
+    (path,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*/summary.json")
+    summary = Summary.model_validate_json(path.read_text())
+    assert summary.model == "local/smollm2"
+    llm_cands = [c for c in summary.iterations[0].candidates if c.origin == "llm"]
+    assert len(llm_cands) == 2 and all(c.status.value for c in llm_cands)  # every reply ends with a status
+    assert summary.best is not None  # the human seed candidate trains even when the local model fails
+    assert summary.tokens_out > 0
