@@ -9,7 +9,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install demo test test-fast lint format clean
+.PHONY: install sandbox-deps demo test test-fast lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # torch is pinned to the CPU build on this project's machines; a loose requirement pulls CUDA (GBs).
 # llama-cpp-python (the embedded local model) is built once, ~10 minutes, and kept in $(WHEELS).
-install: $(BIN)/python
+install: $(BIN)/python sandbox-deps
 	$(BIN)/pip install -q torch==2.13.0
 	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
 		echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes)"; \
@@ -25,6 +25,17 @@ install: $(BIN)/python
 			llama-cpp-python==$(LLAMA_VERSION); }
 	$(BIN)/pip install -q $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(BIN)/pip install -q -e ".[dev,local]"
+
+# bubblewrap is the sandbox's isolation; installed here when we are root on Debian/Ubuntu,
+# otherwise eureka runs generated code unisolated and says so loudly.
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+				{ apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
+		else \
+			echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) to isolate generated code"; \
+		fi; }
 
 demo:
 	$(BIN)/eureka solve cartpole --model replay:examples/cartpole_demo --iterations 2 --samples 3 \

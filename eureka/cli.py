@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import sandbox
 from eureka import jobs, runs, tasks
 from eureka.context import environment_context
 from eureka.errors import ConfigError, EurekaError, RewardFileError
@@ -33,10 +35,28 @@ def user_errors() -> Iterator[None]:
     """Turn an EurekaError into one line on stderr and its exit code."""
     try:
         yield
-    except EurekaError as exc:
+    except (EurekaError, sandbox.SandboxUnavailable) as exc:
         for line in str(exc).splitlines():
             err_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+        raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+    except ValidationError as exc:  # an option value the config record refuses
+        for error in exc.errors():
+            where = ".".join(str(x) for x in error["loc"])
+            err_console.print(
+                f"[red]error:[/red] --{where.replace('_', '-')}: {error['msg']}", highlight=False
+            )
+        raise typer.Exit(2) from None
+
+
+def use_sandbox(mode: str) -> None:
+    """Apply `--sandbox` to every worker this process starts; fail now if it cannot be had."""
+    if mode not in ("auto", "bwrap", "none"):
+        raise ConfigError(f"--sandbox {mode!r}: use auto, bwrap or none")
+    os.environ[sandbox.ISOLATION_VARIABLE] = mode
+    sandbox.resolve_isolation()
+
+
+SANDBOX_HELP = "'auto' (bubblewrap where it works, else warn), 'bwrap' (required) or 'none' (unisolated)"
 
 
 @tasks_app.command("list")
@@ -159,9 +179,11 @@ def train(
     video: Annotated[bool, typer.Option(help="film the final policy (rollout.mp4)")] = True,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
 ) -> None:
     """Train a policy against one reward in the sandbox and report F on the task's true metric."""
     with user_errors():
+        use_sandbox(sandbox_mode)
         spec = tasks.load(task)
         run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
         reward_file = _reward_file(spec, reward, run_dir)
@@ -227,6 +249,7 @@ def solve(
     video: Annotated[bool, typer.Option(help="film each trained policy")] = True,
     resume: Annotated[Path | None, typer.Option(help="continue a stopped run in this directory")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
+    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import display, loop
@@ -240,6 +263,9 @@ def solve(
             if task is None:
                 raise ConfigError("give a task name, or --resume RUN_DIR")
             spec = tasks.load(task)
+            use_sandbox(sandbox_mode)
+            if workers != "auto" and not workers.isdigit():
+                raise ConfigError(f"--workers {workers!r}: give a number or 'auto'")
             n_workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
             config = SolveConfig(
                 task=str(spec.folder),
@@ -258,14 +284,17 @@ def solve(
                 max_tokens=max_tokens,
                 cache=cache,
                 video=video,
+                sandbox=sandbox_mode,
             )
             run_dir = runs.new_run_dir(spec.name, runs_dir)
             loop.save_config(run_dir, config)
+        use_sandbox(config.sandbox)
         if config.model == LOCAL_MODEL:
             err_console.print(
                 "[yellow]note:[/yellow] no model given and no provider key set: using the embedded "
                 "SmolLM2-135M. It writes poor reward code; expect most candidates to fail and the loop "
-                "to show how it handles that. Use --model (e.g. gpt-4o) for real results."
+                "to show how it handles that. Use --model (e.g. gpt-4o) for real results.",
+                soft_wrap=True,
             )
         cache_dir = Path(os.environ.get("EUREKA_CACHE_DIR", Path.home() / ".cache" / "eureka" / "llm"))
         llm = LLM(
@@ -285,6 +314,13 @@ def solve(
         with reporter:
             summary = loop.Loop(config, run_dir, llm, reporter).run()
         console.print(display.summary_panel(summary, str(run_dir)))
+        drifted = getattr(llm.backend, "drifted", 0)
+        if drifted:
+            err_console.print(
+                f"[yellow]note:[/yellow] {drifted} replayed prompt(s) differed from the recording only in "
+                "training statistics (training is not bit-reproducible across machines); the recorded "
+                "replies were used"
+            )
     if summary.status != "ok":
         raise typer.Exit(1)
 

@@ -15,6 +15,8 @@ from eureka.types import CheckReport, Status, Task, TrainJob
 
 CHECK_FILE = "check.json"
 VERDICT_OK = "VERDICT: OK"
+SMOKE_TIMEOUT = 120.0
+"""Seconds the smoke test may take (it steps a few hundred random actions)."""
 
 
 def _verify(code: str, task: Task, cand_dir: Path, timeout: float) -> CheckReport:
@@ -49,10 +51,12 @@ def review(
     cand_dir: Path,
     context: str,
     llm: LLM | None = None,
-    timeout: float = 120.0,
+    timeout: float | None = None,
 ) -> CheckReport:
     """Check reward code; with `llm`, the critic model may revise code that passed, and the
-    revision is kept only when it passes the same checks."""
+    revision is kept only when it passes the same checks. The smoke test's wall-clock limit
+    is `timeout`, else the smaller of SMOKE_TIMEOUT and the task's training limit."""
+    timeout = timeout or min(SMOKE_TIMEOUT, task.spec.training.timeout)
     cand_dir.mkdir(parents=True, exist_ok=True)
     report = _verify(code, task, cand_dir, timeout)
     if report.status == Status.OK and llm is not None:

@@ -107,7 +107,12 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
                     f"success {stats.success_rate or 0:.0%} over seeds {final.seeds}"
                 )
         hns = final.human_normalized_score
-        lines.append(f"human-normalised score: {'-' if hns is None else f'{hns:.3f}'}")
+        if hns is not None:
+            lines.append(f"human-normalised score: {hns:.3f}")
+        elif final.sparse is not None and final.sparse.fitness_mean == final.human.fitness_mean:
+            lines.append("human-normalised score: undefined (the human and sparse rewards reach the same F)")
+        else:
+            lines.append("human-normalised score: - (a reward of the comparison failed, or no sparse reward)")
     lines.append(
         f"LLM: {summary.llm_calls} calls, {summary.tokens_in + summary.tokens_out:,} tokens, "
         f"${summary.cost:.4f}; env steps {summary.env_steps:,}; wall {summary.wall_time:.0f} s"

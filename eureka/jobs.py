@@ -52,7 +52,13 @@ def run_training(
     job_file.write_text(job.model_dump_json(indent=2))
     limit = timeout or task.spec.training.timeout
     package_root = str(Path(__file__).resolve().parent.parent)
-    policy = sandbox.Policy(timeout_s=limit, threads=job.threads, extra_env={"PYTHONPATH": package_root})
+    readable = [job.task_folder, *(f.parent for f in (job.reward_file, job.reference_reward) if f)]
+    policy = sandbox.Policy(
+        timeout_s=limit,
+        threads=job.threads,
+        extra_env={"PYTHONPATH": package_root},
+        read_paths=tuple(str(p) for p in readable),
+    )
     progress_file = job.out_dir / "progress.json"
 
     def tick() -> None:
@@ -68,14 +74,21 @@ def run_training(
         on_tick=tick,
     )
     shutil.rmtree(job.out_dir / "tmp", ignore_errors=True)  # the worker's scratch space
-    metrics = job.out_dir / METRICS_FILE
-    if metrics.is_file() and not outcome.timed_out:
-        return TrainResult.model_validate_json(metrics.read_text())
+    written = sandbox.read_text(job.out_dir / METRICS_FILE)
+    if written is not None and not outcome.timed_out and outcome.limit is None:
+        try:
+            return TrainResult.model_validate_json(written)
+        except ValueError:
+            pass  # not what the worker writes: the reward tampered with it; judged below
     if outcome.timed_out:
         result = TrainResult(
             status=Status.TIMEOUT,
             message=f"training exceeded the wall-clock limit of {limit:.0f} s and was killed",
             wall_time=outcome.wall_time,
+        )
+    elif outcome.limit is not None:
+        result = TrainResult(
+            status=Status.KILLED_RESOURCE, message=outcome.limit, wall_time=outcome.wall_time
         )
     else:
         result = TrainResult(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -247,18 +248,34 @@ class LocalBackend:
 # ---------------------------------------------------------------- replay of a recorded run
 
 
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|\bnan\b|\binf\b")
+"""A number as the reflection prints it (training statistics, fitness, correlations)."""
+
+
+def _shape(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """The messages with every number masked: what must match when numbers may drift."""
+    return [(m.get("role", ""), NUMBER.sub("#", m.get("content", ""))) for m in messages]
+
+
 class ReplayBackend:
     """Serves the replies of a recorded transcript: each request gets the replies recorded for
     the same messages (candidates ask concurrently, so order may differ); a request that was
-    never recorded is an error naming its first difference from the recording."""
+    never recorded is an error naming its first difference from the recording.
 
-    def __init__(self, source: Path) -> None:
+    Training is not bit-reproducible across machines and library versions, so the statistics
+    in a reflection prompt may differ from the recording's. Unless `strict`, a prompt that
+    differs from a recorded one only in its numbers still gets that exchange's replies, and
+    `drifted` counts how often that happened; any difference in words is an error."""
+
+    def __init__(self, source: Path, strict: bool = False) -> None:
         path = source / "transcript.jsonl" if source.is_dir() else source
         if not path.is_file():
             raise LLMError(f"replay: {path} not found; give a run directory or a transcript.jsonl")
         self.path = path
+        self.strict = strict
         self.exchanges = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         self.used = [False] * len(self.exchanges)
+        self.drifted = 0
         self.model = f"replay:{path}"
         self._lock = threading.Lock()
 
@@ -266,6 +283,10 @@ class ReplayBackend:
         with self._lock:
             unused = [i for i, u in enumerate(self.used) if not u]
             match = next((i for i in unused if self.exchanges[i]["messages"] == messages), None)
+            if match is None and not self.strict:
+                shape = _shape(messages)
+                match = next((i for i in unused if _shape(self.exchanges[i]["messages"]) == shape), None)
+                self.drifted += match is not None
             if match is None:
                 if not unused:
                     raise LLMError(

@@ -266,6 +266,9 @@ class SolveConfig(Strict):
     """Reuse replies to identical requests from the on-disk cache."""
     video: bool = True
     device: str = "auto"
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    """Isolation of generated code: bubblewrap where it works (`auto`, else a warning),
+    required (`bwrap`), or none (`none`, only when asked for)."""
 
 
 class Candidate(BaseModel):

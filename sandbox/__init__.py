@@ -1,8 +1,18 @@
 """The only place untrusted code is executed: a worker process with isolation and limits.
 
-Small on purpose and importable without the rest of eureka. `run` starts a command in its own
-process group with a clean environment (no API keys or tokens), waits for it under a
-wall-clock timeout and kills the whole group when it is over.
+Small on purpose and importable without the rest of eureka. `run` starts a command
+
+- under bubblewrap (`isolation="bwrap"`, the default where it works): its own PID, network,
+  IPC and UTS namespaces, no network at all, `/` read-only, the usual places of secrets
+  (`/home`, `/root`, `/run`, `/var`, `/tmp`, ...) hidden, the working directory the only
+  writable path that outlives the run; as `nobody` when the caller is root;
+- with a clean environment (an allow-list: no API keys or tokens);
+- under resource limits set in the child just before the command (CPU time, memory, file size,
+  open files, processes, no core files) plus a cap on what it writes into its directory;
+- in its own process group, killed as a whole at the wall-clock timeout.
+
+Without bubblewrap (`isolation="none"`, or `"auto"` where bwrap is missing or broken, with a
+loud warning) only the environment, the limits and the process group remain.
 """
 
 from __future__ import annotations
@@ -10,17 +20,42 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["Outcome", "Policy", "clean_environment", "run"]
+from sandbox import _bwrap, _limits
+
+__all__ = [
+    "Isolation",
+    "Outcome",
+    "Policy",
+    "SandboxUnavailable",
+    "clean_environment",
+    "isolation_status",
+    "read_text",
+    "resolve_isolation",
+    "run",
+]
+
+Isolation = Literal["auto", "bwrap", "none"]
 
 PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ", "MUJOCO_GL", "PYOPENGL_PLATFORM", "CUDA_VISIBLE_DEVICES")
 """Variables copied from the parent; everything else (API keys, tokens) is dropped."""
+ISOLATION_VARIABLE = "EUREKA_SANDBOX"
+"""`auto` | `bwrap` | `none`: overrides a Policy's `auto` (how a user asks for `none` explicitly)."""
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap isolation was required but cannot be used on this machine."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +68,28 @@ class Policy:
     """Threads for BLAS/OpenMP inside the worker."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """Non-secret variables the worker needs (set by the caller)."""
+    isolation: Isolation = "auto"
+    """`bwrap` (fail when unavailable), `none` (no namespaces; must be asked for), or `auto`
+    (bwrap where it works, else `none` with a warning; the EUREKA_SANDBOX variable overrides)."""
+    read_paths: tuple[str, ...] = ()
+    """Extra paths the command must be able to read (a task folder outside the repository);
+    the interpreter, its venv and PYTHONPATH entries are always readable."""
+    cpu_s: float | None = None
+    """CPU-time limit of each process (RLIMIT_CPU); None: timeout x threads + 60 s."""
+    memory_bytes: int | None = 8 * GiB
+    """Data segment / heap limit of each process (RLIMIT_DATA; RLIMIT_AS would break torch)."""
+    file_bytes: int | None = 512 * MiB
+    """Largest file the command may write, its own output log included (RLIMIT_FSIZE)."""
+    disk_bytes: int | None = 2 * GiB
+    """Total the working directory may grow to during the run (checked every second)."""
+    open_files: int = 1024
+    """RLIMIT_NOFILE."""
+    processes: int = 512
+    """Processes and threads the command may add (RLIMIT_NPROC, which binds only when the
+    command does not run as root: bwrap runs it as `nobody` when the caller is root)."""
+
+    def cpu_limit(self) -> int:
+        return int(self.cpu_s if self.cpu_s is not None else self.timeout_s * max(1, self.threads) + 60)
 
 
 @dataclass(frozen=True)
@@ -40,11 +97,70 @@ class Outcome:
     """How a sandboxed run ended."""
 
     returncode: int | None
-    """Exit status; negative for a signal; None when it was killed at the timeout."""
+    """Exit status; negative for a signal; None when it was killed at the timeout or over the
+    disk limit."""
     timed_out: bool
     wall_time: float
     output_tail: str
     """The last lines the command printed (stdout and stderr)."""
+    limit: str | None = None
+    """One line when a resource limit ended the run or cut it short (CPU time, file size, disk,
+    a kill by SIGKILL that was not the timeout); None otherwise."""
+    isolation: str = "none"
+    """What was used: `bwrap` or `none`."""
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that ended the command, if one did."""
+        return -self.returncode if self.returncode is not None and self.returncode < 0 else None
+
+
+_warned = False
+_warn_lock = threading.Lock()
+
+
+def resolve_isolation(requested: Isolation = "auto") -> str:
+    """`bwrap` or `none` for a request; raises SandboxUnavailable for `bwrap` where it fails."""
+    if requested == "auto":
+        override = os.environ.get(ISOLATION_VARIABLE, "auto").strip().lower() or "auto"
+        if override not in ("auto", "bwrap", "none"):
+            raise SandboxUnavailable(f"{ISOLATION_VARIABLE}={override!r}: use auto, bwrap or none")
+        requested = override  # type: ignore[assignment]
+    if requested == "none":
+        return "none"
+    works, reason = _bwrap.probe()
+    if works:
+        return "bwrap"
+    if requested == "bwrap":
+        raise SandboxUnavailable(
+            f"bubblewrap isolation was requested but is unavailable: {reason}. Install it "
+            "(Debian/Ubuntu: apt-get install bubblewrap) or ask for isolation 'none' explicitly "
+            f"({ISOLATION_VARIABLE}=none)"
+        )
+    _warn_once(reason)
+    return "none"
+
+
+def _warn_once(reason: str) -> None:
+    global _warned
+    with _warn_lock:
+        if _warned:
+            return
+        _warned = True
+    bar = "!" * 78
+    print(
+        f"{bar}\nWARNING: the sandbox runs WITHOUT isolation: {reason}.\n"
+        "Generated code can read your files and reach the network; only the clean environment,\n"
+        "the resource limits and the timeout protect you. Install bubblewrap (apt-get install\n"
+        f"bubblewrap), or set {ISOLATION_VARIABLE}=none to run like this without this warning.\n{bar}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def isolation_status() -> tuple[bool, str]:
+    """(bwrap works here, why not) without starting a run; cached."""
+    return _bwrap.probe()
 
 
 def clean_environment(workdir: Path, policy: Policy) -> dict[str, str]:
@@ -69,6 +185,20 @@ def clean_environment(workdir: Path, policy: Policy) -> dict[str, str]:
     return env
 
 
+def read_text(path: Path, max_bytes: int = 16 * MiB) -> str | None:
+    """A file a sandboxed run wrote, read safely by the caller: None unless it is a regular
+    file (not a symlink, FIFO or device) of at most `max_bytes`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        return fh.read(max_bytes).decode("utf-8", "replace")
+
+
 def _tail(path: Path, max_chars: int = 4000) -> str:
     try:
         with path.open("rb") as fh:
@@ -85,6 +215,118 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _open_log(log_path: Path) -> int:
+    """The log, opened for appending without following a symlink a previous run planted."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(log_path, flags, 0o644)
+    except OSError:
+        if log_path.is_symlink() or (log_path.exists() and not log_path.is_file()):
+            log_path.unlink()
+            return os.open(log_path, flags, 0o644)
+        raise
+
+
+def _walk(workdir: Path) -> tuple[int, int]:
+    """(bytes, entries) below `workdir`, without following symlinks."""
+    total = entries = 0
+    stack = [str(workdir)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total, entries
+
+
+def _sanitize(workdir: Path, owner: tuple[int, int] | None) -> None:
+    """After a run: remove everything in `workdir` that is not a regular file or directory
+    (symlinks, FIFOs, sockets, device nodes could make the caller read or write outside, or
+    block it), and give the files back to the caller when the run was another uid."""
+    for dirpath, dirnames, filenames in os.walk(workdir, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                continue
+            if owner is not None:
+                with contextlib.suppress(OSError):
+                    os.lchown(path, *owner)
+            if stat.S_ISDIR(info.st_mode):
+                with contextlib.suppress(OSError):  # so the caller can always walk and clean it
+                    os.chmod(path, stat.S_IMODE(info.st_mode) | stat.S_IRWXU)
+        dirnames[:] = [d for d in dirnames if os.path.isdir(os.path.join(dirpath, d))]
+    if owner is not None:
+        with contextlib.suppress(OSError):
+            os.lchown(workdir, *owner)
+
+
+def _chown_tree(workdir: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(workdir, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            with contextlib.suppress(OSError):
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+    os.lchown(workdir, uid, gid)
+
+
+def _rlimits(policy: Policy, base_tasks: int) -> dict[str, tuple[int, int]]:
+    cpu = policy.cpu_limit()
+    limits = {
+        "RLIMIT_CPU": (cpu, cpu + 5),  # SIGXCPU first, SIGKILL 5 s later
+        "RLIMIT_NOFILE": (policy.open_files, policy.open_files),
+        "RLIMIT_CORE": (0, 0),
+        "RLIMIT_NPROC": (base_tasks + policy.processes, base_tasks + policy.processes),
+    }
+    if policy.memory_bytes is not None:
+        limits["RLIMIT_DATA"] = (policy.memory_bytes, policy.memory_bytes)
+    if policy.file_bytes is not None:
+        limits["RLIMIT_FSIZE"] = (policy.file_bytes, policy.file_bytes)
+    return limits
+
+
+def _describe_limit(
+    policy: Policy, returncode: int | None, log_path: Path, disk_over: str | None
+) -> str | None:
+    if disk_over is not None:
+        return disk_over
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        if sig == signal.SIGXCPU:
+            return f"the worker used more than its CPU-time limit of {policy.cpu_limit()} s and was killed"
+        if sig == signal.SIGKILL:
+            return (
+                "the worker was killed by SIGKILL (the CPU-time hard limit, or out of memory); "
+                "it used too much CPU time or memory"
+            )
+        if sig == signal.SIGXFSZ:
+            return f"the worker wrote a file larger than the limit of {_size(policy.file_bytes)}"
+    if policy.file_bytes is not None:
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size >= policy.file_bytes:
+                return f"the worker's output reached the file-size limit of {_size(policy.file_bytes)}"
+    return None
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "unlimited"
+    return f"{n / GiB:g} GiB" if n >= GiB else f"{n / MiB:g} MiB"
+
+
 def run(
     argv: list[str],
     workdir: Path,
@@ -94,39 +336,97 @@ def run(
 ) -> Outcome:
     """Run `argv` in `workdir`, output appended to `log_path`, under `policy`; `on_tick` is
     called about twice a second while it runs (progress display)."""
+    isolation = resolve_isolation(policy.isolation)
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()
+    env = clean_environment(workdir, policy)
+    owner: tuple[int, int] | None = None
+    uid: int | None = None
+    gid: int | None = None
+    if isolation == "bwrap":
+        read_paths = [
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            sys.base_exec_prefix,
+            os.path.dirname(sys.executable),
+            *env.get("PYTHONPATH", "").split(os.pathsep),
+            str(workdir.parent),  # the candidate's folder (its reward file), read-only
+            *policy.read_paths,
+            *(a for a in argv if os.path.isabs(a)),
+        ]
+        command = _bwrap.build_args(workdir, env, read_paths)
+        if _bwrap.privileged():
+            uid = gid = _bwrap.SANDBOX_UID
+            info = workdir.stat()
+            owner = (info.st_uid, info.st_gid)
+            _chown_tree(workdir, uid, gid)
+        base_tasks = _limits.task_count(uid) if uid is not None else 0
+    else:
+        command = []
+        base_tasks = _limits.task_count(os.getuid()) if hasattr(os, "getuid") else 0
+    full = [
+        *command,
+        *_limits.launcher_argv(sys.executable, argv, _rlimits(policy, base_tasks), uid, gid),
+    ]
     start = time.monotonic()
-    with log_path.open("ab") as log:
+    disk_over: str | None = None
+    log_fd = _open_log(log_path)
+    try:
         proc = subprocess.Popen(
-            argv,
+            full,
             cwd=workdir,
-            env=clean_environment(workdir, policy),
+            env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        timed_out = False
-        returncode: int | None = None
-        deadline = start + policy.timeout_s
-        try:
-            while returncode is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
+    finally:
+        os.close(log_fd)
+    timed_out = False
+    returncode: int | None = None
+    deadline = start + policy.timeout_s
+    next_disk_check = start + 1.0
+    try:
+        while returncode is None:
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                timed_out = True
+                break
+            if policy.disk_bytes is not None and now >= next_disk_check:
+                next_disk_check = now + 1.0
+                used, _ = _walk(workdir)
+                if used > policy.disk_bytes:
+                    disk_over = (
+                        f"the worker wrote more than {_size(policy.disk_bytes)} into its directory "
+                        "and was killed"
+                    )
                     break
-                try:
-                    returncode = proc.wait(timeout=min(0.5, remaining))
-                except subprocess.TimeoutExpired:
-                    if on_tick is not None:
-                        on_tick()
-        except BaseException:  # Ctrl-C in the orchestrator: never leave a worker behind
-            _kill_group(proc.pid)
-            proc.wait()
-            raise
-        _kill_group(proc.pid)  # whatever the worker left running dies with it
+            try:
+                returncode = proc.wait(timeout=min(0.5, remaining))
+            except subprocess.TimeoutExpired:
+                if on_tick is not None:
+                    on_tick()
+    except BaseException:  # Ctrl-C in the orchestrator: never leave a worker behind
+        _kill_group(proc.pid)
         proc.wait()
-    return Outcome(returncode, timed_out, time.monotonic() - start, _tail(log_path))
+        _sanitize(workdir, owner)
+        raise
+    _kill_group(proc.pid)  # whatever the worker left running dies with it
+    proc.wait()
+    if returncode is not None and isolation == "bwrap" and returncode > 128:
+        returncode = -(returncode - 128)  # bwrap reports a child killed by signal N as 128 + N
+    _sanitize(workdir, owner)
+    return Outcome(
+        returncode=None if (timed_out or disk_over) else returncode,
+        timed_out=timed_out,
+        wall_time=time.monotonic() - start,
+        output_tail=_tail(log_path),
+        limit=None if timed_out else _describe_limit(policy, returncode, log_path, disk_over),
+        isolation=isolation,
+    )
 
 
 def python() -> str:

@@ -107,6 +107,22 @@ def test_replay_serves_recorded_replies_and_names_differences(tmp_path: Path) ->
         ReplayBackend(tmp_path / "missing")
 
 
+def test_replay_tolerates_drifting_statistics_but_not_words(tmp_path: Path) -> None:
+    """Training is not bit-reproducible across machines: a reflection whose numbers differ
+    from the recording's still replays (and is counted), unless the replay is strict."""
+    recorded = [*MESSAGES, {"role": "user", "content": "upright: [0.91, 0.97], Max: 0.97, F 500"}]
+    LLM(QueuedBackend(["better"]), transcript=tmp_path / "transcript.jsonl").sample(recorded, 1)
+    now = [*MESSAGES, {"role": "user", "content": "upright: [0.9, 1e-3], Max: -0.5, F 498.5"}]
+    backend = ReplayBackend(tmp_path)
+    assert [r.text for r in LLM(backend).sample(now, 1)] == ["better"]
+    assert backend.drifted == 1
+    with pytest.raises(LLMError, match=r"line 1: recorded 'upright: \[0.91, 0.97\], Max: 0.97, F 500'"):
+        LLM(ReplayBackend(tmp_path, strict=True)).sample(now, 1)
+    worded = [*MESSAGES, {"role": "user", "content": "upright: [0.91, 0.97], Min: 0.97, F 500"}]
+    with pytest.raises(LLMError, match=r"recorded .*Max.*now .*Min"):
+        LLM(ReplayBackend(tmp_path)).sample(worded, 1)
+
+
 def test_first_difference() -> None:
     assert first_difference(MESSAGES, MESSAGES) is None
     assert first_difference(MESSAGES, MESSAGES[:1]) == "1 messages, the recording has 2"

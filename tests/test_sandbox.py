@@ -1,54 +1,97 @@
-"""The worker process: clean environment, wall-clock timeout that kills the whole group."""
+"""The worker process: isolation (bubblewrap), resource limits, a clean environment and a
+wall-clock timeout that kills everything it started.
+
+Each limit is first shown to hold on a harmless, bounded case here; the hostile corpus
+(test_hostile.py) relies on these proofs before it runs anything that would hurt without them.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 
-from conftest import FAKE_KEY
+import pytest
+from conftest import FAKE_KEY, REPO
 
 import sandbox
+from sandbox import _bwrap
+
+BWRAP, WHY_NOT = sandbox.isolation_status()
+needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap unavailable: {WHY_NOT}")
+MODES = [pytest.param("none", id="none"), pytest.param("bwrap", id="bwrap", marks=needs_bwrap)]
+IS_ROOT = os.geteuid() == 0
 
 
-def _run(code: str, tmp_path: Path, timeout: float = 30.0) -> sandbox.Outcome:
+def _run(
+    code: str, tmp_path: Path, timeout: float = 30.0, isolation: str = "bwrap", **limits: object
+) -> sandbox.Outcome:
+    if isolation == "bwrap" and not BWRAP:
+        pytest.skip(f"bubblewrap unavailable: {WHY_NOT}")
     return sandbox.run(
         [sys.executable, "-c", code],
         tmp_path / "work",
         tmp_path / "work.log",
-        sandbox.Policy(timeout_s=timeout),
+        sandbox.Policy(timeout_s=timeout, isolation=isolation, **limits),  # type: ignore[arg-type]
     )
 
 
-def test_environment_has_no_secrets(tmp_path: Path) -> None:
+def _host_processes_with(marker: str) -> list[int]:
+    """Live (non-zombie) processes on this machine whose command line contains `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+# ---------------------------------------------------------------- both modes
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_environment_has_no_secrets(tmp_path: Path, isolation: str) -> None:
     assert os.environ["OPENAI_API_KEY"] == FAKE_KEY
-    out = _run("import os; print(sorted(os.environ.items()))", tmp_path)
-    assert out.returncode == 0
+    out = _run("import os; print(sorted(os.environ.items()))", tmp_path, isolation=isolation)
+    assert out.returncode == 0 and out.isolation == isolation
     assert FAKE_KEY not in out.output_tail
     assert "OPENAI_API_KEY" not in out.output_tail
     assert f"('HOME', '{tmp_path / 'work'}')" in out.output_tail
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
+@pytest.mark.parametrize("isolation", MODES)
+def test_timeout_kills_everything_the_command_started(tmp_path: Path, isolation: str) -> None:
+    marker = f"31{uuid.uuid4().int % 10**6}.5"
     code = (
         "import subprocess, time\n"
-        f"p = subprocess.Popen(['sleep', '300'])\nopen({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        f"subprocess.Popen(['sleep', '{marker}'])\n"
+        "print('started', flush=True)\n"
         "time.sleep(300)\n"
     )
     start = time.monotonic()
-    out = _run(code, tmp_path, timeout=2.0)
-    assert out.timed_out and out.returncode is None
+    out = _run(code, tmp_path, timeout=3.0, isolation=isolation)
+    assert out.timed_out and out.returncode is None and out.limit is None
+    assert "started" in out.output_tail
     assert time.monotonic() - start < 10
-    child = int(pid_file.read_text())
     time.sleep(0.2)
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert _host_processes_with(f"sleep {marker}") == []
 
 
-def test_output_tail_and_exit_code(tmp_path: Path) -> None:
-    out = _run("import sys; print('x' * 10000); print('last line'); sys.exit(3)", tmp_path)
-    assert out.returncode == 3 and not out.timed_out
+@pytest.mark.parametrize("isolation", MODES)
+def test_output_tail_and_exit_code(tmp_path: Path, isolation: str) -> None:
+    out = _run(
+        "import sys; print('x' * 10000); print('last line'); sys.exit(3)", tmp_path, isolation=isolation
+    )
+    assert out.returncode == 3 and not out.timed_out and out.limit is None
     assert out.output_tail.endswith("last line\n")
     assert len(out.output_tail) <= 4000
 
@@ -63,3 +106,343 @@ def test_progress_callback_is_called_while_running(tmp_path: Path) -> None:
         on_tick=lambda: ticks.append(time.monotonic()),
     )
     assert len(ticks) >= 2
+
+
+# ---------------------------------------------------------------- limits (both modes)
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_file_size_limit_stops_a_big_write_and_caps_the_log(tmp_path: Path, isolation: str) -> None:
+    code = (
+        "import sys\n"
+        "try:\n"
+        "    with open('big.bin', 'wb') as fh:\n"
+        "        for _ in range(8):\n"
+        "            fh.write(b'x' * (1 << 20))\n"
+        "except OSError as exc:\n"
+        "    print('write stopped:', exc, flush=True)\n"
+        "for _ in range(8):\n"
+        "    sys.stdout.write('y' * (1 << 20))\n"
+    )
+    out = _run(code, tmp_path, isolation=isolation, file_bytes=2 << 20)
+    assert (tmp_path / "work/big.bin").stat().st_size == 2 << 20
+    assert "write stopped: [Errno 27] File too large" in (tmp_path / "work.log").read_text()
+    assert (tmp_path / "work.log").stat().st_size == 2 << 20
+    assert out.returncode != 0
+    assert out.limit == "the worker's output reached the file-size limit of 2 MiB"
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_memory_limit_stops_a_big_allocation(tmp_path: Path, isolation: str) -> None:
+    # Address space is only reserved (torch.empty, bytes): nothing is touched, so this is
+    # harmless even where the limit would not hold.
+    code = (
+        "import torch\n"
+        "print('torch imports under the limit', flush=True)\n"
+        "try:\n"
+        "    torch.empty(3 << 30, dtype=torch.uint8)\n"
+        "    print('torch allocation succeeded')\n"
+        "except RuntimeError as exc:\n"
+        "    print('torch allocation refused:', str(exc).splitlines()[0][:80])\n"
+        "try:\n"
+        "    bytes(3 << 30)\n"
+        "    print('bytes allocation succeeded')\n"
+        "except MemoryError:\n"
+        "    print('MemoryError')\n"
+    )
+    out = _run(code, tmp_path, isolation=isolation, memory_bytes=2 << 30)
+    assert out.returncode == 0, out.output_tail
+    assert "torch imports under the limit" in out.output_tail
+    assert "torch allocation refused" in out.output_tail
+    assert "MemoryError" in out.output_tail
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_cpu_limit_kills_a_busy_loop(tmp_path: Path, isolation: str) -> None:
+    out = _run("while True:\n    pass\n", tmp_path, timeout=30, isolation=isolation, cpu_s=1)
+    assert not out.timed_out
+    assert out.signal == 24  # SIGXCPU
+    assert out.limit == "the worker used more than its CPU-time limit of 1 s and was killed"
+    assert out.wall_time < 10
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_limits_cannot_be_raised_and_open_files_are_capped(tmp_path: Path, isolation: str) -> None:
+    if isolation == "none" and IS_ROOT:
+        pytest.skip("root may raise its own limits; only bwrap (as nobody) holds them")
+    code = (
+        "import resource\n"
+        "try:\n"
+        "    resource.setrlimit(resource.RLIMIT_DATA, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+        "    print('raised')\n"
+        "except (ValueError, OSError) as exc:\n"
+        "    print('refused:', exc)\n"
+        "print(resource.getrlimit(resource.RLIMIT_CORE), resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+        "files = []\n"
+        "try:\n"
+        "    for _ in range(100):\n"
+        "        files.append(open('/dev/null'))\n"
+        "except OSError as exc:\n"
+        "    print('open stopped:', exc.errno)\n"
+    )
+    out = _run(code, tmp_path, isolation=isolation, open_files=32)
+    assert "refused: not allowed to raise maximum limit" in out.output_tail
+    assert "(0, 0) (32, 32)" in out.output_tail
+    assert "open stopped: 24" in out.output_tail  # EMFILE
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_disk_limit_kills_a_run_that_fills_its_directory(tmp_path: Path, isolation: str) -> None:
+    code = (
+        "import time\n"
+        "for i in range(64):\n"
+        "    with open(f'f{i}.bin', 'wb') as fh:\n"
+        "        fh.write(b'z' * (1 << 20))\n"
+        "    time.sleep(0.1)\n"
+    )
+    out = _run(code, tmp_path, isolation=isolation, disk_bytes=8 << 20)
+    assert out.returncode is None and not out.timed_out
+    assert out.limit == "the worker wrote more than 8 MiB into its directory and was killed"
+    assert len(list((tmp_path / "work").glob("f*.bin"))) < 32
+
+
+# ---------------------------------------------------------------- bubblewrap
+
+
+@needs_bwrap
+def test_pid_namespace_contains_detached_processes(tmp_path: Path) -> None:
+    """The harmless proof that nothing outlives a run: daemons that left the process group
+    and the session die with the sandbox, and the command's parent is the namespace's init."""
+    marker = f"32{uuid.uuid4().int % 10**6}.5"
+    code = (
+        "import os, subprocess\n"
+        "for _ in range(3):\n"
+        f"    subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "print('pid', os.getpid(), 'ppid', os.getppid(), flush=True)\n"
+    )
+    out = _run(code, tmp_path)
+    assert out.returncode == 0 and not out.timed_out
+    assert "pid 2 ppid 1" in out.output_tail
+    time.sleep(0.2)
+    assert _host_processes_with(f"sleep {marker}") == []
+
+
+@needs_bwrap
+def test_signals_cannot_reach_outside_the_pid_namespace(tmp_path: Path) -> None:
+    # kill(-1) is only sent from inside a fresh PID namespace (pid < 50), proven just above.
+    marker = f"33{uuid.uuid4().int % 10**6}.5"
+    code = (
+        "import os, signal, subprocess\n"
+        f"child = subprocess.Popen(['sleep', '{marker}'])\n"
+        "assert os.getpid() < 50 and os.getppid() == 1, 'not in a fresh PID namespace'\n"
+        "try:\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)\n"
+        "except PermissionError:\n"
+        "    pass\n"
+        "print('parent survived', flush=True)\n"
+        "os.kill(-1, signal.SIGKILL)  # everything it may signal but itself\n"
+        "print('child', child.wait(), flush=True)\n"
+    )
+    out = _run(code, tmp_path)
+    assert out.returncode == 0, out.output_tail
+    assert "parent survived\nchild -9\n" in out.output_tail
+    assert _host_processes_with(f"sleep {marker}") == []
+
+
+@needs_bwrap
+def test_network_is_unreachable(tmp_path: Path) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    code = (
+        "import socket\n"
+        f"for host, port in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:\n"
+        "    try:\n"
+        "        socket.create_connection((host, port), timeout=3)\n"
+        "        print(host, 'connected')\n"
+        "    except OSError as exc:\n"
+        "        print(host, 'failed:', exc)\n"
+        "print(sorted(name for _, name in socket.if_nameindex()))\n"
+    )
+    out = _run(code, tmp_path)
+    with pytest.raises(BlockingIOError):
+        server.accept()
+    server.close()
+    assert "127.0.0.1 failed: [Errno 111] Connection refused" in out.output_tail
+    assert "1.1.1.1 failed: [Errno 101] Network is unreachable" in out.output_tail
+    assert "['lo']" in out.output_tail
+
+
+@needs_bwrap
+def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("CANARY-SECRET")
+    targets = [str(tmp_path / "escaped.txt"), str(REPO / "escaped.txt"), "/etc/escaped.txt", "/escaped.txt"]
+    code = (
+        "import os\n"
+        f"for path in {targets!r}:\n"
+        "    try:\n"
+        "        open(path, 'w').write('x')\n"
+        "        print('wrote', path)\n"
+        "    except OSError as exc:\n"
+        "        print('refused', path, exc.strerror)\n"
+        "open('inside.txt', 'w').write('ok')\n"
+        "open('/tmp/scratch.txt', 'w').write('scratch')\n"
+        "print('reads', open('../reward.py').read())\n"
+        f"for path in [{str(secret)!r}, '/etc/shadow']:\n"
+        "    try:\n"
+        "        print('read', path, repr(open(path).read()[:20]))\n"
+        "    except OSError as exc:\n"
+        "        print('unreadable', path, exc.strerror)\n"
+        "print('root holds', sorted(os.listdir('/root')) if os.path.isdir('/root') else None)\n"
+    )
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    (candidate / "reward.py").write_text("REWARD SOURCE")
+    out = sandbox.run(
+        [sys.executable, "-c", code],
+        candidate / "work",
+        candidate / "work.log",
+        sandbox.Policy(timeout_s=30, isolation="bwrap"),
+    )
+    assert out.returncode == 0, out.output_tail
+    log = out.output_tail
+    assert f"refused {tmp_path / 'escaped.txt'}" in log  # /tmp is a private tmpfs in there
+    assert f"refused {REPO / 'escaped.txt'} Read-only file system" in log
+    assert "refused /etc/escaped.txt Read-only file system" in log
+    assert "refused /escaped.txt Read-only file system" in log
+    assert "reads REWARD SOURCE" in log  # the candidate's own folder is readable
+    assert "CANARY-SECRET" not in log
+    assert f"unreadable {secret} No such file or directory" in log
+    assert "unreadable /etc/shadow" in log
+    for target in targets:
+        assert not Path(target).exists(), target
+    assert not Path("/tmp/scratch.txt").exists()
+    assert (candidate / "work/inside.txt").read_text() == "ok"
+    assert secret.read_text() == "CANARY-SECRET"
+
+
+@needs_bwrap
+@pytest.mark.skipif(not IS_ROOT, reason="the uid switch applies when the caller is root")
+def test_root_caller_runs_the_command_as_nobody(tmp_path: Path) -> None:
+    code = (
+        "import os\n"
+        "print('uid', os.getuid(), os.geteuid(), os.getgroups())\n"
+        "print([ln for ln in open('/proc/self/status') if ln.startswith(('CapEff', 'NoNewPrivs'))])\n"
+        "open('made.txt', 'w').write('x')\n"
+    )
+    out = _run(code, tmp_path)
+    assert f"uid {_bwrap.SANDBOX_UID} {_bwrap.SANDBOX_UID} []" in out.output_tail
+    assert "CapEff:\\t0000000000000000" in out.output_tail and "NoNewPrivs:\\t1" in out.output_tail
+    # the caller gets its files back
+    assert (tmp_path / "work/made.txt").stat().st_uid == os.getuid()
+    assert (tmp_path / "work").stat().st_uid == os.getuid()
+
+
+@needs_bwrap
+def test_process_limit_stops_a_bounded_fork_loop(tmp_path: Path) -> None:
+    code = (
+        "import os, time\n"
+        "made = 0\n"
+        "try:\n"
+        "    for _ in range(200):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(20)\n"
+        "            os._exit(0)\n"
+        "        made += 1\n"
+        "except OSError as exc:\n"
+        "    print('fork stopped:', exc.strerror, flush=True)\n"
+        "print('made', made, flush=True)\n"
+    )
+    out = _run(code, tmp_path, processes=40)
+    assert "fork stopped: Resource temporarily unavailable" in out.output_tail
+    made = int(out.output_tail.split("made ")[1].split()[0])
+    assert 0 < made <= 40
+
+
+@needs_bwrap
+def test_links_and_special_files_are_removed_after_the_run(tmp_path: Path) -> None:
+    canary = tmp_path / "canary.txt"
+    canary.write_text("untouched")
+    code = (
+        "import os\n"
+        f"os.symlink({str(canary)!r}, 'metrics.json')\n"
+        "os.symlink('/etc/passwd', 'job.json')\n"
+        "os.mkfifo('fifo')\n"
+        "os.mkdir('sub')\n"
+        "open('sub/keep.txt', 'w').write('kept')\n"
+        f"os.symlink({str(tmp_path)!r}, 'sub/dir_link')\n"
+    )
+    out = _run(code, tmp_path)
+    assert out.returncode == 0, out.output_tail
+    work = tmp_path / "work"
+    assert sorted(p.name for p in work.rglob("*")) == ["keep.txt", "sub", "tmp"]
+    assert (work / "sub/keep.txt").read_text() == "kept"
+    assert canary.read_text() == "untouched"
+    assert sandbox.read_text(work / "sub/keep.txt") == "kept"
+
+
+def test_the_log_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    canary = tmp_path / "canary.txt"
+    canary.write_text("untouched")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work.log").symlink_to(canary)
+    out = _run("print('hello')", tmp_path, isolation="none")
+    assert out.returncode == 0
+    assert canary.read_text() == "untouched"
+    assert (tmp_path / "work.log").read_text() == "hello\n"
+
+
+def test_read_text_refuses_links_fifos_and_big_files(tmp_path: Path) -> None:
+    (tmp_path / "ok.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "ok.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "big.json").write_bytes(b"x" * 2048)
+    assert sandbox.read_text(tmp_path / "ok.json") == "{}"
+    assert sandbox.read_text(tmp_path / "link.json") is None
+    assert sandbox.read_text(tmp_path / "fifo.json") is None
+    assert sandbox.read_text(tmp_path / "big.json", max_bytes=1024) is None
+    assert sandbox.read_text(tmp_path / "missing.json") is None
+
+
+# ---------------------------------------------------------------- choosing the mode
+
+
+def test_fallback_warns_once_and_bwrap_can_be_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_bwrap, "_probe_result", (False, "the `bwrap` executable is not installed"))
+    monkeypatch.setattr(sandbox, "_warned", False)
+    monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
+    first = _run("print('ran')", tmp_path, isolation="auto")
+    second = _run("print('ran')", tmp_path, isolation="auto")
+    assert first.isolation == second.isolation == "none" and "ran" in second.output_tail
+    err = capsys.readouterr().err
+    assert err.count("WARNING: the sandbox runs WITHOUT isolation") == 1
+    assert "the `bwrap` executable is not installed" in err
+    with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap isolation was requested"):
+        sandbox.run(
+            [sys.executable, "-c", "pass"],
+            tmp_path / "w2",
+            tmp_path / "w2.log",
+            sandbox.Policy(isolation="bwrap"),
+        )
+    assert not (tmp_path / "w2.log").exists()
+
+
+def test_none_must_be_asked_for_and_is_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sandbox, "_warned", False)
+    monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, "none")
+    assert sandbox.resolve_isolation("auto") == "none"
+    assert _run("pass", tmp_path, isolation="auto").isolation == "none"
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, "chroot")
+    with pytest.raises(sandbox.SandboxUnavailable, match="use auto, bwrap or none"):
+        sandbox.resolve_isolation("auto")
+    if BWRAP:
+        monkeypatch.delenv(sandbox.ISOLATION_VARIABLE)
+        assert sandbox.resolve_isolation("auto") == "bwrap"

@@ -57,8 +57,12 @@ def main() -> int:
         run_dir = Path(tmp)
         config = SolveConfig(task="cartpole", model="recorded-example", workers=1, video=False, **DEMO)
         save_config(run_dir, config)
-        summary = Loop(config, run_dir, LLM(ScriptedModel(), transcript=run_dir / "transcript.jsonl"),
-                       lambda e: print(e.text) if e.text else None).run()
+        summary = Loop(
+            config,
+            run_dir,
+            LLM(ScriptedModel(), transcript=run_dir / "transcript.jsonl"),
+            lambda e: print(e.text) if e.text else None,
+        ).run()
         shutil.copyfile(run_dir / "transcript.jsonl", HERE / "transcript.jsonl")
     print(summary.model_dump_json(indent=2))
     return 0 if summary.status == "ok" else 1
