@@ -48,13 +48,13 @@ test-fast:
 	$(BIN)/python -m pytest -m "not slow"
 
 lint:
-	$(BIN)/ruff check eureka sandbox tests tasks examples
-	$(BIN)/ruff format --check eureka sandbox tests tasks examples
+	$(BIN)/ruff check eureka sandbox tests tasks examples bench
+	$(BIN)/ruff format --check eureka sandbox tests tasks examples bench
 	$(BIN)/mypy
 
 format:
-	$(BIN)/ruff format eureka sandbox tests tasks examples
-	$(BIN)/ruff check --fix eureka sandbox tests tasks examples
+	$(BIN)/ruff format eureka sandbox tests tasks examples bench
+	$(BIN)/ruff check --fix eureka sandbox tests tasks examples bench
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
