@@ -62,9 +62,8 @@ def main() -> None:
             for mode in modes:
                 times = [fn(mode, root, i) for i in range(args.repeats)]
                 row[mode] = statistics.median(times)
-                print(
-                    f"{name:32s} {mode:6s} median {row[mode]:.3f} s  (min {min(times):.3f}, max {max(times):.3f})"
-                )
+                spread = f"(min {min(times):.3f}, max {max(times):.3f})"
+                print(f"{name:32s} {mode:6s} median {row[mode]:.3f} s  {spread}")
             if "bwrap" in row:
                 print(f"{name:32s} bubblewrap overhead {row['bwrap'] - row['none']:+.3f} s")
 
