@@ -21,6 +21,7 @@ import sandbox
 from eureka import jobs, runs, tasks
 from eureka.context import environment_context
 from eureka.errors import ConfigError, EurekaError, RewardFileError
+from eureka.feedback import Human
 from eureka.types import SolveConfig, Status, TrainJob, TrainResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -250,6 +251,18 @@ def solve(
     resume: Annotated[Path | None, typer.Option(help="continue a stopped run in this directory")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
     sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+    feedback: Annotated[
+        str, typer.Option(help="'auto' (reflection), 'critique', 'rank' (videos), or 'synthetic' (oracle)")
+    ] = "auto",
+    analyzer: Annotated[
+        str, typer.Option(help="trajectory analyzer: 'rules', or 'llm' (adds a diagnosis)")
+    ] = "rules",
+    oracle_noise: Annotated[float, typer.Option(help="synthetic feedback: noise on F, × its spread")] = 0.0,
+    rank_ui: Annotated[
+        str, typer.Option(help="rank mode: 'web' (a page on 127.0.0.1) or 'terminal'")
+    ] = "web",
+    open_videos: Annotated[bool, typer.Option(help="open videos and the ranking page for you")] = True,
+    halving: Annotated[int, typer.Option(help="successive halving over N rungs (0: off)")] = 0,
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import display, loop
@@ -285,6 +298,10 @@ def solve(
                 cache=cache,
                 video=video,
                 sandbox=sandbox_mode,
+                feedback=feedback,
+                analyzer=analyzer,
+                oracle_noise=oracle_noise,
+                halving=halving,
             )
             run_dir = runs.new_run_dir(spec.name, runs_dir)
             loop.save_config(run_dir, config)
@@ -306,13 +323,15 @@ def solve(
             max_tokens=config.max_tokens,
         )
         console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+        judge = _judge(config.feedback, rank_ui, open_videos)
+        interactive = config.feedback in ("critique", "rank")
         reporter: display.PlainReporter | display.LiveReporter = (
             display.LiveReporter(console, llm.model)
-            if sys.stdout.isatty()
+            if sys.stdout.isatty() and not interactive
             else display.PlainReporter(console)
         )
         with reporter:
-            summary = loop.Loop(config, run_dir, llm, reporter).run()
+            summary = loop.Loop(config, run_dir, llm, reporter, judge=judge).run()
         console.print(display.summary_panel(summary, str(run_dir)))
         drifted = getattr(llm.backend, "drifted", 0)
         if drifted:
@@ -323,6 +342,37 @@ def solve(
             )
     if summary.status != "ok":
         raise typer.Exit(1)
+
+
+def _judge(mode: str, rank_ui: str, open_videos: bool) -> Human | None:
+    """Who answers a human feedback mode: the terminal, or the ranking page."""
+    from eureka.feedback import TerminalHuman
+    from eureka.rank_page import WebRanker
+
+    if mode not in ("critique", "rank"):
+        return None
+    if rank_ui not in ("web", "terminal"):
+        raise ConfigError(f"--rank-ui {rank_ui!r}: use web or terminal")
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"--feedback {mode} asks a human and needs a terminal (stdin is not a TTY); "
+            "use --feedback synthetic in CI, or --feedback auto"
+        )
+
+    def show(path: Path | str) -> None:
+        typer.launch(str(path))
+
+    terminal = TerminalHuman(
+        lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
+        open_video=show if open_videos else None,
+    )
+    if mode == "rank" and rank_ui == "web":
+        return WebRanker(
+            lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
+            terminal,
+            on_url=show if open_videos else None,
+        )
+    return terminal
 
 
 def main() -> None:

@@ -116,3 +116,67 @@ class EpisodeTracker:
         )
         self.rewards[i], self.signals[i], self.states[i] = [], [], []
         return ep
+
+
+class BatchedEpisodes:
+    """Episode tracking for the batched path: the per-step history of N environments in a
+    ring of tensors (env reward and success signal always, state fields when F needs them),
+    turned into an Episode for each environment whose episode ends."""
+
+    def __init__(self, n_envs: int, max_steps: int, keep_states: bool, device: torch.device) -> None:
+        self.n = n_envs
+        self.size = (max_steps if max_steps > 0 else 4096) + 1
+        """Rows kept; a longer episode keeps only its last `size` steps of history."""
+        self.keep_states = keep_states
+        self.device = device
+        self.rewards = torch.zeros(self.size, n_envs, dtype=torch.float64, device=device)
+        self.signals = torch.zeros(self.size, n_envs, device=device)
+        self.states: dict[str, torch.Tensor] = {}
+        self.t = 0
+        self.start = torch.zeros(n_envs, dtype=torch.long, device=device)
+
+    def step(
+        self,
+        env_rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        signal: torch.Tensor | None,
+        state: Mapping[str, torch.Tensor],
+    ) -> list[tuple[int, Episode]]:
+        """Record one batched step; return (env index, Episode) for every episode that ended."""
+        row = self.t % self.size
+        self.rewards[row] = env_rewards.to(torch.float64)
+        if signal is not None:
+            self.signals[row] = signal.float()
+        if self.keep_states:
+            for name, value in state.items():
+                if name not in self.states:
+                    self.states[name] = torch.zeros(self.size, *value.shape, device=self.device)
+                self.states[name][row] = value
+        done = terminated | truncated
+        finished: list[tuple[int, Episode]] = []
+        if bool(done.any()):
+            idx = done.nonzero().flatten()
+            starts = self.start[idx].cpu().tolist()
+            terms = terminated[idx].cpu().tolist()
+            for i, first, term in zip(idx.cpu().tolist(), starts, terms, strict=True):
+                length = self.t - first + 1
+                rows = (
+                    torch.arange(max(first, self.t - self.size + 1), self.t + 1, device=self.device)
+                    % self.size
+                )
+                finished.append(
+                    (
+                        i,
+                        Episode(
+                            states={k: v[rows, i].cpu().numpy() for k, v in self.states.items()},
+                            env_rewards=self.rewards[rows, i].cpu().numpy(),
+                            signal=self.signals[rows, i].cpu().numpy() if signal is not None else None,
+                            length=length,
+                            terminated=bool(term),
+                        ),
+                    )
+                )
+            self.start[idx] = self.t + 1
+        self.t += 1
+        return finished

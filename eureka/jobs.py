@@ -15,6 +15,8 @@ from eureka.types import Status, TrainJob, TrainResult
 from eureka.worker import METRICS_FILE
 
 JOB_FILE = "job.json"
+INPUTS_DIR = "inputs"
+"""Where a job's reward files and checkpoint are copied when they live outside its directory."""
 LOG_FILE = "train.log"
 
 
@@ -48,16 +50,16 @@ def run_training(
             _write(job.out_dir, result)
             return result
     job.out_dir.mkdir(parents=True, exist_ok=True)
+    job = _with_inputs_inside(job)
     job_file = job.out_dir / JOB_FILE
     job_file.write_text(job.model_dump_json(indent=2))
     limit = timeout or task.spec.training.timeout
     package_root = str(Path(__file__).resolve().parent.parent)
-    readable = [job.task_folder, *(f.parent for f in (job.reward_file, job.reference_reward) if f)]
     policy = sandbox.Policy(
         timeout_s=limit,
         threads=job.threads,
         extra_env={"PYTHONPATH": package_root},
-        read_paths=tuple(str(p) for p in readable),
+        read_paths=(str(job.task_folder),),
     )
     progress_file = job.out_dir / "progress.json"
 
@@ -98,6 +100,22 @@ def run_training(
         )
     _write(job.out_dir, result)
     return result
+
+
+def _with_inputs_inside(job: TrainJob) -> TrainJob:
+    """The job with its reward files and checkpoint copied into its own directory when they
+    live elsewhere: the sandbox shows the worker its directory, not the caller's files."""
+    inputs = job.out_dir / INPUTS_DIR
+    update: dict[str, Path] = {}
+    for key in ("reward_file", "reference_reward", "resume_from"):
+        path: Path | None = getattr(job, key)
+        if path is None or path.is_relative_to(job.out_dir):
+            continue
+        inputs.mkdir(exist_ok=True)
+        target = inputs / f"{key}{path.suffix}"
+        shutil.copyfile(path, target)
+        update[key] = target
+    return job.model_copy(update=update) if update else job
 
 
 def _write(out_dir: Path, result: TrainResult) -> None:

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from eureka import critic, jobs, prompts, reflection, tasks, tune
+from eureka import analyzer, critic, feedback, prompts, reflection, schedule, tasks, tune
 from eureka.context import environment_context
 from eureka.errors import EurekaError
+from eureka.executors import Executor, LocalExecutor
 from eureka.extract import extract_code
 from eureka.llm import LLM, BudgetExceeded, LLMError, Message
 from eureka.types import (
     Candidate,
     EvalStats,
+    Feedback,
     FinalEvaluation,
     IterationSummary,
     SolveConfig,
@@ -61,8 +63,8 @@ Reporter = Callable[[Progress], None]
 
 
 @dataclass
-class _Elite:
-    """The best candidate so far and what the next prompt needs of it."""
+class _Trained:
+    """A trained candidate and what later prompts and judges need of it."""
 
     candidate: Candidate
     response: str
@@ -70,10 +72,29 @@ class _Elite:
     result: TrainResult
 
 
+@dataclass
+class _Prepared:
+    """A candidate after extraction and the critic: ready to train, or ended."""
+
+    candidate: Candidate
+    response: str
+    code: str
+    resumed: bool = False
+    """It had ended before the run was stopped (read back from its folder)."""
+
+
 class Loop:
     """One run of `eureka solve` over a run directory."""
 
-    def __init__(self, config: SolveConfig, run_dir: Path, llm: LLM, report: Reporter) -> None:
+    def __init__(
+        self,
+        config: SolveConfig,
+        run_dir: Path,
+        llm: LLM,
+        report: Reporter,
+        judge: feedback.Human | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.llm = llm
@@ -81,10 +102,16 @@ class Loop:
         self.task: Task = tasks.load(config.task)
         self.context = environment_context(self.task)
         self.summary = Summary(task=self.task.name, model=llm.model)
-        self.elite: _Elite | None = None
+        self.elite: _Trained | None = None
+        self.feedback: Feedback | None = None
+        self.trained: dict[str, _Trained] = {}
+        self.elo: dict[str, float] = {}
+        if judge is None and config.feedback == "synthetic":
+            judge = feedback.SyntheticOracle(config.oracle_noise, config.seed)
+        self.judge = judge
+        self.executor: Executor = executor or LocalExecutor()
         self.start = time.monotonic()
-        human = self.task.file(tasks.HUMAN_REWARD_FILE)
-        self.human_reward = human
+        self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
 
     # ------------------------------------------------------------ prompts
 
@@ -95,15 +122,20 @@ class Loop:
         return [{"role": "system", "content": system}, {"role": "user", "content": f"{user}\n\n{tips}"}]
 
     def _messages(self, failures: list[tuple[str, str]]) -> list[Message]:
-        """Eureka's prompt: system, task, then the best reply and its reflection, or, when
-        nothing has trained yet, a failed reply and its error."""
+        """Eureka's prompt: system, task, then the elite's reply and the feedback on it
+        (reflection, a human's critique, or a preference), or, when nothing has trained
+        yet, a failed reply and its error."""
         messages = self._base_messages()
         tips = prompts.render("code_tips", self.task)
         if self.elite is not None:
-            feedback = reflection.reflection(self.elite.result, self.task)
+            fb = self.feedback or Feedback(iteration=-1, mode="auto", elite=self.elite.candidate.name)
+            worst = self.trained.get(fb.worst or "")
+            text = reflection.feedback_prompt(
+                fb, self.elite.result, self.task, self.elite.code, worst.code if worst else ""
+            )
             messages += [
                 {"role": "assistant", "content": self.elite.response},
-                {"role": "user", "content": f"{feedback}\n\n{tips}"},
+                {"role": "user", "content": f"{text}\n\n{tips}"},
             ]
         elif failures:
             response, error = failures[0]
@@ -155,17 +187,27 @@ class Loop:
         )
         return report.status, report.message, report.code
 
-    def _job(self, reward_file: Path | None, out_dir: Path, seed: int) -> TrainJob:
+    def _job(
+        self, reward_file: Path | None, out_dir: Path, seed: int, timesteps: int | None = None
+    ) -> TrainJob:
         return TrainJob(
             task_folder=self.task.folder,
             reward_file=reward_file,
             out_dir=out_dir,
             seed=seed,
-            timesteps=self.config.timesteps,
+            timesteps=timesteps or self.config.timesteps,
             device=self.config.device,
             video=self.config.video,
             reference_reward=self.human_reward,
         )
+
+    def _budget(self) -> int:
+        training = self.task.spec.training
+        if self.config.timesteps:
+            return self.config.timesteps
+        if training.batched is not None and training.backend != "sb3" and training.batched.timesteps:
+            return training.batched.timesteps
+        return training.timesteps
 
     def _train(self, cand_dir: Path, code: str) -> TrainResult:
         metrics = cand_dir / "metrics.json"
@@ -174,28 +216,51 @@ class Loop:
         reward_file = cand_dir / "reward.py"
         reward_file.write_text(code)
         shutil.rmtree(cand_dir / "smoke", ignore_errors=True)
-        return jobs.run_training(self._job(reward_file, cand_dir, self.config.seed))
+        return self.executor.run(self._job(reward_file, cand_dir, self.config.seed))
 
-    def _candidate(
+    def _train_rung(self, cand_dir: Path, code: str, rung: int, total: int) -> TrainResult:
+        """One rung of successive halving, resuming from the previous rung's checkpoint."""
+        out = cand_dir / f"rung_{rung}"
+        metrics = out / "metrics.json"
+        if metrics.is_file():
+            return TrainResult.model_validate_json(metrics.read_text())
+        reward_file = cand_dir / "reward.py"
+        reward_file.write_text(code)
+        shutil.rmtree(cand_dir / "smoke", ignore_errors=True)
+        job = self._job(reward_file, out, self.config.seed, total)
+        if rung > 0:
+            previous = TrainResult.model_validate_json(
+                (cand_dir / f"rung_{rung - 1}" / "metrics.json").read_text()
+            )
+            if previous.checkpoint_file is None:
+                return previous
+            job = job.model_copy(
+                update={"resume_from": cand_dir / f"rung_{rung - 1}" / previous.checkpoint_file}
+            )
+        return self.executor.run(job)
+
+    def _prepare(
         self,
         iteration: int,
         index: int,
         origin: Literal["llm", "tune", "human"],
         response: str,
         messages: list[Message],
-    ) -> tuple[Candidate, str, TrainResult | None]:
-        """Extract, check (with repair rounds), train; always returns a status."""
+    ) -> _Prepared:
+        """Extract and check (with repair rounds); the candidate ends here unless it passed."""
         cand_dir = self.run_dir / f"iter_{iteration}" / f"cand_{index}"
         cand_dir.mkdir(parents=True, exist_ok=True)
         record = cand_dir / CANDIDATE_FILE
         if record.is_file():  # finished before the run was stopped
             done = Candidate.model_validate_json(record.read_text())
             repair = cand_dir / "repair" / RESPONSE_FILE
-            metrics = cand_dir / "metrics.json"
-            result = (
-                TrainResult.model_validate_json(metrics.read_text()) if done.status == Status.OK else None
+            code_file = cand_dir / "reward.py"
+            return _Prepared(
+                done,
+                repair.read_text() if repair.is_file() else response,
+                code_file.read_text() if code_file.is_file() else "",
+                resumed=True,
             )
-            return done, repair.read_text() if repair.is_file() else response, result
         code = extract_code(response) if origin == "llm" else response
         if origin != "llm":
             response = f"```python\n{response.strip()}\n```"
@@ -212,10 +277,12 @@ class Loop:
         )
         if status != Status.OK:
             record.write_text(base.model_dump_json(indent=2))
-            return base, response, None
-        self.report(Progress("candidate", "training", base.model_copy(update={"message": "training"})))
-        result = self._train(cand_dir, checked)
-        done = base.model_copy(
+            self.report(Progress("candidate", message, base))
+        return _Prepared(base, response, checked)
+
+    def _finish(self, prepared: _Prepared, result: TrainResult) -> Candidate:
+        cand_dir = self.run_dir / prepared.candidate.name
+        done = prepared.candidate.model_copy(
             update={
                 "status": result.status,
                 "message": result.message,
@@ -227,8 +294,97 @@ class Loop:
                 "wall_time": result.wall_time,
             }
         )
-        record.write_text(done.model_dump_json(indent=2))
-        return done, response, result
+        (cand_dir / CANDIDATE_FILE).write_text(done.model_dump_json(indent=2))
+        return done
+
+    def _train_all(self, ready: list[_Prepared], summary: IterationSummary) -> dict[str, TrainResult]:
+        """Train every checked candidate: all to the full budget, or by successive halving."""
+        for p in ready:
+            self.report(
+                Progress("candidate", "training", p.candidate.model_copy(update={"message": "training"}))
+            )
+        by_name = {p.candidate.name: p for p in ready}
+        if self.config.halving > 1 and len(ready) > 1:
+
+            def rung(name: str, r: int, total: int) -> TrainResult:
+                return self._train_rung(self.run_dir / name, by_name[name].code, r, total)
+
+            results, report = schedule.successive_halving(
+                list(by_name), self._budget(), self.config.halving, rung, self.config.workers
+            )
+            for name in results:  # the candidate's folder holds its last rung
+                last = max(int(d.name[5:]) for d in (self.run_dir / name).glob("rung_*"))
+                for item in (self.run_dir / name / f"rung_{last}").iterdir():
+                    if item.is_file():
+                        shutil.copyfile(item, self.run_dir / name / item.name)
+            summary.halving = report
+            self.report(
+                Progress(
+                    "message",
+                    f"successive halving: {report.env_steps:,} env steps instead of {report.full_steps:,} "
+                    f"({report.saved:.0%} saved)",
+                )
+            )
+            return results
+        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+            trained = list(pool.map(lambda p: self._train(self.run_dir / p.candidate.name, p.code), ready))
+        return {p.candidate.name: r for p, r in zip(ready, trained, strict=True)}
+
+    # ------------------------------------------------------------ feedback
+
+    def _analysis(self, name: str) -> tuple[str, str]:
+        """(rule-based summary, LLM diagnosis) of a trained candidate's rollouts; cached."""
+        cand_dir = self.run_dir / name
+        saved = cand_dir / "analysis.json"
+        if saved.is_file():
+            data = json.loads(saved.read_text())
+            return data["summary"], data["diagnosis"]
+        trained = self.trained[name]
+        summary = analyzer.analyze(trained.result, self.task)
+        diagnosis = ""
+        if self.config.analyzer == "llm" and summary:
+            diagnosis = analyzer.diagnose(summary, self.task, self.llm, self.context)
+        saved.write_text(json.dumps({"summary": summary, "diagnosis": diagnosis}))
+        return summary, diagnosis
+
+    def _offer(self, name: str, previous_best: bool = False) -> feedback.Offer:
+        t = self.trained[name]
+        video = self.run_dir / name / t.result.video_file if t.result.video_file else None
+        f = "-" if t.result.fitness is None else f"{t.result.fitness:.4g}"
+        summary = f"    task score {f}, success rate {t.result.success_rate or 0:.0%}\n" + "\n".join(
+            f"    {line}" for line in self._analysis(name)[0].splitlines()
+        )
+        return feedback.Offer(
+            name=name,
+            origin=t.candidate.origin,
+            fitness=t.result.fitness,
+            success_rate=t.result.success_rate,
+            video=video,
+            code=t.code,
+            summary=summary,
+            previous_best=previous_best,
+        )
+
+    def _judge(self, number: int, fresh: list[str]) -> None:
+        """Collect the feedback on iteration `number` and choose the elite from it."""
+        path = self.run_dir / f"iter_{number}" / feedback.FEEDBACK_FILE
+        best = max(self.trained.values(), key=lambda t: t.result.fitness or float("-inf")).candidate.name
+        if path.is_file():  # asked before the run was stopped: never ask again
+            fb = Feedback.model_validate_json(path.read_text())
+        else:
+            names = list(fresh)
+            previous = self.elite.candidate.name if self.elite is not None else None
+            if previous is not None and previous not in names:
+                names.append(previous)
+            offers = [self._offer(n, previous_best=n == previous) for n in names]
+            fb = feedback.collect(self.config.feedback, number, offers, best, self.judge, self._analysis)
+            path.write_text(fb.model_dump_json(indent=2))
+        if fb.ranking is not None:
+            self.elo = feedback.update_elo(self.elo, fb.ranking)
+        self.feedback = fb
+        if fb.elite is not None and fb.elite in self.trained:
+            self.elite = self.trained[fb.elite]
+            (self.run_dir / BEST_FILE).write_text(self.elite.code)
 
     # ------------------------------------------------------------ iterations
 
@@ -253,29 +409,40 @@ class Loop:
                     work.append((len(work), "tune", code))
         summary = IterationSummary(iteration=number, repeat=repeat)
         self.summary.iterations.append(summary)
-        outcomes: list[tuple[Candidate, str, TrainResult | None]] = []
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
-            futures = [
-                pool.submit(self._candidate, number, j, origin, text, messages) for j, origin, text in work
-            ]
-            for future in futures:
-                cand, response, result = future.result()
-                outcomes.append((cand, response, result))
-                summary.candidates.append(cand)
+            prepared = list(pool.map(lambda w: self._prepare(number, w[0], w[1], w[2], messages), work))
+        ready = [p for p in prepared if not p.resumed and p.candidate.status == Status.OK]
+        results = self._train_all(ready, summary)
+        outcomes: list[tuple[Candidate, str, TrainResult | None]] = []
+        for p in prepared:
+            name, cand = p.candidate.name, p.candidate
+            result: TrainResult | None = None
+            if name in results:
+                cand, result = self._finish(p, results[name]), results[name]
                 self.report(Progress("candidate", cand.message, cand))
-                self._save()
+            elif p.resumed:
+                metrics = self.run_dir / name / "metrics.json"
+                if cand.status == Status.OK and metrics.is_file():
+                    result = TrainResult.model_validate_json(metrics.read_text())
+                self.report(Progress("candidate", cand.message, cand))
+            outcomes.append((cand, p.response, result))
+            summary.candidates.append(cand)
+        fresh = []
         failed: list[tuple[str, str]] = []
-        for cand, response, result in outcomes:
+        for (cand, response, result), p in zip(outcomes, prepared, strict=True):
             if result is None or cand.status != Status.OK or cand.fitness is None:
                 failed.append((response, cand.message))
                 continue
-            if self.elite is None or cand.fitness > (self.elite.candidate.fitness or float("-inf")):
-                code = (self.run_dir / cand.name / "reward.py").read_text()
-                self.elite = _Elite(cand, response, code, result)
-                (self.run_dir / BEST_FILE).write_text(code)
-        summary.best_fitness = self.elite.candidate.fitness if self.elite else None
-        summary.best = self.elite.candidate.name if self.elite else None
-        self.summary.best = self.elite.candidate if self.elite else None
+            self.trained[cand.name] = _Trained(cand, response, p.code, result)
+            fresh.append(cand.name)
+        if fresh:
+            self._judge(number, fresh)
+        for cand in summary.candidates:
+            cand.elo = self.elo.get(cand.name)
+        best = self.elite.candidate if self.elite else None
+        summary.best_fitness = best.fitness if best else None
+        summary.best = best.name if best else None
+        self.summary.best = best.model_copy(update={"elo": self.elo.get(best.name)}) if best else None
         self._save()
         return failed if len(failed) == len(outcomes) else []
 
@@ -311,7 +478,7 @@ class Loop:
             job = self._job(reward_file, out, seed).model_copy(
                 update={"video": False, "reference_reward": None}
             )
-            return jobs.run_training(job)
+            return self.executor.run(job)
 
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             results = dict(zip(runs, pool.map(lambda r: run(*r), runs), strict=True))

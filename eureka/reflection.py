@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eureka import prompts
-from eureka.types import Task, TrainResult
+from eureka.types import Feedback, Task, TrainResult
 
 SAMPLES = 10
 """Values shown per curve, sampled evenly over training."""
@@ -52,3 +52,42 @@ def reflection(result: TrainResult, task: Task) -> str:
 
 def error_feedback(message: str, task: Task) -> str:
     return prompts.render("execution_error", task, error=message)
+
+
+def _analysis(feedback: Feedback) -> str:
+    parts = []
+    if feedback.analysis:
+        parts.append(f"Trajectory analysis of the evaluation rollouts:\n{feedback.analysis}")
+    if feedback.diagnosis:
+        parts.append(f"Diagnosis of the failures:\n{feedback.diagnosis}")
+    return "\n\n".join(parts)
+
+
+def feedback_prompt(feedback: Feedback, elite: TrainResult, task: Task, good_code: str, bad_code: str) -> str:
+    """The user message after the elite's reply, by feedback mode: the human's critique, the
+    preferred and least preferred rewards (ranking), or the reward reflection; the statistics
+    and the trajectory analysis come with each."""
+    analysis = _analysis(feedback)
+    if feedback.mode == "critique" and feedback.critique:
+        stats = statistics(elite) + (f"\n\n{analysis}" if analysis else "")
+        return prompts.render("human_critique", task, critique=feedback.critique, statistics=stats)
+    text = reflection(elite, task)
+    if analysis:
+        text += f"\n\n{analysis}"
+    if feedback.ranking is not None and feedback.worst and feedback.worst != feedback.elite:
+        notes = []
+        for name, note in feedback.ranking.comments.items():
+            which = (
+                "the preferred one"
+                if name == feedback.elite
+                else "the least preferred one"
+                if name == feedback.worst
+                else "another candidate"
+            )
+            notes.append(f"on {which}: {note}")
+        comments = "; ".join(notes) or "none"
+        preference = prompts.render(
+            "preference", task, good_code=good_code, bad_code=bad_code, comments=comments
+        )
+        text = f"{preference}\n\nThe preferred reward's training statistics:\n{text}"
+    return text

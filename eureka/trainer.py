@@ -26,7 +26,7 @@ from eureka import tasks
 from eureka.envs import batch_tensors, make_state_env
 from eureka.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
 from eureka.reward import RewardError, RewardFunction, compile_reward
-from eureka.types import ComponentStats, Status, Task, TrainJob, TrainResult
+from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3, "A2C": A2C}
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU}
@@ -56,6 +56,25 @@ class StatsRecorder:
         self.components: dict[str, list[float | None]] = {}
         self._open_window()
 
+    def state(self) -> dict[str, Any]:
+        """The closed windows so far (saved with a checkpoint, so training can resume)."""
+        return {
+            "steps": self.steps,
+            "fitness": self.fitness,
+            "lengths": self.lengths,
+            "rewards": self.rewards,
+            "components": self.components,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.steps = list(state["steps"])
+        self.fitness = list(state["fitness"])
+        self.lengths = list(state["lengths"])
+        self.rewards = list(state["rewards"])
+        self.components = {k: list(v) for k, v in state["components"].items()}
+        if self.steps:
+            self.boundaries = [b for b in self.boundaries if b > self.steps[-1]]
+
     def _open_window(self) -> None:
         self._reward_sum = 0.0
         self._count = 0
@@ -75,9 +94,16 @@ class StatsRecorder:
 
     def maybe_close(self, num_steps: int) -> str | None:
         """Close the window when `num_steps` passed the next boundary; return a log line."""
-        if len(self.steps) >= len(self.boundaries) or num_steps < self.boundaries[len(self.steps)]:
+        if not self.boundaries or num_steps < self.boundaries[0]:
             return None
+        while self.boundaries and num_steps >= self.boundaries[0]:
+            self.boundaries.pop(0)
         return self.close(num_steps)
+
+    @property
+    def pending(self) -> bool:
+        """A checkpoint of the budget has not been closed yet (training ended early)."""
+        return bool(self.boundaries)
 
     def close(self, num_steps: int) -> str:
         n = max(self._count, 1)
@@ -99,6 +125,30 @@ class StatsRecorder:
             f"step {num_steps} | F {fmt(self.fitness[-1])} | episode length {fmt(self.lengths[-1])}"
             f" | reward/step {fmt(self.rewards[-1])} | episodes {episodes}"
         )
+
+
+class SolveClock:
+    """When training first reached the success threshold: the mean F of the last `window`
+    training episodes at or above it (time to solve, for benchmarks and early stopping)."""
+
+    def __init__(self, threshold: float, window: int = 20) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.recent: list[float] = []
+        self.start = time.monotonic()
+        self.steps: int | None = None
+        self.seconds: float | None = None
+
+    def on_episode(self, fitness: float, num_steps: int) -> None:
+        self.recent = [*self.recent[-(self.window - 1) :], fitness]
+        solved = len(self.recent) == self.window and sum(self.recent) / self.window >= self.threshold
+        if solved and self.steps is None:
+            self.steps = num_steps
+            self.seconds = time.monotonic() - self.start
+
+    @property
+    def solved(self) -> bool:
+        return self.steps is not None
 
 
 class Correlation:
@@ -163,6 +213,11 @@ class RewardVecEnv(VecEnvWrapper):
         self.names = names
         self.tracker = EpisodeTracker(venv.num_envs, fitness.needs_states, self.use_signal)
         self.episodes: list[tuple[float, int]] = []
+        self.records: list[EvalEpisode] | None = None
+        self.clock: SolveClock | None = None
+        self.steps = 0
+        """When a list: an EvalEpisode is appended for every episode that ends (evaluation)."""
+        self._sums: list[dict[str, float]] = [{} for _ in range(venv.num_envs)]
         self._actions: np.ndarray = np.zeros(0)
 
     def reset(self) -> Any:
@@ -193,20 +248,45 @@ class RewardVecEnv(VecEnvWrapper):
             if self.reference is not None:
                 self.correlation.add(total, self.reference(batch, n)[0])
         signal_np = signal.cpu().numpy() if signal is not None else None
-        for _, episode in self.tracker.step(env_rewards, dones, infos, signal_np):
-            value = self.fitness.of(episode)
-            self.episodes.append((value, episode.length))
+        if self.records is not None:
+            for i, sums in enumerate(self._sums):
+                sums["__total__"] = sums.get("__total__", 0.0) + float(total[i])
+                for name, value in components.items():
+                    sums[name] = sums.get(name, 0.0) + float(value[i])
+        for i, episode in self.tracker.step(env_rewards, dones, infos, signal_np):
+            score = self.fitness.of(episode)
+            self.episodes.append((score, episode.length))
             if self.recorder is not None:
-                self.recorder.on_episode(value, episode.length)
+                self.recorder.on_episode(score, episode.length)
+            if self.clock is not None:
+                self.clock.on_episode(score, self.steps + self.num_envs)
+            if self.records is not None:
+                sums, self._sums[i] = self._sums[i], {}
+                total_sum = sums.pop("__total__", 0.0)
+                self.records.append(
+                    EvalEpisode(
+                        length=episode.length,
+                        terminated=episode.terminated,
+                        fitness=score,
+                        success=self.fitness.succeeded(score),
+                        final_state={k: _plain(v) for k, v in infos[i]["state"].items()},
+                        components={k: v / episode.length for k, v in sums.items()},
+                        reward=total_sum / episode.length if self.reward is not None else None,
+                    )
+                )
+        self.steps += self.num_envs
         return obs, total.cpu().numpy().astype(np.float32), dones, infos
 
 
 class _Checkpoints(BaseCallback):
     """Closes statistics windows and writes progress.json as training goes."""
 
-    def __init__(self, recorder: StatsRecorder, out_dir: Path, total: int) -> None:
+    def __init__(
+        self, recorder: StatsRecorder, out_dir: Path, total: int, stop: SolveClock | None = None
+    ) -> None:
         super().__init__()
         self.recorder = recorder
+        self.stop = stop
         self.progress = out_dir / "progress.json"
         self.total = total
         self.start = time.monotonic()
@@ -232,7 +312,7 @@ class _Checkpoints(BaseCallback):
                 )
             )
             tmp.replace(self.progress)
-        return True
+        return not (self.stop is not None and self.stop.solved)
 
 
 def _schedule(value: Any) -> Any:
@@ -272,6 +352,11 @@ def _smoke_test(env: RewardVecEnv, seed: int, steps: int = SMOKE_STEPS) -> None:
     env.episodes.clear()
 
 
+def _plain(value: np.ndarray) -> float | list[float]:
+    arr = np.asarray(value, dtype=np.float64)
+    return float(arr) if arr.ndim == 0 else [float(x) for x in arr.reshape(-1)]
+
+
 def evaluate(
     model: BaseAlgorithm,
     task: Task,
@@ -280,10 +365,13 @@ def evaluate(
     episodes: int,
     seed: int,
     video_path: Path | None,
-) -> tuple[list[tuple[float, int]], Path | None]:
-    """F and length of `episodes` deterministic episodes; the first one filmed when asked."""
+    reward: RewardFunction | None = None,
+) -> tuple[list[EvalEpisode], Path | None]:
+    """`episodes` deterministic episodes (F, length, final state, the reward's components);
+    the first one filmed when asked."""
     base = _make_venv(task, 1, seed + 10_000, "rgb_array" if video_path else None)
-    tracker = RewardVecEnv(base, task, fitness, None, torch.device("cpu"))
+    tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
+    tracker.records = []
     env: VecEnv = tracker
     if obs_norm is not None:
         normed = VecNormalize(tracker, training=False, norm_reward=False)
@@ -298,11 +386,11 @@ def evaluate(
         obs = cast(np.ndarray, env.step(action)[0])
     fps = int(base.envs[0].metadata.get("render_fps", 30) or 30)
     env.close()
-    video = _write_video(frames, video_path, fps) if video_path is not None and frames else None
-    return tracker.episodes[:episodes], video
+    video = write_video(frames, video_path, fps) if video_path is not None and frames else None
+    return tracker.records[:episodes], video
 
 
-def _write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path | None:
+def write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path | None:
     """Encode frames as mp4 (imageio-ffmpeg); a failure only costs the video."""
     import imageio.v2 as imageio
 
@@ -332,6 +420,15 @@ def _divergence(exc: BaseException) -> str | None:
     return None
 
 
+def backend(task: Task, job: TrainJob) -> str:
+    """`sb3` or `batched`: the job's choice, else the task's (`auto`: batched when the task
+    has a `training.batched` section)."""
+    choice = job.backend or task.spec.training.backend
+    if choice == "auto":
+        return "batched" if task.spec.training.batched is not None else "sb3"
+    return choice
+
+
 def train(job: TrainJob) -> TrainResult:
     """Train a policy for the job's task against its reward and measure F on the result."""
     start = time.monotonic()
@@ -341,6 +438,10 @@ def train(job: TrainJob) -> TrainResult:
     device = resolve_device(job.device)
     _seed_everything(job.seed)
     job.out_dir.mkdir(parents=True, exist_ok=True)
+    if backend(task, job) == "batched":
+        from eureka.batched_trainer import train_batched
+
+        return train_batched(job, task, device, start)
     fitness = Fitness(task)
     timesteps = job.timesteps or spec.timesteps
     fields = list(task.spec.state)
@@ -384,7 +485,9 @@ def train(job: TrainJob) -> TrainResult:
     train_start = time.monotonic()
     print(f"training {task.name} with {spec.algorithm} for {timesteps} steps on {device}", flush=True)
     try:
-        model.learn(total_timesteps=timesteps, callback=_Checkpoints(recorder, job.out_dir, timesteps))
+        venv.clock = clock = SolveClock(task.spec.fitness.threshold)
+        stop = clock if job.stop_when_solved else None
+        model.learn(total_timesteps=timesteps, callback=_Checkpoints(recorder, job.out_dir, timesteps, stop))
     except RewardError as exc:
         return _partial(exc.status, exc.message, recorder, model, train_start, device)
     except (ValueError, RuntimeError) as exc:
@@ -393,7 +496,7 @@ def train(job: TrainJob) -> TrainResult:
             raise
         return _partial(Status.DIVERGED, diverged, recorder, model, train_start, device)
     train_time = time.monotonic() - train_start
-    if len(recorder.steps) < len(recorder.boundaries):
+    if recorder.pending:
         recorder.close(model.num_timesteps)
 
     policy_file = job.out_dir / "policy.zip"
@@ -401,8 +504,8 @@ def train(job: TrainJob) -> TrainResult:
     if norm is not None:
         norm.save(str(job.out_dir / "vecnormalize.pkl"))
     video_path = job.out_dir / "rollout.mp4" if job.video else None
-    episodes, video = evaluate(model, task, fitness, norm, spec.eval_episodes, job.seed, video_path)
-    values = [v for v, _ in episodes]
+    episodes, video = evaluate(model, task, fitness, norm, spec.eval_episodes, job.seed, video_path, reward)
+    values = [e.fitness for e in episodes]
     mean = float(np.mean(values))
     return TrainResult(
         status=Status.OK,
@@ -415,9 +518,10 @@ def train(job: TrainJob) -> TrainResult:
         fitness_curve=recorder.fitness,
         episode_length_curve=recorder.lengths,
         reward_curve=recorder.rewards,
-        components=[ComponentStats(name=k, means=_finite(v)) for k, v in recorder.components.items()],
-        eval_episode_lengths=[n for _, n in episodes],
+        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
+        eval_episode_lengths=[e.length for e in episodes],
         eval_fitness=values,
+        eval_episodes=episodes,
         env_steps=int(model.num_timesteps),
         wall_time=time.monotonic() - start,
         steps_per_second=model.num_timesteps / max(train_time, 1e-9),
@@ -425,10 +529,12 @@ def train(job: TrainJob) -> TrainResult:
         video_file=video.name if video else None,
         device=str(device),
         reward_correlation=venv.correlation.value(),
+        solved_after_steps=clock.steps,
+        solved_after_seconds=clock.seconds,
     )
 
 
-def _finite(values: list[float | None]) -> list[float | None]:
+def finite(values: list[float | None]) -> list[float | None]:
     return [v if v is not None and math.isfinite(v) else None for v in values]
 
 
@@ -449,7 +555,7 @@ def _partial(
         fitness_curve=recorder.fitness,
         episode_length_curve=recorder.lengths,
         reward_curve=recorder.rewards,
-        components=[ComponentStats(name=k, means=_finite(v)) for k, v in recorder.components.items()],
+        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
         env_steps=int(model.num_timesteps),
         wall_time=elapsed,
         steps_per_second=model.num_timesteps / max(elapsed, 1e-9),

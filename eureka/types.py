@@ -41,6 +41,9 @@ class EnvSpec(Strict):
     """Keyword arguments for the environment's constructor."""
     max_episode_steps: int | None = None
     """Time limit; `None` keeps the environment's registered limit."""
+    batched: str | None = None
+    """`module:Class` in the task folder: a native batched port of the environment (a
+    `eureka.sim.BatchedEnv`) for the fast training path."""
 
 
 class StateField(Strict):
@@ -78,8 +81,34 @@ class FitnessSpec(Strict):
     counts as a success when its own F reaches it."""
 
 
+class BatchedSpec(Strict):
+    """The fast training path: batched PPO on a batched environment (eureka.ppo)."""
+
+    timesteps: int | None = Field(default=None, gt=0)
+    """Training budget on this path; default: `training.timesteps`."""
+    num_envs: int = Field(default=64, gt=0)
+    num_steps: int = Field(default=32, gt=0)
+    """Steps per environment between updates."""
+    epochs: int = Field(default=4, gt=0)
+    minibatches: int = Field(default=4, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    desired_kl: float | None = 0.01
+    """KL-adaptive learning rate target; null for a fixed rate."""
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    gae_lambda: float = Field(default=0.95, ge=0, le=1)
+    clip: float = Field(default=0.2, gt=0)
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    hidden: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu", "elu"] = "tanh"
+    normalize_obs: bool = True
+    normalize_reward: bool = True
+    init_log_std: float = 0.0
+
+
 class TrainingSpec(Strict):
-    """How a policy is trained for this task (stable-baselines3)."""
+    """How a policy is trained for this task: stable-baselines3, or the fast batched path."""
 
     algorithm: Literal["PPO", "SAC", "TD3", "A2C"] = "PPO"
     timesteps: int = Field(gt=0)
@@ -96,6 +125,11 @@ class TrainingSpec(Strict):
     """Number of points at which training statistics are summarised."""
     timeout: float = Field(default=3600.0, gt=0)
     """Wall-clock limit of one training job in seconds."""
+    backend: Literal["auto", "sb3", "batched"] = "auto"
+    """`batched`: batched PPO on a batched environment (native port where one exists, else
+    gymnasium's envs); `sb3`: stable-baselines3 with the settings above; `auto`: batched when
+    the task has a `batched` section."""
+    batched: BatchedSpec | None = None
 
 
 class TaskSpec(Strict):
@@ -157,6 +191,29 @@ class TrainJob(BaseModel):
     reference_reward: Path | None = None
     """A second reward (the task's human reward) evaluated on the same states, to report how
     the two correlate."""
+    backend: Literal["auto", "sb3", "batched"] | None = None
+    """Overrides the task's `training.backend`."""
+    resume_from: Path | None = None
+    """A checkpoint of the batched path (`checkpoint.pt`) to continue training from; the
+    budget is then the total, including the steps already done (successive halving)."""
+    stop_when_solved: bool = False
+    """End training once the training episodes reach the success threshold (benchmarks)."""
+
+
+class EvalEpisode(BaseModel):
+    """One evaluation episode of a trained policy, as the Trajectory Analyzer reads it."""
+
+    length: int
+    terminated: bool
+    """Ended by a terminal condition (not the time limit)."""
+    fitness: float
+    success: bool
+    final_state: dict[str, float | list[float]] = Field(default_factory=dict)
+    """Each state field at the episode's last step (vectors as lists)."""
+    components: dict[str, float] = Field(default_factory=dict)
+    """Mean per step of each component of the candidate's reward over the episode."""
+    reward: float | None = None
+    """Mean total reward per step (the candidate's reward)."""
 
 
 class ComponentStats(BaseModel):
@@ -195,6 +252,15 @@ class TrainResult(BaseModel):
     device: str = "cpu"
     reward_correlation: float | None = None
     """Pearson correlation, over training steps, of this reward with the reference reward."""
+    eval_episodes: list[EvalEpisode] = Field(default_factory=list)
+    backend: str = "sb3"
+    """`sb3`, or `batched:<environment backend>` for the fast path."""
+    checkpoint_file: str | None = None
+    """The batched path's resumable state (policy, optimiser, normalisers)."""
+    solved_after_steps: int | None = None
+    """Env steps until the mean F of the last 20 training episodes first reached the threshold."""
+    solved_after_seconds: float | None = None
+    """Training seconds until then (time to solve)."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +317,10 @@ class SolveConfig(Strict):
     """Add the task's human reward as a candidate of the first iteration (Eureka's human init)."""
     tune: int = Field(default=0, ge=0)
     """Extra candidates per iteration made by perturbing the numeric constants of the best reward."""
+    halving: int = Field(default=0, ge=0)
+    """Successive halving over this many rungs (0 or 1: off): all candidates train to
+    budget / 2^(rungs-1), the better half continues, until the survivors reach the budget.
+    Needs the batched training path (it resumes from checkpoints)."""
     critic: Literal["static", "llm"] = "static"
     """`static`: static checks and a smoke test; `llm`: also the model reviews its own code."""
     repair_rounds: int = Field(default=1, ge=0)
@@ -266,9 +336,55 @@ class SolveConfig(Strict):
     """Reuse replies to identical requests from the on-disk cache."""
     video: bool = True
     device: str = "auto"
+    feedback: Literal["auto", "critique", "rank", "synthetic"] = "auto"
+    """What steers the next prompt: `auto` (reward reflection and trajectory analysis),
+    `critique` (a human's words on the best candidate), `rank` (a human ranks every trained
+    candidate's rollout video, ICPL), `synthetic` (an oracle ranks by true fitness, the same
+    code path as `rank`)."""
+    analyzer: Literal["rules", "llm"] = "rules"
+    """`llm` adds the model's diagnosis to the rule-based trajectory summary."""
+    oracle_noise: float = Field(default=0.0, ge=0)
+    """Synthetic feedback: noise added to F before ranking, as a fraction of F's spread."""
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     """Isolation of generated code: bubblewrap where it works (`auto`, else a warning),
     required (`bwrap`), or none (`none`, only when asked for)."""
+
+
+class Ranking(BaseModel):
+    """A ranking of trained candidates by their behaviour (a human's, or the synthetic oracle's)."""
+
+    order: list[str]
+    """Candidate names, most preferred first."""
+    complete: bool = True
+    """False when only the best (first) and the worst (last) were picked."""
+    comments: dict[str, str] = Field(default_factory=dict)
+    """A comment per candidate name, where one was given."""
+    source: Literal["human", "synthetic"] = "human"
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(preferred, less preferred) pairs the ranking states."""
+        if self.complete:
+            return [(a, b) for i, a in enumerate(self.order) for b in self.order[i + 1 :]]
+        best, worst, middle = self.order[0], self.order[-1], self.order[1:-1]
+        return [(best, x) for x in [*middle, worst]] + [(x, worst) for x in middle]
+
+
+class Feedback(BaseModel):
+    """What the next prompt learns about an iteration (iter_<i>/feedback.json)."""
+
+    iteration: int
+    mode: Literal["auto", "critique", "rank", "synthetic"]
+    elite: str | None = None
+    """The candidate the next prompt builds on (best F, or the preferred one when ranked)."""
+    worst: str | None = None
+    """The least preferred candidate (rank and synthetic modes)."""
+    critique: str = ""
+    """What the human said about the elite (critique mode)."""
+    ranking: Ranking | None = None
+    analysis: str = ""
+    """The Trajectory Analyzer's summary of the elite's evaluation rollouts."""
+    diagnosis: str = ""
+    """The model's diagnosis of that summary (`--analyzer llm`)."""
 
 
 class Candidate(BaseModel):
@@ -287,10 +403,30 @@ class Candidate(BaseModel):
     """It failed the critic and its repair passed."""
     env_steps: int = 0
     wall_time: float = 0.0
+    elo: float | None = None
+    """Preference score from the rankings it took part in (rank and synthetic feedback)."""
 
     @property
     def name(self) -> str:
         return f"iter_{self.iteration}/cand_{self.index}"
+
+
+class HalvingReport(BaseModel):
+    """What successive halving did in one iteration."""
+
+    rungs: list[int]
+    """Total steps at the end of each rung."""
+    survivors: list[list[str]]
+    """The candidates that trained in each rung."""
+    env_steps: int
+    """Steps trained in all."""
+    full_steps: int
+    """Steps that training every candidate to the full budget would have taken."""
+
+    @property
+    def saved(self) -> float:
+        """Fraction of the full compute that was not spent."""
+        return 1.0 - self.env_steps / self.full_steps if self.full_steps else 0.0
 
 
 class IterationSummary(BaseModel):
@@ -299,8 +435,9 @@ class IterationSummary(BaseModel):
     """Every candidate of the previous iteration failed; this one was asked with the errors."""
     candidates: list[Candidate] = Field(default_factory=list)
     best_fitness: float | None = None
-    """Best F so far, after this iteration."""
+    """F of the elite (the best so far, or the preferred one when ranked), after this iteration."""
     best: str | None = None
+    halving: HalvingReport | None = None
 
 
 class EvalStats(BaseModel):

@@ -351,7 +351,6 @@ def run(
             sys.base_exec_prefix,
             os.path.dirname(sys.executable),
             *env.get("PYTHONPATH", "").split(os.pathsep),
-            str(workdir.parent),  # the candidate's folder (its reward file), read-only
             *policy.read_paths,
             *(a for a in argv if os.path.isabs(a)),
         ]

@@ -290,7 +290,7 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
         "        print('refused', path, exc.strerror)\n"
         "open('inside.txt', 'w').write('ok')\n"
         "open('/tmp/scratch.txt', 'w').write('scratch')\n"
-        "print('reads', open('../reward.py').read())\n"
+        "print('parent', 'readable' if os.path.exists('../reward.py') else 'hidden')\n"
         f"for path in [{str(secret)!r}, '/etc/shadow']:\n"
         "    try:\n"
         "        print('read', path, repr(open(path).read()[:20]))\n"
@@ -313,7 +313,7 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
     assert f"refused {REPO / 'escaped.txt'} Read-only file system" in log
     assert "refused /etc/escaped.txt Read-only file system" in log
     assert "refused /escaped.txt Read-only file system" in log
-    assert "reads REWARD SOURCE" in log  # the candidate's own folder is readable
+    assert "parent hidden" in log  # only the working directory is shown: inputs are copied in
     assert "CANARY-SECRET" not in log
     assert f"unreadable {secret} No such file or directory" in log
     assert "unreadable /etc/shadow" in log

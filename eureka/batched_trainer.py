@@ -1,0 +1,429 @@
+"""The fast training path: batched PPO (eureka.ppo) on a batched environment (eureka.sim).
+
+Runs inside the sandbox worker, like the SB3 path, and returns the same TrainResult. Each
+batched step: the policy acts for all N environments, the backend steps them, the named state
+fields are built for the whole batch, the candidate's reward is computed once, statistics and
+episodes are recorded; every `num_steps` steps PPO updates. F is measured on deterministic
+evaluation episodes in the same backend; the video is filmed in the task's gymnasium env.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from eureka.envs import make_env
+from eureka.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
+from eureka.ppo import PPO, PPOConfig
+from eureka.reward import RewardError, RewardFunction, compile_reward
+from eureka.sim.base import BatchedEnv
+from eureka.sim.registry import BatchedState, make_batched
+from eureka.trainer import (
+    CHECK_STEPS,
+    MAX_VIDEO_FRAMES,
+    SMOKE_STEPS,
+    Correlation,
+    SolveClock,
+    StatsRecorder,
+    finite,
+    write_video,
+)
+from eureka.types import BatchedSpec, ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
+
+POLICY_FILE = "policy.pt"
+
+
+def ppo_config(spec: BatchedSpec) -> PPOConfig:
+    fields = spec.model_dump(exclude={"timesteps"})
+    return PPOConfig(**fields)
+
+
+class Rollout:
+    """Steps a batched env under a policy and computes the candidate's reward per batch."""
+
+    def __init__(
+        self,
+        task: Task,
+        env: BatchedEnv,
+        fitness: Fitness,
+        reward: RewardFunction | None,
+        reference: RewardFunction | None,
+        device: torch.device,
+    ) -> None:
+        self.task = task
+        self.env = env
+        self.fitness = fitness
+        self.reward = reward
+        self.reference = reference
+        self.device = device
+        self.sparse = reward is None
+        if self.sparse and fitness.signal is None:
+            raise RewardError(
+                Status.CHECK_FAILED,
+                f"task {task.name} has no success_signal in fitness.py, so it has no sparse reward",
+            )
+        self.use_signal = self.sparse or fitness.spec.metric in SIGNAL_METRICS
+        self.state = BatchedState(task, env)
+        names = list(reward.params) if reward else []
+        if self.use_signal and fitness.signal is not None:
+            names += [p for p in fitness.signal.params if p not in names]
+        if reference is not None:
+            names += [p for p in reference.params if p not in names]
+        self.names = names
+        self.low = self.high = None
+        if not env.action.is_discrete:
+            self.low = torch.tensor(env.action.low, device=env.device, dtype=torch.float32)
+            self.high = torch.tensor(env.action.high, device=env.device, dtype=torch.float32)
+        self.obs = torch.zeros(0)
+        self.prev: dict[str, torch.Tensor] = {}
+
+    def reset(self, seed: int) -> torch.Tensor:
+        self.obs = self.env.reset(seed).to(self.device)
+        self.prev = self.state(self.obs)
+        return self.obs
+
+    def clip(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.low is None or self.high is None:
+            return actions
+        return torch.maximum(torch.minimum(actions, self.high), self.low)
+
+    def _batch(self, state: dict[str, torch.Tensor], actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = {}
+        for name in self.names:
+            if name == "action":
+                batch[name] = actions
+            elif name.startswith("prev_") and name[5:] in self.prev:
+                batch[name] = self.prev[name[5:]]
+            else:
+                batch[name] = state[name]
+        return batch
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[
+        Any, torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor
+    ]:
+        """(step, total reward, components, signal, state, reference reward or empty)."""
+        env_actions = self.clip(actions)
+        step = self.env.step(env_actions)
+        final_obs = step.final_obs.to(self.device)
+        state = self.state(final_obs)
+        n = final_obs.shape[0]
+        batch = self._batch(state, env_actions.to(self.device))
+        signal = self.fitness.signal_values(batch, n) if self.use_signal else None
+        if self.reward is not None:
+            total, components = self.reward(batch, n)
+        else:
+            assert signal is not None
+            total, components = signal, {"success": signal}
+        ref = self.reference(batch, n)[0] if self.reference is not None else torch.zeros(0)
+        self.obs = step.obs.to(self.device)
+        done = (step.terminated | step.truncated).to(self.device)
+        if bool(done.any()):
+            restarted = self.state(self.obs, after_reset=True)
+            self.prev = {k: torch.where(_expand(done, v), restarted[k], v) for k, v in state.items()}
+        else:
+            self.prev = state
+        return step, total, components, signal, state, ref
+
+
+def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _smoke(rollout: Rollout, seed: int, steps: int) -> None:
+    """Random actions through the reward, so contract violations fail before training."""
+    gen = torch.Generator().manual_seed(seed)
+    env = rollout.env
+    rollout.reset(seed)
+    for _ in range(steps):
+        if env.action.discrete is not None:
+            actions = torch.randint(env.action.discrete, (env.num_envs,), generator=gen)
+        else:
+            low = torch.tensor(env.action.low)
+            high = torch.tensor(env.action.high)
+            actions = low + (high - low) * torch.rand(env.num_envs, env.action.dim, generator=gen)
+        rollout.step(actions.to(env.device))
+
+
+def evaluate(
+    ppo: PPO,
+    task: Task,
+    make: Any,
+    fitness: Fitness,
+    reward: RewardFunction | None,
+    episodes: int,
+    seed: int,
+    device: torch.device,
+) -> list[EvalEpisode]:
+    """The first episode of `episodes` environments under the deterministic policy."""
+    env: BatchedEnv = make(episodes, seed)
+    rollout = Rollout(task, env, fitness, reward, None, device)
+    obs = rollout.reset(seed)
+    sums: dict[str, torch.Tensor] = {}
+    total_sum = torch.zeros(episodes, device=device)
+    results: dict[int, EvalEpisode] = {}
+    tracker = BatchedEpisodes(episodes, env.max_episode_steps, fitness.needs_states, device)
+    try:
+        while len(results) < episodes:
+            actions, _ = ppo.model.act(obs, deterministic=True)
+            step, total, components, signal, state, _ = rollout.step(actions)
+            for name, value in components.items():
+                sums[name] = sums.get(name, torch.zeros(episodes, device=device)) + value
+            total_sum += total
+            obs = rollout.obs
+            for i, episode in tracker.step(
+                step.reward.to(device), step.terminated.to(device), step.truncated.to(device), signal, state
+            ):
+                if i in results:
+                    continue
+                score = fitness.of(episode)
+                results[i] = EvalEpisode(
+                    length=episode.length,
+                    terminated=episode.terminated,
+                    fitness=score,
+                    success=fitness.succeeded(score),
+                    final_state={k: _plain(v[i]) for k, v in state.items()},
+                    components={k: float(v[i]) / episode.length for k, v in sums.items()},
+                    reward=float(total_sum[i]) / episode.length,
+                )
+    finally:
+        env.close()
+    return [results[i] for i in range(episodes)]
+
+
+def _plain(value: torch.Tensor) -> float | list[float]:
+    return float(value) if value.dim() == 0 else [float(x) for x in value.reshape(-1)]
+
+
+def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> Path | None:
+    """One episode of the deterministic policy in the task's gymnasium env, as mp4."""
+    try:
+        env: gym.Env[Any, Any] = make_env(task, "rgb_array")
+    except Exception as exc:  # a video is a nicety: report and go on
+        print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
+        return None
+    frames: list[np.ndarray] = []
+    obs, _ = env.reset(seed=seed)
+    done = False
+    action_space = env.action_space
+    while not done and len(frames) < MAX_VIDEO_FRAMES:
+        frames.append(np.asarray(env.render()))
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=device)
+        action, _ = ppo.model.act(x, deterministic=True)
+        if isinstance(action_space, gym.spaces.Discrete):
+            step_action: Any = int(action[0])
+        else:
+            low, high = action_space.low, action_space.high  # type: ignore[attr-defined]
+            step_action = np.clip(action[0].cpu().numpy(), low, high).reshape(action_space.shape)
+        obs, _, terminated, truncated, _ = env.step(step_action)
+        done = terminated or truncated
+    fps = int(env.metadata.get("render_fps", 30) or 30)
+    env.close()
+    return write_video(frames, path, fps) if frames else None
+
+
+def train_batched(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:
+    """Train with batched PPO on the task's batched environment and measure F."""
+    spec = task.spec.training.batched or BatchedSpec()
+    config = ppo_config(spec)
+    timesteps = job.timesteps or spec.timesteps or task.spec.training.timesteps
+    fitness = Fitness(task)
+    fields = list(task.spec.state)
+
+    def make(n: int, seed: int) -> BatchedEnv:
+        return make_batched(task, n, device, seed, threads=max(1, job.threads))
+
+    env = make(config.num_envs, job.seed)
+    backend = f"batched:{type(env).__name__}"
+    try:
+        try:
+            reward = (
+                compile_reward(job.reward_file.read_text(), job.reward_file.name, fields)
+                if job.reward_file is not None
+                else None
+            )
+            reference = (
+                compile_reward(job.reference_reward.read_text(), "human_reward.py", fields)
+                if job.reference_reward is not None and not job.check_only
+                else None
+            )
+            rollout = Rollout(task, env, fitness, reward, reference, device)
+            _smoke(rollout, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+        except RewardError as exc:
+            return TrainResult(status=exc.status, message=exc.message, device=str(device), backend=backend)
+        if job.check_only:
+            return TrainResult(
+                status=Status.OK,
+                message=f"passed the smoke test on {CHECK_STEPS * env.num_envs} real states",
+                device=str(device),
+                wall_time=time.monotonic() - start,
+                backend=backend,
+            )
+        return _learn(
+            job, task, env, rollout, config, timesteps, fitness, reward, make, device, start, backend
+        )
+    finally:
+        env.close()
+
+
+def _learn(
+    job: TrainJob,
+    task: Task,
+    env: BatchedEnv,
+    rollout: Rollout,
+    config: PPOConfig,
+    timesteps: int,
+    fitness: Fitness,
+    reward: RewardFunction | None,
+    make: Any,
+    device: torch.device,
+    start: float,
+    backend: str,
+) -> TrainResult:
+    ppo = PPO(env.obs_dim, env.action, config, device)
+    done_steps = 0
+    saved: dict[str, Any] = {}
+    if job.resume_from is not None:
+        saved = torch.load(job.resume_from, map_location=device, weights_only=False)
+        ppo.load_state_dict(saved)
+        done_steps = int(saved.get("env_steps", 0))
+    recorder = StatsRecorder(timesteps, task.spec.training.checkpoints)
+    if job.resume_from is not None:
+        recorder.restore(saved["stats"])
+    correlation = Correlation()
+    tracker = BatchedEpisodes(env.num_envs, env.max_episode_steps, fitness.needs_states, device)
+    progress = job.out_dir / "progress.json"
+    obs = rollout.reset(job.seed + done_steps)
+    steps = done_steps
+    train_start = time.monotonic()
+    clock = SolveClock(task.spec.fitness.threshold)
+    last_write = 0.0
+    print(
+        f"training {task.name} with batched PPO ({config.num_envs} envs, {backend}) for {timesteps} steps "
+        f"on {device}" + (f", resuming at {done_steps}" if done_steps else ""),
+        flush=True,
+    )
+    try:
+        while steps < timesteps:
+            actions = ppo.act(obs)
+            step, total, components, signal, state, ref = rollout.step(actions)
+            recorder.on_step(total, components)
+            if rollout.reference is not None:
+                correlation.add(total, ref)
+            for _, episode in tracker.step(
+                step.reward.to(device), step.terminated.to(device), step.truncated.to(device), signal, state
+            ):
+                score = fitness.of(episode)
+                recorder.on_episode(score, episode.length)
+                clock.on_episode(score, steps + env.num_envs)
+            full = ppo.store(
+                total, step.terminated.to(device), step.truncated.to(device), step.final_obs.to(device)
+            )
+            obs = rollout.obs
+            steps += env.num_envs
+            if full:
+                ppo.update(obs)
+            if job.stop_when_solved and clock.solved:
+                break
+            line = recorder.maybe_close(steps)
+            elapsed = time.monotonic() - train_start
+            if line is not None:
+                print(f"{line} | {(steps - done_steps) / max(elapsed, 1e-9):.0f} steps/s", flush=True)
+            if line is not None or elapsed - last_write > 0.5:
+                last_write = elapsed
+                fit = [f for f in recorder.fitness if f is not None]
+                tmp = progress.with_suffix(".tmp")
+                tmp.write_text(
+                    json.dumps(
+                        {
+                            "env_steps": steps,
+                            "total": timesteps,
+                            "fitness": fit[-1] if fit else None,
+                            "elapsed": elapsed,
+                        }
+                    )
+                )
+                tmp.replace(progress)
+    except RewardError as exc:
+        return _partial(exc.status, exc.message, recorder, steps - done_steps, train_start, device, backend)
+    except FloatingPointError as exc:
+        message = f"training diverged (non-finite values in the policy): {str(exc)[:200]}"
+        return _partial(Status.DIVERGED, message, recorder, steps - done_steps, train_start, device, backend)
+    train_time = time.monotonic() - train_start
+    if recorder.pending:
+        recorder.close(steps)
+    policy_file = job.out_dir / POLICY_FILE
+    ppo.save(
+        policy_file,
+        {
+            "env_steps": steps,
+            "obs_dim": env.obs_dim,
+            "action": env.action.__dict__,
+            "stats": recorder.state(),
+        },
+    )
+    spec = task.spec.training
+    episodes = evaluate(ppo, task, make, fitness, reward, spec.eval_episodes, job.seed + 10_000, device)
+    video = film(ppo, task, job.out_dir / "rollout.mp4", job.seed + 10_000, device) if job.video else None
+    values = [e.fitness for e in episodes]
+    mean = float(np.mean(values))
+    return TrainResult(
+        status=Status.OK,
+        message="trained",
+        fitness=mean,
+        fitness_std=float(np.std(values)),
+        success_rate=float(np.mean([e.success for e in episodes])),
+        solved=fitness.succeeded(mean),
+        checkpoint_steps=recorder.steps,
+        fitness_curve=recorder.fitness,
+        episode_length_curve=recorder.lengths,
+        reward_curve=recorder.rewards,
+        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
+        eval_episode_lengths=[e.length for e in episodes],
+        eval_fitness=values,
+        eval_episodes=episodes,
+        env_steps=steps,
+        wall_time=time.monotonic() - start,
+        steps_per_second=(steps - done_steps) / max(train_time, 1e-9),
+        policy_file=policy_file.name,
+        checkpoint_file=policy_file.name,
+        video_file=video.name if video else None,
+        device=str(device),
+        reward_correlation=correlation.value(),
+        backend=backend,
+        solved_after_steps=clock.steps,
+        solved_after_seconds=clock.seconds,
+    )
+
+
+def _partial(
+    status: Status,
+    message: str,
+    recorder: StatsRecorder,
+    steps: int,
+    train_start: float,
+    device: torch.device,
+    backend: str,
+) -> TrainResult:
+    elapsed = time.monotonic() - train_start
+    return TrainResult(
+        status=status,
+        message=message,
+        checkpoint_steps=recorder.steps,
+        fitness_curve=recorder.fitness,
+        episode_length_curve=recorder.lengths,
+        reward_curve=recorder.rewards,
+        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
+        env_steps=steps,
+        wall_time=elapsed,
+        steps_per_second=steps / max(elapsed, 1e-9),
+        device=str(device),
+        backend=backend,
+    )

@@ -1,0 +1,305 @@
+"""Batched PPO on torch tensors: the learner of the fast training path.
+
+Rollouts stay on the device end to end: the caller steps a `BatchedEnv`, computes the reward
+for the whole batch at once and hands each step to `PPO.store`; `PPO.update` runs GAE and the
+clipped-objective epochs. Written here rather than taken from rsl-rl-lib or skrl: measured on
+this project's 2-core machine, it trains CartPole as fast as skrl and 30% faster than
+rsl-rl-lib, needs nothing but torch, handles discrete actions (rsl-rl has no categorical head)
+and time-limit truncation with the true final observation, and exposes per-iteration
+statistics without log files (bench/speed.py compares it with SB3).
+
+Defaults follow rsl-rl's and CleanRL's: orthogonal init, tanh MLP, state-independent log std,
+KL-adaptive learning rate, observation normalisation, and reward scaling by the running
+standard deviation of the discounted return (VecNormalize's), so that an LLM's choice of
+reward scale does not decide whether PPO learns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from eureka.sim.base import ActionSpec
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyperparameters of the batched PPO (task.yaml `training.batched`)."""
+
+    num_envs: int = 64
+    """Environments stepped together."""
+    num_steps: int = 32
+    """Steps per environment between updates (the rollout length)."""
+    epochs: int = 4
+    minibatches: int = 4
+    learning_rate: float = 1e-3
+    desired_kl: float | None = 0.01
+    """Adapt the learning rate to keep the policy's KL step near this; None: fixed rate."""
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    normalize_obs: bool = True
+    normalize_reward: bool = True
+    """Scale rewards by the running std of the discounted return."""
+    init_log_std: float = 0.0
+    """Initial log standard deviation of continuous actions."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance over batches (Chan et al.), kept as buffers."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, shape: tuple[int, ...], device: torch.device) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, device=device, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, device=device, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, device=device, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, *self.mean.shape).double()
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
+        self.count.fill_(float(total))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-10.0, 10.0)
+
+
+def _mlp(
+    inputs: int, outputs: int, hidden: tuple[int, ...], activation: str, out_gain: float
+) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    size = inputs
+    for width in hidden:
+        linear = nn.Linear(size, width)
+        nn.init.orthogonal_(linear.weight, math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers += [linear, ACTIVATIONS[activation]()]
+        size = width
+    out = nn.Linear(size, outputs)
+    nn.init.orthogonal_(out.weight, out_gain)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*layers, out)
+
+
+class ActorCritic(nn.Module):
+    """Separate policy and value MLPs over (optionally normalised) observations."""
+
+    def __init__(self, obs_dim: int, action: ActionSpec, config: PPOConfig, device: torch.device) -> None:
+        super().__init__()
+        if config.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {config.activation!r}: use one of {', '.join(ACTIVATIONS)}")
+        self.action = action
+        self.obs_rms = RunningMeanStd((obs_dim,), device) if config.normalize_obs else None
+        outputs = action.discrete if action.discrete is not None else action.dim
+        self.pi = _mlp(obs_dim, outputs, config.hidden, config.activation, 0.01)
+        self.v = _mlp(obs_dim, 1, config.hidden, config.activation, 1.0)
+        if action.discrete is None:
+            self.log_std = nn.Parameter(torch.full((action.dim,), config.init_log_std))
+        self.to(device)
+
+    def _obs(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.obs_rms.normalize(obs) if self.obs_rms is not None else obs
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.v(self._obs(obs)).squeeze(-1)
+
+    def _log_prob(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of `actions` and the entropy, per environment."""
+        if self.action.discrete is not None:
+            log_all = torch.log_softmax(out, -1)
+            logp = log_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            return logp, -(log_all.exp() * log_all).sum(-1)
+        log_std = self.log_std.expand_as(out)
+        z = (actions - out) / log_std.exp()
+        logp = (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+        return logp, entropy
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampled (or most likely) actions and their log-probabilities."""
+        out = self.pi(self._obs(obs))
+        if self.action.discrete is not None:
+            if deterministic:
+                actions = out.argmax(-1)
+            else:
+                gumbel = -torch.log(-torch.log(torch.rand_like(out).clamp_min(1e-20)))
+                actions = (out + gumbel).argmax(-1)
+        else:
+            actions = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
+        return actions, self._log_prob(out, actions)[0]
+
+    def evaluate(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self._obs(obs)
+        logp, entropy = self._log_prob(self.pi(x), actions)
+        return logp, entropy, self.v(x).squeeze(-1)
+
+
+class PPO:
+    """Collect with `act`/`store`, learn with `update`; one instance trains one policy."""
+
+    def __init__(self, obs_dim: int, action: ActionSpec, config: PPOConfig, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.model = ActorCritic(obs_dim, action, config, device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.learning_rate = config.learning_rate
+        t, n = config.num_steps, config.num_envs
+        action_shape: tuple[int, ...] = () if action.discrete is not None else (action.dim,)
+        action_dtype = torch.long if action.discrete is not None else torch.float32
+        self.obs = torch.zeros(t, n, obs_dim, device=device)
+        self.actions = torch.zeros(t, n, *action_shape, device=device, dtype=action_dtype)
+        self.logp = torch.zeros(t, n, device=device)
+        self.values = torch.zeros(t, n, device=device)
+        self.rewards = torch.zeros(t, n, device=device)
+        self.dones = torch.zeros(t, n, device=device)
+        self.return_rms = RunningMeanStd((), device)
+        self._discounted = torch.zeros(n, device=device, dtype=torch.float64)
+        self.step = 0
+        self.updates = 0
+
+    # ------------------------------------------------------------ collection
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Sample actions for `obs` and remember them for the next `store`."""
+        actions, logp = self.model.act(obs)
+        self.obs[self.step] = obs
+        self.actions[self.step] = actions
+        self.logp[self.step] = logp
+        self.values[self.step] = self.model.value(obs)
+        return actions
+
+    @torch.no_grad()
+    def store(
+        self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, final_obs: torch.Tensor
+    ) -> bool:
+        """Record the reward of the last `act`; True when the rollout buffer is full."""
+        c = self.config
+        reward = reward.float()
+        if c.normalize_reward:
+            done = terminated | truncated
+            self._discounted = self._discounted * c.gamma + reward.double()
+            self.return_rms.update(self._discounted)
+            self._discounted = torch.where(done, torch.zeros_like(self._discounted), self._discounted)
+            reward = reward / torch.sqrt(self.return_rms.var.float() + 1e-8)
+        # a time limit is not a failure: bootstrap with the value of the state it reached
+        reward = reward + c.gamma * self.model.value(final_obs) * truncated.float()
+        self.rewards[self.step] = reward.clamp(-100.0, 100.0)
+        self.dones[self.step] = (terminated | truncated).float()
+        self.step += 1
+        return self.step == c.num_steps
+
+    # ------------------------------------------------------------ learning
+
+    @torch.no_grad()
+    def _advantages(self, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        advantages = torch.zeros_like(self.rewards)
+        last = torch.zeros_like(self.rewards[0])
+        next_value = self.model.value(next_obs)
+        for t in reversed(range(c.num_steps)):
+            alive = 1.0 - self.dones[t]
+            delta = self.rewards[t] + c.gamma * next_value * alive - self.values[t]
+            last = delta + c.gamma * c.gae_lambda * alive * last
+            advantages[t] = last
+            next_value = self.values[t]
+        return advantages, advantages + self.values
+
+    def update(self, next_obs: torch.Tensor) -> dict[str, float]:
+        """Learn from the full rollout; return mean losses, KL and the learning rate."""
+        c = self.config
+        advantages, returns = self._advantages(next_obs)
+        flat_obs = self.obs.flatten(0, 1)
+        flat_actions = self.actions.flatten(0, 1)
+        flat_logp = self.logp.flatten(0, 1)
+        flat_adv = advantages.flatten()
+        flat_returns = returns.flatten()
+        n = flat_obs.shape[0]
+        size = n // c.minibatches
+        totals = torch.zeros(5, device=self.device)
+        for _ in range(c.epochs):
+            order = torch.randperm(n, device=self.device)
+            for k in range(c.minibatches):
+                idx = order[k * size : (k + 1) * size]
+                logp, entropy, value = self.model.evaluate(flat_obs[idx], flat_actions[idx])
+                adv = flat_adv[idx]
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                log_ratio = logp - flat_logp[idx]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    kl = ((ratio - 1) - log_ratio).mean()
+                if c.desired_kl is not None:
+                    kl_value = float(kl)
+                    if kl_value > 2.0 * c.desired_kl:
+                        self.learning_rate = max(1e-5, self.learning_rate / 1.5)
+                    elif kl_value < c.desired_kl / 2.0:
+                        self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self.learning_rate
+                policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - c.clip, 1 + c.clip) * adv).mean()
+                value_loss = 0.5 * (value - flat_returns[idx]).pow(2).mean()
+                loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy.mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    clipped = ((ratio - 1).abs() > c.clip).float().mean()
+                    totals += torch.stack([policy_loss, value_loss, entropy.mean(), kl, clipped]).detach()
+        if self.model.obs_rms is not None:
+            self.model.obs_rms.update(flat_obs)
+        self.step = 0
+        self.updates += 1
+        means = (totals / (c.epochs * c.minibatches)).tolist()
+        stats = dict(
+            zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), means, strict=True)
+        )
+        stats["learning_rate"] = self.learning_rate
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise FloatingPointError(f"PPO update produced non-finite values: {stats}")
+        return stats
+
+    # ------------------------------------------------------------ persistence
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "learning_rate": self.learning_rate,
+            "return_rms": self.return_rms.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.learning_rate = float(state["learning_rate"])
+        self.return_rms.load_state_dict(state["return_rms"])
+        self.updates = int(state["updates"])
+
+    def save(self, path: Path, extra: dict[str, Any] | None = None) -> None:
+        torch.save({**self.state_dict(), "config": self.config.__dict__, **(extra or {})}, path)

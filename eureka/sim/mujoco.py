@@ -1,0 +1,534 @@
+"""Threaded MuJoCo backend: gymnasium's v5 MuJoCo environments as N MjData stepped in parallel."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import queue
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+
+from eureka.errors import did_you_mean
+from eureka.sim.base import ActionSpec, BatchedEnv, Step
+
+Snapshot = dict[str, np.ndarray]
+"""MjData arrays of several environments, batch first: `qpos` `[N, nq]`, `xpos` `[N, nbody, 3]`, ..."""
+
+SIM_FIELDS = ("qpos", "qvel", "xpos", "site_xpos")
+"""What `sim` holds by default."""
+_POST_CONSTRAINT_FIELDS = ("cacc", "cfrc_int", "cfrc_ext")
+"""MjData arrays that only `mj_rnePostConstraint` fills."""
+
+
+# ---------------------------------------------------------------- per-environment ports
+
+
+class _Port(ABC):
+    """One gymnasium v5 environment's observation, reward, termination and reset noise, computed
+    for a batch from MjData arrays read right after `mj_step` (no extra `mj_forward`, as in
+    gymnasium: `xpos`, `site_xpos` and `qfrc_constraint` are those of the last substep's start)."""
+
+    reads: ClassVar[tuple[str, ...]] = ()
+    """MjData arrays needed after a step besides `qpos` and `qvel`."""
+    post_constraint: ClassVar[bool] = False
+    """Call `mj_rnePostConstraint` after stepping (it fills `cfrc_ext`; gymnasium always calls it,
+    but only ports that read contact forces need it)."""
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        self.model = env.model
+        self.init_qpos: np.ndarray = env.init_qpos.copy()
+        self.init_qvel: np.ndarray = env.init_qvel.copy()
+        self.dt = float(env.dt)
+        self.options = options
+
+    @abstractmethod
+    def observe(self, s: Snapshot) -> np.ndarray:
+        """Observations `[N, obs_dim]` (float64)."""
+
+    @abstractmethod
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(reward `[N]` float64, terminated `[N]` bool) of a step from `before` to `after`."""
+
+    @abstractmethod
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The (qpos, qvel) of a new episode, drawn as gymnasium's `reset_model` draws them."""
+
+    def _uniform_reset(self, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
+        qpos = self.init_qpos + rng.uniform(low=-noise, high=noise, size=self.model.nq)
+        qvel = self.init_qvel + rng.uniform(low=-noise, high=noise, size=self.model.nv)
+        return qpos, qvel
+
+    def _normal_reset(self, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
+        qpos = self.init_qpos + rng.uniform(low=-noise, high=noise, size=self.model.nq)
+        qvel = self.init_qvel + noise * rng.standard_normal(self.model.nv)
+        return qpos, qvel
+
+
+def _x_velocity(port: _Port, before: Snapshot, after: Snapshot) -> np.ndarray:
+    return (after["qpos"][:, 0] - before["qpos"][:, 0]) / port.dt
+
+
+class _HalfCheetah(_Port):
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.forward_weight = options["forward_reward_weight"]
+        self.ctrl_weight = options["ctrl_cost_weight"]
+        self.noise = options["reset_noise_scale"]
+        self.skip = 1 if options["exclude_current_positions_from_observation"] else 0
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        return np.concatenate((s["qpos"][:, self.skip :], s["qvel"]), axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        forward = self.forward_weight * _x_velocity(self, before, after)
+        ctrl_cost = self.ctrl_weight * np.square(action).sum(axis=1)
+        return forward - ctrl_cost, np.zeros(len(action), dtype=bool)
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self._normal_reset(rng, self.noise)
+
+
+class _Hopper(_Port):
+    check_state: ClassVar[bool] = True
+    """Hopper also requires every qpos[2:] and qvel inside `healthy_state_range`; Walker2d not."""
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.forward_weight = options["forward_reward_weight"]
+        self.ctrl_weight = options["ctrl_cost_weight"]
+        self.healthy_reward = options["healthy_reward"]
+        self.terminate = bool(options["terminate_when_unhealthy"])
+        self.z_range = options["healthy_z_range"]
+        self.angle_range = options["healthy_angle_range"]
+        self.state_range = options["healthy_state_range"] if self.check_state else None
+        self.noise = options["reset_noise_scale"]
+        self.skip = 1 if options["exclude_current_positions_from_observation"] else 0
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        return np.concatenate((s["qpos"][:, self.skip :], np.clip(s["qvel"], -10, 10)), axis=1)
+
+    def healthy(self, s: Snapshot) -> np.ndarray:
+        z, angle = s["qpos"][:, 1], s["qpos"][:, 2]
+        (min_z, max_z), (min_angle, max_angle) = self.z_range, self.angle_range
+        ok = (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
+        if self.state_range is not None:
+            state = np.concatenate((s["qpos"], s["qvel"]), axis=1)[:, 2:]
+            ok &= ((self.state_range[0] < state) & (state < self.state_range[1])).all(axis=1)
+        return ok
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        healthy = self.healthy(after)
+        rewards = self.forward_weight * _x_velocity(self, before, after) + healthy * self.healthy_reward
+        ctrl_cost = self.ctrl_weight * np.square(action).sum(axis=1)
+        return rewards - ctrl_cost, ~healthy & self.terminate
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self._uniform_reset(rng, self.noise)
+
+
+class _Walker2d(_Hopper):
+    check_state = False
+
+
+class _Ant(_Port):
+    reads = ("xpos", "cfrc_ext")
+    post_constraint = True
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.forward_weight = options["forward_reward_weight"]
+        self.ctrl_weight = options["ctrl_cost_weight"]
+        self.contact_weight = options["contact_cost_weight"]
+        self.healthy_reward = options["healthy_reward"]
+        self.terminate = bool(options["terminate_when_unhealthy"])
+        self.z_range = options["healthy_z_range"]
+        self.force_range = options["contact_force_range"]
+        self.noise = options["reset_noise_scale"]
+        self.skip = 2 if options["exclude_current_positions_from_observation"] else 0
+        self.include_forces = bool(options["include_cfrc_ext_in_observation"])
+        self.main_body = int(env.data.body(options["main_body"]).id)
+
+    def contact_forces(self, s: Snapshot) -> np.ndarray:
+        return np.clip(s["cfrc_ext"], self.force_range[0], self.force_range[1])
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        parts = [s["qpos"][:, self.skip :], s["qvel"]]
+        if self.include_forces:
+            parts.append(self.contact_forces(s)[:, 1:].reshape(len(s["qpos"]), -1))
+        return np.concatenate(parts, axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xy_before = before["xpos"][:, self.main_body, :2]
+        xy_after = after["xpos"][:, self.main_body, :2]
+        x_velocity = ((xy_after - xy_before) / self.dt)[:, 0]
+        z = after["qpos"][:, 2]
+        finite = np.isfinite(after["qpos"]).all(axis=1) & np.isfinite(after["qvel"]).all(axis=1)
+        healthy = finite & (self.z_range[0] <= z) & (z <= self.z_range[1])
+        rewards = x_velocity * self.forward_weight + healthy * self.healthy_reward
+        ctrl_cost = self.ctrl_weight * np.square(action).sum(axis=1)
+        forces = self.contact_forces(after)
+        contact_cost = self.contact_weight * np.square(forces).reshape(len(forces), -1).sum(axis=1)
+        return rewards - (ctrl_cost + contact_cost), ~healthy & self.terminate
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self._normal_reset(rng, self.noise)
+
+
+class _Reacher(_Port):
+    reads = ("xpos",)
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.dist_weight = options["reward_dist_weight"]
+        self.control_weight = options["reward_control_weight"]
+        self.fingertip = int(env.data.body("fingertip").id)
+        self.target = int(env.data.body("target").id)
+
+    def _to_target(self, s: Snapshot) -> np.ndarray:
+        return s["xpos"][:, self.fingertip] - s["xpos"][:, self.target]
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        theta = s["qpos"][:, :2]
+        parts = (np.cos(theta), np.sin(theta), s["qpos"][:, 2:], s["qvel"][:, :2], self._to_target(s)[:, :2])
+        return np.concatenate(parts, axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        reward_dist = -np.linalg.norm(self._to_target(after), axis=1) * self.dist_weight
+        reward_ctrl = -np.square(action).sum(axis=1) * self.control_weight
+        return reward_dist + reward_ctrl, np.zeros(len(action), dtype=bool)
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        qpos = rng.uniform(low=-0.1, high=0.1, size=self.model.nq) + self.init_qpos
+        while True:
+            goal = rng.uniform(low=-0.2, high=0.2, size=2)
+            if np.linalg.norm(goal) < 0.2:
+                break
+        qpos[-2:] = goal
+        qvel = self.init_qvel + rng.uniform(low=-0.005, high=0.005, size=self.model.nv)
+        qvel[-2:] = 0
+        return qpos, qvel
+
+
+class _InvertedDoublePendulum(_Port):
+    reads = ("site_xpos", "qfrc_constraint")
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.healthy_reward = options["healthy_reward"]
+        self.noise = options["reset_noise_scale"]
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        qpos = s["qpos"]
+        parts = (
+            qpos[:, :1],
+            np.sin(qpos[:, 1:]),
+            np.cos(qpos[:, 1:]),
+            np.clip(s["qvel"], -10, 10),
+            np.clip(s["qfrc_constraint"][:, :1], -10, 10),
+        )
+        return np.concatenate(parts, axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = after["site_xpos"][:, 0, 0], after["site_xpos"][:, 0, 2]
+        terminated = y <= 1
+        v1, v2 = after["qvel"][:, 1], after["qvel"][:, 2]
+        dist_penalty = 0.01 * x**2 + (y - 2) ** 2
+        vel_penalty = 1e-3 * v1**2 + 5e-3 * v2**2
+        alive_bonus = self.healthy_reward * ~terminated
+        return alive_bonus - dist_penalty - vel_penalty, terminated
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        qpos = self.init_qpos + rng.uniform(low=-self.noise, high=self.noise, size=self.model.nq)
+        qvel = self.init_qvel + rng.standard_normal(self.model.nv) * self.noise
+        return qpos, qvel
+
+
+_PORTS: dict[str, type[_Port]] = {
+    "HalfCheetah-v5": _HalfCheetah,
+    "Hopper-v5": _Hopper,
+    "Walker2d-v5": _Walker2d,
+    "Ant-v5": _Ant,
+    "Reacher-v5": _Reacher,
+    "InvertedDoublePendulum-v5": _InvertedDoublePendulum,
+}
+SUPPORTED: tuple[str, ...] = tuple(_PORTS)
+"""The gymnasium ids this backend ports."""
+
+
+def _options(env: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor option of the gymnasium env: its defaults, overridden by `kwargs`."""
+    params = inspect.signature(type(env).__init__).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return {**defaults, **kwargs}
+
+
+# ---------------------------------------------------------------- the thread pool
+
+
+def _worker(inbox: queue.SimpleQueue[Any], done: queue.SimpleQueue[BaseException | None]) -> None:
+    while True:
+        task = inbox.get()
+        if task is None:
+            return
+        fn, lo, hi = task
+        try:
+            fn(lo, hi)
+            done.put(None)
+        except BaseException as exc:
+            done.put(exc)
+        del task, fn  # hold no reference to the environment between steps
+
+
+class _Pool:
+    """`threads` contiguous slices of `range(n)`: the calling thread runs the first, persistent
+    worker threads the others (mujoco releases the GIL while it steps)."""
+
+    def __init__(self, n: int, threads: int) -> None:
+        bounds = [round(k * n / threads) for k in range(threads + 1)]
+        self.slices = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+        self._done: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        self._inboxes: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in self.slices[1:]]
+        self._threads = [
+            threading.Thread(target=_worker, args=(inbox, self._done), daemon=True, name=f"mujoco-{k + 1}")
+            for k, inbox in enumerate(self._inboxes)
+        ]
+        for thread in self._threads:
+            thread.start()
+        self.closed = False
+
+    def run(self, fn: Callable[[int, int], None]) -> None:
+        """`fn(lo, hi)` on every slice at once; re-raise the first error."""
+        if self.closed:
+            raise RuntimeError("the environment is closed")
+        for inbox, (lo, hi) in zip(self._inboxes, self.slices[1:], strict=True):
+            inbox.put((fn, lo, hi))
+        error: BaseException | None = None
+        try:
+            fn(*self.slices[0])
+        except BaseException as exc:
+            error = exc
+        for _ in self._inboxes:
+            result = self._done.get()
+            error = error or result
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        self.closed = True
+        for inbox in self._inboxes:
+            inbox.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- the batched environment
+
+
+class MujocoBatch(BatchedEnv):
+    """N copies of a gymnasium v5 MuJoCo environment (`SUPPORTED`): one MjModel, N MjData, stepped
+    with `mj_step(nstep=frame_skip)` by `threads` threads (each owns a contiguous slice of the
+    environments). Observation, reward, termination and reset noise are gymnasium's, computed
+    over the batch in numpy; the physics runs on the CPU, the tensors live on `device`.
+
+    Actions are not clipped (MuJoCo clamps ctrl to ctrlrange; the control cost sees the action
+    as given), as in gymnasium. Environment i draws its reset noise from
+    `np.random.default_rng(seed + i)`, as gymnasium's env seeded `seed + i` does, so a reset with
+    a seed gives the same states as gymnasium's vector env reset with that seed.
+
+    `sim` (float64 tensors on `device`, batch first; after `step` the state the step reached,
+    before finished environments were reset):
+
+    - `qpos` `[N, nq]`, `qvel` `[N, nv]`: MjData's joint positions and velocities.
+    - `xpos` `[N, nbody, 3]`: body frame positions (what gymnasium's `get_body_com` reads; index
+      with `body_id(name)`).
+    - `site_xpos` `[N, nsite, 3]`: site positions.
+
+    After a step `xpos` and `site_xpos` are those gymnasium shows too: computed at the start of
+    the last substep, with no extra `mj_forward`. `sim_fields` chooses what `sim` holds: any
+    MjData array (e.g. `cfrc_ext`); fewer fields, less copying.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        max_episode_steps: int | None = None,
+        threads: int = 2,
+        sim_fields: Sequence[str] = SIM_FIELDS,
+        **kwargs: Any,
+    ) -> None:
+        """`kwargs` are the gymnasium constructor's (e.g. `ctrl_cost_weight`); `max_episode_steps`
+        None keeps gymnasium's limit (1000, Reacher 50); `threads` counts the calling thread."""
+        if env_id not in _PORTS:
+            raise ValueError(
+                f"no batched MuJoCo port of '{env_id}'{did_you_mean(env_id, SUPPORTED)}; "
+                f"supported: {', '.join(SUPPORTED)}"
+            )
+        if "render_mode" in kwargs:
+            raise ValueError("MujocoBatch does not render; leave out render_mode")
+        if num_envs < 1 or threads < 1:
+            raise ValueError(f"num_envs and threads must be at least 1, got {num_envs} and {threads}")
+        made = gym.make(env_id, **kwargs)
+        env: Any = made.unwrapped
+        self.env_id = env_id
+        self.model = env.model
+        self.frame_skip = int(env.frame_skip)
+        self.port = _PORTS[env_id](env, _options(env, kwargs))
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.obs_dim = int(env.observation_space.shape[0])
+        low, high = self.model.actuator_ctrlrange.astype(np.float32).T
+        self.action = ActionSpec(
+            discrete=None,
+            dim=int(self.model.nu),
+            low=tuple(float(v) for v in low),
+            high=tuple(float(v) for v in high),
+        )
+        limit = max_episode_steps or (made.spec.max_episode_steps if made.spec else None)
+        self.max_episode_steps = int(limit or 1000)
+        made.close()
+
+        self._datas = [mujoco.MjData(self.model) for _ in range(num_envs)]
+        self._sim_fields = tuple(sim_fields)
+        self._reads = tuple(dict.fromkeys(("qpos", "qvel", *self.port.reads, *self._sim_fields)))
+        for name in self._reads:
+            array = getattr(self._datas[0], name, None)
+            if not isinstance(array, np.ndarray) or array.dtype != np.float64:
+                raise ValueError(
+                    f"sim field '{name}' is not a float MjData array; e.g. {', '.join(SIM_FIELDS)}"
+                )
+        self._post_constraint = self.port.post_constraint or any(
+            name in _POST_CONSTRAINT_FIELDS for name in self._reads
+        )
+        # Views into each MjData's memory, made once: reading them costs one copy per env and field.
+        self._views = {name: [getattr(d, name) for d in self._datas] for name in self._reads}
+        self._ctrl = [d.ctrl for d in self._datas]
+        self._rngs = [np.random.default_rng(seed + i) for i in range(num_envs)]
+        self._steps = np.zeros(num_envs, dtype=np.int64)
+        self._action = np.zeros((num_envs, self.model.nu), dtype=np.float32)
+        self._out: Snapshot = {}
+        self._now: Snapshot = {}
+        """The arrays of the state every environment is in now (after resets)."""
+        self.sim: dict[str, torch.Tensor] = {}
+        self.sim_next: dict[str, torch.Tensor] = {}
+        self._pool = _Pool(num_envs, threads)
+        self._finalizer = weakref.finalize(self, self._pool.close)
+
+    # ------------------------------------------------------------ public
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        if seed is not None:
+            self._rngs = [np.random.default_rng(seed + i) for i in range(self.num_envs)]
+        draws = [self.port.sample_reset(rng) for rng in self._rngs]
+        return self.set_state(np.stack([q for q, _ in draws]), np.stack([v for _, v in draws]))
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> torch.Tensor:
+        """Put every environment in the given state (`[N, nq]`, `[N, nv]`) as gymnasium's
+        `set_state` after a reset does, start new episodes there, and return the observations."""
+        n, model = self.num_envs, self.model
+        if np.shape(qpos) != (n, model.nq) or np.shape(qvel) != (n, model.nv):
+            raise ValueError(
+                f"set_state takes qpos [{n}, {model.nq}] and qvel [{n}, {model.nv}], "
+                f"got {list(np.shape(qpos))} and {list(np.shape(qvel))}"
+            )
+        snapshot = self._load(np.arange(n), np.asarray(qpos, np.float64), np.asarray(qvel, np.float64))
+        self._steps[:] = 0
+        self._now = snapshot
+        self.sim = self.sim_next = self._sim(snapshot)
+        return self._tensor(self.port.observe(snapshot), torch.float32)
+
+    def step(self, actions: torch.Tensor) -> Step:
+        if not self._now:
+            raise RuntimeError("call reset() before step()")
+        action = np.ascontiguousarray(actions.detach().to("cpu", torch.float32).numpy())
+        if action.shape != (self.num_envs, self.model.nu):
+            raise ValueError(f"actions must be [{self.num_envs}, {self.model.nu}], got {list(action.shape)}")
+        self._action = action
+        self._out = {name: np.empty((self.num_envs, *views[0].shape)) for name, views in self._views.items()}
+        self._pool.run(self._step_slice)
+        after, self._out = self._out, {}
+        reward, terminated = self.port.reward(self._now, after, action)
+        obs = self.port.observe(after)
+        self._steps += 1
+        truncated = (self._steps >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        self.sim = self._sim(after)
+        final_obs = self._tensor(obs, torch.float32)
+        if done.any():
+            idx = np.flatnonzero(done)
+            draws = [self.port.sample_reset(self._rngs[i]) for i in idx]
+            fresh = self._load(idx, np.stack([q for q, _ in draws]), np.stack([v for _, v in draws]))
+            after = {name: array.copy() for name, array in after.items()}  # `sim` keeps the pre-reset ones
+            for name, array in after.items():
+                array[idx] = fresh[name]
+            obs = obs.copy()
+            obs[idx] = self.port.observe(fresh)
+            self._steps[idx] = 0
+            self.sim_next = self._sim(after)
+        else:
+            self.sim_next = self.sim
+        self._now = after
+        return Step(
+            obs=self._tensor(obs, torch.float32),
+            reward=self._tensor(reward, torch.float32),
+            terminated=self._tensor(terminated, torch.bool),
+            truncated=self._tensor(truncated, torch.bool),
+            final_obs=final_obs,
+        )
+
+    def body_id(self, name: str) -> int:
+        """Index of a body in `sim["xpos"]`."""
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
+        if body < 0:
+            names = [self.model.body(i).name for i in range(self.model.nbody)]
+            raise KeyError(f"{self.env_id} has no body '{name}'{did_you_mean(name, names)}")
+        return int(body)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    # ------------------------------------------------------------ internals
+
+    def _step_slice(self, lo: int, hi: int) -> None:
+        """Apply the actions to environments lo..hi-1, step them, read their arrays into `_out`."""
+        model, nstep, post = self.model, self.frame_skip, self._post_constraint
+        datas, ctrl, action = self._datas, self._ctrl, self._action
+        copies = [(self._out[name], views) for name, views in self._views.items()]
+        for i in range(lo, hi):
+            data = datas[i]
+            ctrl[i][:] = action[i]
+            mujoco.mj_step(model, data, nstep=nstep)
+            if post:
+                mujoco.mj_rnePostConstraint(model, data)
+            for out, views in copies:
+                out[i] = views[i]
+
+    def _load(self, idx: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> Snapshot:
+        """Reset environments `idx` to (qpos, qvel) as gymnasium does (mj_resetData, set, mj_forward);
+        return their arrays."""
+        snapshot = {name: np.empty((len(idx), *views[0].shape)) for name, views in self._views.items()}
+        for j, i in enumerate(idx):
+            data = self._datas[i]
+            mujoco.mj_resetData(self.model, data)
+            data.qpos[:] = qpos[j]
+            data.qvel[:] = qvel[j]
+            mujoco.mj_forward(self.model, data)
+            for name, views in self._views.items():
+                snapshot[name][j] = views[i]
+        return snapshot
+
+    def _sim(self, snapshot: Snapshot) -> dict[str, torch.Tensor]:
+        return {name: self._tensor(snapshot[name], torch.float64) for name in self._sim_fields}
+
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(array).to(device=self.device, dtype=dtype)
