@@ -9,7 +9,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install sandbox-deps demo test test-fast lint format clean
+.PHONY: install system-deps demo test test-fast lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # torch is pinned to the CPU build on this project's machines; a loose requirement pulls CUDA (GBs).
 # llama-cpp-python (the embedded local model) is built once, ~10 minutes, and kept in $(WHEELS).
-install: $(BIN)/python sandbox-deps
+install: $(BIN)/python system-deps
 	$(BIN)/pip install -q torch==2.13.0
 	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
 		echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes)"; \
@@ -26,16 +26,21 @@ install: $(BIN)/python sandbox-deps
 	$(BIN)/pip install -q $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(BIN)/pip install -q -e ".[dev,local]"
 
-# bubblewrap is the sandbox's isolation; installed here when we are root on Debian/Ubuntu,
-# otherwise eureka runs generated code unisolated and says so loudly.
-sandbox-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# System packages, installed here when we are root on Debian/Ubuntu (otherwise a note says what
+# to install): bubblewrap, the sandbox's isolation (without it eureka runs generated code
+# unisolated and says so loudly); chromium, for the browser tests of the ranking page and report.
+SYSTEM_PACKAGES := bubblewrap:bwrap chromium:chromium
+system-deps:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v $${pair#*:} >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
-				{ apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
+			echo "installing$$missing (apt-get)"; \
+			apt-get install -y -q $$missing >/dev/null 2>&1 || \
+				{ apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
 		else \
-			echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) to isolate generated code"; \
-		fi; }
+			echo "note: install$$missing (e.g. sudo apt-get install$$missing) for isolation and browser tests"; \
+		fi; fi
 
 demo:
 	$(BIN)/eureka solve cartpole --model replay:examples/cartpole_demo --iterations 2 --samples 3 \

@@ -303,8 +303,11 @@ def solve(
                 oracle_noise=oracle_noise,
                 halving=halving,
             )
+            judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)
             loop.save_config(run_dir, config)
+        if resume is not None:
+            judge = _judge(config.feedback, rank_ui, open_videos)
         use_sandbox(config.sandbox)
         if config.model == LOCAL_MODEL:
             err_console.print(
@@ -323,7 +326,6 @@ def solve(
             max_tokens=config.max_tokens,
         )
         console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
-        judge = _judge(config.feedback, rank_ui, open_videos)
         interactive = config.feedback in ("critique", "rank")
         reporter: display.PlainReporter | display.LiveReporter = (
             display.LiveReporter(console, llm.model)
