@@ -266,7 +266,7 @@ def solve(
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import display, loop
-    from eureka.llm import LLM, LOCAL_MODEL, default_model, make_backend
+    from eureka.llm import LOCAL_MODEL, default_model, for_run
 
     with user_errors():
         if resume is not None:
@@ -316,15 +316,7 @@ def solve(
                 "to show how it handles that. Use --model (e.g. gpt-4o) for real results.",
                 soft_wrap=True,
             )
-        cache_dir = Path(os.environ.get("EUREKA_CACHE_DIR", Path.home() / ".cache" / "eureka" / "llm"))
-        llm = LLM(
-            make_backend(config.model, config.api_base, config.seed),
-            transcript=run_dir / "transcript.jsonl",
-            cache_dir=cache_dir if config.cache else None,
-            temperature=config.temperature,
-            max_cost=config.max_cost,
-            max_tokens=config.max_tokens,
-        )
+        llm = for_run(config, run_dir)
         console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
         interactive = config.feedback in ("critique", "rank")
         reporter: display.PlainReporter | display.LiveReporter = (
@@ -344,6 +336,137 @@ def solve(
             )
     if summary.status != "ok":
         raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory of eureka solve")]) -> None:
+    """Write the run's self-contained HTML report (report.html) and print its path."""
+    from eureka.report import read_run, write_report
+
+    with user_errors():
+        if read_run(run_dir) is None:
+            raise ConfigError(f"{run_dir} is not a run directory of eureka solve (no valid summary.json)")
+        console.print(str(write_report(run_dir.resolve())), highlight=False, soft_wrap=True)
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="List and show the runs in a runs directory.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    runs_dir: Annotated[Path | None, typer.Option(help="where run directories are (default ./runs)")] = None,
+) -> None:
+    """Every solve run: task, start, model, status, iterations, best F, HNS, cost, wall time."""
+    from eureka.report import read_run, summary_json
+
+    root = runs.runs_root(runs_dir)
+    table = Table("run", "model", "status", "iterations", "best F", "HNS", "cost", "wall", title=str(root))
+    for column in table.columns:
+        column.overflow = "fold"
+    for summary in sorted(root.glob("*/*/summary.json")):
+        info = read_run(summary.parent)
+        if info is None:
+            continue
+        row = summary_json(info)
+        hns = "-" if row["hns"] is None else f"{row['hns']:.3f}"
+        best = "-" if row["best_fitness"] is None else f"{row['best_fitness']:.4g}"
+        table.add_row(
+            str(summary.parent.relative_to(root)),
+            row["model"],
+            row["status"],
+            str(row["iterations"]),
+            best,
+            hns,
+            f"${row['cost']:.4f}",
+            f"{row['wall_time']:.0f} s",
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_dir: Annotated[Path, typer.Argument(help="a run directory of eureka solve")]) -> None:
+    """The run's summary and its candidates."""
+    from eureka import display
+    from eureka.report import read_run
+
+    with user_errors():
+        info = read_run(run_dir)
+        if info is None:
+            raise ConfigError(f"{run_dir} is not a run directory of eureka solve (no valid summary.json)")
+        console.print(display.summary_panel(info.summary, str(run_dir)))
+        console.print(display.candidates_table(info.candidates))
+
+
+@app.command()
+def batch(
+    task_names: Annotated[list[str] | None, typer.Argument(help="task names or folders")] = None,
+    suite: Annotated[Path | None, typer.Option(help="suite.yaml: defaults, tasks, per-task options")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="litellm model or replay:DIR ({task} = the task's name)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="where results.json, junit.xml, summary.md and runs/ go")] = Path(
+        "batch"
+    ),
+    min_hns: Annotated[
+        float | None, typer.Option(help="a task fails below this human-normalised score")
+    ] = None,
+    workers: Annotated[str, typer.Option(help="candidates trained at once; 'auto' = one per core")] = "auto",
+    iterations: Annotated[int | None, typer.Option(help="rounds of evolution")] = None,
+    samples: Annotated[int | None, typer.Option(help="reward candidates per iteration")] = None,
+    timesteps: Annotated[int | None, typer.Option(help="training budget per candidate")] = None,
+    eval_seeds: Annotated[int | None, typer.Option(help="seeds of the final evaluation")] = None,
+    feedback: Annotated[str | None, typer.Option(help="'auto' or 'synthetic'")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    video: Annotated[bool | None, typer.Option(help="film each trained policy")] = None,
+    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+) -> None:
+    """Solve many tasks (for CI): results.json, junit.xml, summary.md. Exit 0 all passed, 1 a
+    threshold missed, 2 an error."""
+    from eureka import batch as batching
+    from eureka import display, loop
+    from eureka.llm import default_model, for_run
+
+    with user_errors():
+        use_sandbox(sandbox_mode)
+        if workers != "auto" and not workers.isdigit():
+            raise ConfigError(f"--workers {workers!r}: give a number or 'auto'")
+        n_workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+        loaded = batching.load_suite(suite) if suite is not None else None
+        todo = batching.entries(list(task_names or []), loaded, min_hns)
+        overrides = {
+            "model": model,
+            "iterations": iterations,
+            "samples": samples,
+            "timesteps": timesteps,
+            "eval_seeds": eval_seeds,
+            "feedback": feedback,
+            "seed": seed,
+            "video": video,
+        }
+        fallback = default_model()
+        configs = {e.task: batching.solve_config(e, overrides, fallback, n_workers) for e in todo}
+
+        def solve_one(entry: batching.SuiteEntry) -> Path:
+            config = configs[entry.task]
+            run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
+            loop.save_config(run_dir, config)
+            console.print(f"[bold]{entry.task}[/bold]: {run_dir}", highlight=False, soft_wrap=True)
+            loop.Loop(config, run_dir, for_run(config, run_dir), display.PlainReporter(console)).run()
+            return run_dir
+
+        def done(result: batching.TaskResult) -> None:
+            colour = {"passed": "green", "failed": "yellow", "error": "red"}[result.outcome]
+            console.print(
+                f"[{colour}]{result.outcome}[/{colour}] {result.task}: {result.message}", soft_wrap=True
+            )
+
+        outcome = batching.run_batch(todo, solve_one, out, done)
+        console.print(
+            (out / batching.MARKDOWN_FILE).read_text(), highlight=False, markup=False, soft_wrap=True
+        )
+        console.print(f"results: {out / batching.RESULTS_FILE}", highlight=False, soft_wrap=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 def _judge(mode: str, rank_ui: str, open_videos: bool) -> Human | None:

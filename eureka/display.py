@@ -119,3 +119,22 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
     )
     lines.append(f"run directory: {run_dir}")
     return Panel("\n".join(lines), title=f"eureka solve {summary.task}")
+
+
+def candidates_table(candidates: list[Candidate]) -> Table:
+    """Every candidate of a run with its status, F and message."""
+    table = Table("candidate", "origin", "status", "F", "success", "message", title="candidates")
+    for column in table.columns:
+        column.overflow = "fold"
+    for c in candidates:
+        colour = COLOURS.get(c.status, "red")
+        success = "-" if c.success_rate is None else f"{c.success_rate:.0%}"
+        table.add_row(
+            c.name,
+            c.origin,
+            f"[{colour}]{c.status.value}[/{colour}]",
+            _fitness(c.fitness),
+            success,
+            c.message[:100],
+        )
+    return table

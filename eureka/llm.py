@@ -443,3 +443,20 @@ class LLM:
         self.transcript.parent.mkdir(parents=True, exist_ok=True)
         with self.transcript.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
+
+
+def cache_dir() -> Path:
+    """Where replies are cached: $EUREKA_CACHE_DIR, else ~/.cache/eureka/llm."""
+    return Path(os.environ.get("EUREKA_CACHE_DIR", Path.home() / ".cache" / "eureka" / "llm"))
+
+
+def for_run(config: Any, run_dir: Path) -> LLM:
+    """The client a solve run uses (a SolveConfig's model, budgets and cache; its transcript)."""
+    return LLM(
+        make_backend(config.model, config.api_base, config.seed),
+        transcript=run_dir / "transcript.jsonl",
+        cache_dir=cache_dir() if config.cache else None,
+        temperature=config.temperature,
+        max_cost=config.max_cost,
+        max_tokens=config.max_tokens,
+    )

@@ -561,6 +561,17 @@ class Loop:
             best = self.elite.candidate if self.elite else None
             self.summary.message = f"best reward {best.name} with F {best.fitness:.4g}" if best else "done"
         self._save()
+        try:
+            from eureka.report import write_report
+
+            write_report(self.run_dir)
+        except Exception as exc:  # the run's results are saved; a report can be made later
+            self.report(
+                Progress(
+                    "message",
+                    f"report not written ({type(exc).__name__}: {exc}); try eureka report {self.run_dir}",
+                )
+            )
         self.report(Progress("final", self.summary.message, summary=self.summary))
         return self.summary
 
