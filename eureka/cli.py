@@ -263,6 +263,13 @@ def solve(
     ] = "web",
     open_videos: Annotated[bool, typer.Option(help="open videos and the ranking page for you")] = True,
     halving: Annotated[int, typer.Option(help="successive halving over N rungs (0: off)")] = 0,
+    executor: Annotated[
+        str, typer.Option(help="'local' (sandboxed processes) or 'ray' (a cluster)")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster: auto, HOST:PORT or ray://HOST:10001")
+    ] = None,
+    ray_retries: Annotated[int, typer.Option(help="retries of a job whose Ray worker died")] = 1,
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import display, loop
@@ -302,6 +309,9 @@ def solve(
                 analyzer=analyzer,
                 oracle_noise=oracle_noise,
                 halving=halving,
+                executor=executor,
+                ray_address=ray_address,
+                ray_retries=ray_retries,
             )
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)

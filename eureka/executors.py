@@ -4,10 +4,18 @@ executor ran a job (results and artifacts land in the job's out_dir either way).
 
 from __future__ import annotations
 
-from typing import Protocol
+import io
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
 
-from eureka import jobs
-from eureka.types import TrainJob, TrainResult
+from eureka import jobs, tasks
+from eureka.errors import ConfigError
+from eureka.types import SolveConfig, Status, TrainJob, TrainResult
+
+MAX_ARTIFACTS = 512 << 20
+"""A job's out_dir larger than this is not shipped back from a Ray worker (only its metrics)."""
 
 
 class Executor(Protocol):
@@ -30,3 +38,129 @@ class LocalExecutor:
 
     def close(self) -> None:
         return None
+
+
+# ---------------------------------------------------------------- Ray
+
+
+def _pack(folder: Path, skip: tuple[str, ...] = ("__pycache__",)) -> bytes:
+    """A folder as gzip'd tar bytes (regular files and folders only)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if any(part in skip for part in path.relative_to(folder).parts) or path.is_symlink():
+                continue
+            if path.is_file() or path.is_dir():
+                tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+    return buffer.getvalue()
+
+
+def _unpack(data: bytes, into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(into, filter="data")  # no links, no paths outside `into`
+
+
+def train_remote(job_json: str, task_tar: bytes, inputs: dict[str, bytes]) -> tuple[str, bytes]:
+    """Runs on a Ray worker: rebuild the job's task folder and inputs in a scratch directory,
+    train in the sandbox there exactly as locally, and return (metrics json, out_dir as tar)."""
+    job = TrainJob.model_validate_json(job_json)
+    with tempfile.TemporaryDirectory(prefix="eureka-ray-") as tmp:
+        root = Path(tmp)
+        task_folder = root / "task" / job.task_folder.name
+        _unpack(task_tar, task_folder)
+        out_dir = root / "out"
+        out_dir.mkdir()
+        update: dict[str, Any] = {"task_folder": task_folder, "out_dir": out_dir}
+        for key, data in inputs.items():
+            path = root / "inputs" / f"{key}.{'pt' if key == 'resume_from' else 'py'}"
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+            update[key] = path
+        result = jobs.run_training(job.model_copy(update=update))
+        size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+        artifacts = _pack(out_dir) if size <= MAX_ARTIFACTS else b""
+        return result.model_dump_json(), artifacts
+
+
+class RayExecutor:
+    """Jobs as Ray tasks on an existing cluster; the sandbox applies on the worker nodes (eureka
+    must be installed there); reward code, task folder and results travel as data, artifacts
+    land in the run directory on the driver. A worker that dies ends its candidate `crashed`
+    after `retries` more tries."""
+
+    name = "ray"
+
+    def __init__(
+        self, address: str | None = "auto", retries: int = 1, cpus: float = 1.0, gpus: float = 0.0
+    ) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "--executor ray needs Ray: pip install 'eureka-rewards[ray]' (and a cluster to connect to)"
+            ) from None
+        self.ray = ray
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=address or "auto",
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(
+                    f"could not connect to the Ray cluster at {address or 'auto'}: {first} "
+                    "(start one with `ray start --head`, or give --ray-address HOST:PORT)"
+                ) from None
+        self.retries = retries
+        self.remote = ray.remote(train_remote).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
+        self._task_tars: dict[Path, bytes] = {}
+
+    def _task_tar(self, folder: Path) -> bytes:
+        if folder not in self._task_tars:
+            self._task_tars[folder] = _pack(folder)
+        return self._task_tars[folder]
+
+    def run(self, job: TrainJob) -> TrainResult:
+        job = job.model_copy(
+            update={"out_dir": job.out_dir.resolve(), "task_folder": job.task_folder.resolve()}
+        )
+        inputs = {
+            key: path.read_bytes()
+            for key in ("reward_file", "reference_reward", "resume_from")
+            if (path := getattr(job, key)) is not None
+        }
+        try:
+            ref = self.remote.remote(job.model_dump_json(), self._task_tar(job.task_folder), inputs)
+            result_json, artifacts = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            kind = type(exc).__name__
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else kind
+            tries = self.retries + 1
+            attempts = f"{tries} tr{'y' if tries == 1 else 'ies'}"
+            result = TrainResult(
+                status=Status.CRASHED,
+                message=f"the Ray worker running this job died ({kind}) after {attempts}: {first}",
+            )
+            job.out_dir.mkdir(parents=True, exist_ok=True)
+            (job.out_dir / "metrics.json").write_text(result.model_dump_json(indent=2))
+            return result
+        if artifacts:
+            _unpack(artifacts, job.out_dir)
+        return TrainResult.model_validate_json(result_json)
+
+    def close(self) -> None:
+        return None
+
+
+def make_executor(config: SolveConfig) -> Executor:
+    """The executor a solve configuration asks for."""
+    if config.executor == "local":
+        return LocalExecutor()
+    task = tasks.load(config.task)
+    training = task.spec.training
+    return RayExecutor(config.ray_address, config.ray_retries, training.cpus, training.gpus)

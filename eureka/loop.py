@@ -22,7 +22,7 @@ from typing import Literal
 from eureka import analyzer, critic, feedback, prompts, reflection, schedule, tasks, tune
 from eureka.context import environment_context
 from eureka.errors import EurekaError
-from eureka.executors import Executor, LocalExecutor
+from eureka.executors import Executor, make_executor
 from eureka.extract import extract_code
 from eureka.llm import LLM, BudgetExceeded, LLMError, Message
 from eureka.types import (
@@ -109,7 +109,7 @@ class Loop:
         if judge is None and config.feedback == "synthetic":
             judge = feedback.SyntheticOracle(config.oracle_noise, config.seed)
         self.judge = judge
-        self.executor: Executor = executor or LocalExecutor()
+        self.executor: Executor = executor or make_executor(config)
         self.start = time.monotonic()
         self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
 

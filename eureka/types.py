@@ -125,6 +125,10 @@ class TrainingSpec(Strict):
     """Number of points at which training statistics are summarised."""
     timeout: float = Field(default=3600.0, gt=0)
     """Wall-clock limit of one training job in seconds."""
+    cpus: float = Field(default=1.0, gt=0)
+    """CPUs one training job asks for on a Ray cluster."""
+    gpus: float = Field(default=0.0, ge=0)
+    """GPUs one training job asks for on a Ray cluster (fractions share a GPU)."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """`batched`: batched PPO on a batched environment (native port where one exists, else
     gymnasium's envs); `sb3`: stable-baselines3 with the settings above; `auto`: batched when
@@ -345,6 +349,12 @@ class SolveConfig(Strict):
     """`llm` adds the model's diagnosis to the rule-based trajectory summary."""
     oracle_noise: float = Field(default=0.0, ge=0)
     """Synthetic feedback: noise added to F before ranking, as a fraction of F's spread."""
+    executor: Literal["local", "ray"] = "local"
+    """Where candidates train: sandboxed processes on this machine, or Ray tasks on a cluster."""
+    ray_address: str | None = None
+    """The Ray cluster (`auto`, `HOST:PORT`, `ray://HOST:10001`); None: `auto`."""
+    ray_retries: int = Field(default=1, ge=0)
+    """Tries more for a job whose Ray worker died, before its candidate ends `crashed`."""
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     """Isolation of generated code: bubblewrap where it works (`auto`, else a warning),
     required (`bwrap`), or none (`none`, only when asked for)."""
