@@ -190,6 +190,9 @@ class TrainJob(BaseModel):
     video: bool = True
     threads: int = 1
     """torch threads inside the worker."""
+    sim_threads: int | None = None
+    """Threads of a simulator that steps environments in parallel on the CPU (batched MuJoCo);
+    None: `threads`."""
     check_only: bool = False
     """Only run the reward on real states from random rollouts (the critic's smoke test)."""
     reference_reward: Path | None = None

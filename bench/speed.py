@@ -1,0 +1,144 @@
+"""Benchmark: training speed of eureka's batched path against stable-baselines3, side by side in
+one process on the same tasks (prints figures, asserts nothing).
+
+For each task and pipeline it trains the task's human reward until the mean task score F of the
+last 20 training episodes reaches the success threshold (or the budget runs out), then prints
+env steps/s including learning, the time and steps to the threshold, and the final policy's F.
+
+Pipelines:
+  sb3-default  SB3 PPO with SB3's default settings (1 env), the baseline of issue 8
+  sb3-task     SB3 with the task's own settings (RL-Zoo's where it has them)
+  batched      eureka's batched PPO on the task's batched environment
+
+    python bench/speed.py                      # cartpole, pendulum, half_cheetah
+    python bench/speed.py --quick              # tiny budgets, for CI: figures only
+    python bench/speed.py --tasks hopper --pipelines batched --device cuda --num-envs 4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from eureka import tasks, trainer
+from eureka.types import TrainJob, TrainResult
+
+BUDGETS = {"cartpole": 200_000, "pendulum": 400_000, "half_cheetah": 100_000}
+"""Step caps of the full benchmark (half_cheetah: a throughput measurement, not a solve)."""
+QUICK_BUDGET = 8_000
+PIPELINES = ("sb3-default", "sb3-task", "batched")
+
+
+def _variant(task_name: str, pipeline: str, root: Path, overrides: dict[str, object]) -> Path:
+    """A copy of the task folder whose training section selects the pipeline."""
+    source = tasks.load(task_name).folder
+    folder = root / pipeline / task_name
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    training = spec["training"]
+    if pipeline == "sb3-default":
+        training.update(
+            {"algorithm": "PPO", "n_envs": 1, "hyperparams": {}, "normalize": False, "backend": "sb3"}
+        )
+    elif pipeline == "sb3-task":
+        training["backend"] = "sb3"
+    else:
+        training["backend"] = "batched"
+        training["batched"] = {**(training.get("batched") or {}), **overrides}
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder
+
+
+def _run(
+    folder: Path, budget: int, seed: int, device: str, threads: tuple[int, int], out: Path
+) -> tuple[TrainResult, float]:
+    reward = out / "reward.py"
+    out.mkdir(parents=True, exist_ok=True)
+    reward.write_text((folder / "human_reward.py").read_text())
+    job = TrainJob(
+        task_folder=folder,
+        reward_file=reward,
+        out_dir=out,
+        seed=seed,
+        timesteps=budget,
+        device=device,
+        video=False,
+        threads=threads[0],
+        sim_threads=threads[1],
+        stop_when_solved=True,
+    )
+    start = time.monotonic()
+    with (out / "train.log").open("w") as log, contextlib.redirect_stdout(log):
+        result = trainer.train(job)
+    return result, time.monotonic() - start
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(BUDGETS))
+    parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET:,} steps per run")
+    parser.add_argument("--budget", type=int, help="step cap of every run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="batched path: auto, cpu or cuda")
+    parser.add_argument("--num-envs", type=int, help="batched path: environments stepped together")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--sim-threads", type=int, default=2, help="MuJoCo stepping threads (batched path)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides: dict[str, object] = {"num_envs": args.num_envs} if args.num_envs else {}
+    rows: list[tuple[str, str, TrainResult, float]] = []
+    header = (
+        f"{'task':<14} {'pipeline':<12} {'steps/s':>9} {'solved':>6} {'to solve (s)':>12} "
+        f"{'steps to solve':>14} {'steps':>9} {'wall (s)':>8} {'final F':>9}"
+    )
+    print(header, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in args.tasks:
+            budget = args.budget or (QUICK_BUDGET if args.quick else BUDGETS.get(name, 200_000))
+            for pipeline in args.pipelines:
+                folder = _variant(name, pipeline, root, overrides)
+                device = args.device if pipeline == "batched" else "cpu"
+                threads = (args.threads, args.sim_threads)
+                result, wall = _run(
+                    folder, budget, args.seed, device, threads, root / f"run-{name}-{pipeline}"
+                )
+                rows.append((name, pipeline, result, wall))
+                solved = "yes" if result.solved_after_steps else "no"
+                to_solve = _fmt(result.solved_after_seconds, ".1f")
+                print(
+                    f"{name:<14} {pipeline:<12} {result.steps_per_second:>9,.0f} {solved:>6} "
+                    f"{to_solve:>12} {_fmt(result.solved_after_steps, ','):>14} "
+                    f"{result.env_steps:>9,} {wall:>8.1f} {_fmt(result.fitness, '.4g'):>9}"
+                    + ("" if result.status.value == "ok" else f"  {result.status.value}: {result.message}"),
+                    flush=True,
+                )
+    print()
+    for name in args.tasks:
+        mine = {p: r for t, p, r, _ in rows if t == name}
+        ours, base = mine.get("batched"), mine.get("sb3-default")
+        if ours is None or base is None or not base.steps_per_second:
+            continue
+        speed = ours.steps_per_second / base.steps_per_second
+        line = f"{name}: batched runs {speed:.1f}x the env steps/s of sb3-default"
+        if ours.solved_after_seconds and base.solved_after_seconds:
+            line += f" and solves {base.solved_after_seconds / ours.solved_after_seconds:.1f}x sooner"
+        elif ours.solved_after_seconds:
+            line += f"; it solves in {ours.solved_after_seconds:.1f} s, sb3-default not within its budget"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
