@@ -181,10 +181,18 @@ def train(
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="training path: 'auto' (the task's), 'sb3' or 'batched'")
+    ] = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads of the simulator (default: all cores)")
+    ] = None,
 ) -> None:
     """Train a policy against one reward in the sandbox and report F on the task's true metric."""
     with user_errors():
         use_sandbox(sandbox_mode)
+        if backend not in ("auto", "sb3", "batched"):
+            raise ConfigError(f"--backend {backend!r}: use auto, sb3 or batched")
         spec = tasks.load(task)
         run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
         reward_file = _reward_file(spec, reward, run_dir)
@@ -196,6 +204,8 @@ def train(
             timesteps=timesteps,
             device=device,
             video=video,
+            backend=None if backend == "auto" else backend,
+            sim_threads=threads or os.cpu_count() or 1,
         )
         runs.write_config(
             run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())}
@@ -263,6 +273,9 @@ def solve(
     ] = "web",
     open_videos: Annotated[bool, typer.Option(help="open videos and the ranking page for you")] = True,
     halving: Annotated[int, typer.Option(help="successive halving over N rungs (0: off)")] = 0,
+    backend: Annotated[
+        str, typer.Option(help="training path: 'auto' (the task's), 'sb3' or 'batched'")
+    ] = "auto",
     executor: Annotated[
         str, typer.Option(help="'local' (sandboxed processes) or 'ray' (a cluster)")
     ] = "local",
@@ -309,6 +322,7 @@ def solve(
                 analyzer=analyzer,
                 oracle_noise=oracle_noise,
                 halving=halving,
+                backend=backend,
                 executor=executor,
                 ray_address=ray_address,
                 ray_retries=ray_retries,

@@ -112,6 +112,11 @@ class Loop:
         self.executor: Executor = executor or make_executor(config)
         self.start = time.monotonic()
         self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
+        if config.halving > 1 and tasks.training_path(self.task, self.config.backend) != "batched":
+            raise EurekaError(
+                f"--halving continues training from checkpoints, which only the batched path writes; task "
+                f"{self.task.name} trains with SB3: add --backend batched (or a training.batched section)"
+            )
 
     # ------------------------------------------------------------ prompts
 
@@ -199,13 +204,18 @@ class Loop:
             device=self.config.device,
             video=self.config.video,
             reference_reward=self.human_reward,
+            backend=None if self.config.backend == "auto" else self.config.backend,
         )
 
     def _budget(self) -> int:
         training = self.task.spec.training
         if self.config.timesteps:
             return self.config.timesteps
-        if training.batched is not None and training.backend != "sb3" and training.batched.timesteps:
+        if (
+            tasks.training_path(self.task, self.config.backend) == "batched"
+            and training.batched is not None
+            and training.batched.timesteps
+        ):
             return training.batched.timesteps
         return training.timesteps
 

@@ -158,3 +158,12 @@ def load_module(task: Task, filename: str) -> ModuleType | None:
     finally:
         sys.path.remove(folder)
     return module
+
+
+def training_path(task: Task, override: str | None = None) -> str:
+    """`sb3` or `batched`: the override (unless `auto`), else the task's `training.backend`,
+    where `auto` means batched when the task has a `training.batched` section."""
+    choice = override if override and override != "auto" else task.spec.training.backend
+    if choice == "auto":
+        return "batched" if task.spec.training.batched is not None else "sb3"
+    return choice

@@ -420,15 +420,6 @@ def _divergence(exc: BaseException) -> str | None:
     return None
 
 
-def backend(task: Task, job: TrainJob) -> str:
-    """`sb3` or `batched`: the job's choice, else the task's (`auto`: batched when the task
-    has a `training.batched` section)."""
-    choice = job.backend or task.spec.training.backend
-    if choice == "auto":
-        return "batched" if task.spec.training.batched is not None else "sb3"
-    return choice
-
-
 def train(job: TrainJob) -> TrainResult:
     """Train a policy for the job's task against its reward and measure F on the result."""
     start = time.monotonic()
@@ -438,7 +429,7 @@ def train(job: TrainJob) -> TrainResult:
     device = resolve_device(job.device)
     _seed_everything(job.seed)
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    if backend(task, job) == "batched":
+    if tasks.training_path(task, job.backend) == "batched":
         from eureka.batched_trainer import train_batched
 
         return train_batched(job, task, device, start)

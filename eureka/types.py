@@ -324,6 +324,8 @@ class SolveConfig(Strict):
     """Add the task's human reward as a candidate of the first iteration (Eureka's human init)."""
     tune: int = Field(default=0, ge=0)
     """Extra candidates per iteration made by perturbing the numeric constants of the best reward."""
+    backend: Literal["auto", "sb3", "batched"] = "auto"
+    """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     halving: int = Field(default=0, ge=0)
     """Successive halving over this many rungs (0 or 1: off): all candidates train to
     budget / 2^(rungs-1), the better half continues, until the survivors reach the budget.
