@@ -149,6 +149,10 @@ def load_module(task: Task, filename: str) -> ModuleType | None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     folder = str(task.folder)
+    # `from env import GOAL` in a task file must find this folder's env.py, not another
+    # task's that an earlier import left in sys.modules under the same plain name
+    siblings = {p.stem for p in task.folder.glob("*.py")}
+    saved = {name: sys.modules.pop(name) for name in siblings if name in sys.modules}
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
@@ -157,6 +161,12 @@ def load_module(task: Task, filename: str) -> ModuleType | None:
         raise TaskError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from exc
     finally:
         sys.path.remove(folder)
+        for name in siblings:
+            loaded = sys.modules.get(name)
+            origin = getattr(loaded, "__file__", None)
+            if origin and Path(origin).resolve().parent == task.folder.resolve():
+                del sys.modules[name]
+        sys.modules.update(saved)
     return module
 
 

@@ -127,3 +127,19 @@ def test_tasks_path_variable_adds_a_folder(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("EUREKA_TASKS_PATH", str(root))
     assert tasks.discover()["my_cartpole"] == (root / "my_cartpole").resolve()
     assert tasks.load("my_cartpole").spec.env.id == "CartPole-v1"
+
+
+def test_task_files_import_their_own_siblings(tmp_path: Path) -> None:
+    """Two task folders that both have an env.py: each state.py sees its own."""
+    seen = []
+    for name, value in (("first", 1.0), ("second", 2.0)):
+        folder = _cartpole_with(tmp_path, name=name)
+        (folder / "env.py").write_text(f"VALUE = {value}\n")
+        (folder / "state.py").write_text("from env import VALUE\n\n\ndef get_state(env, obs):\n    return {}\n")
+        module = tasks.load_module(tasks.load(str(folder)), "state.py")
+        assert module is not None
+        seen.append(module.VALUE)
+    assert seen == [1.0, 2.0]
+    import sys
+
+    assert "env" not in sys.modules  # nothing leaks under the plain name
