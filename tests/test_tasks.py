@@ -135,7 +135,7 @@ def test_task_files_import_their_own_siblings(tmp_path: Path) -> None:
     for name, value in (("first", 1.0), ("second", 2.0)):
         folder = _cartpole_with(tmp_path, name=name)
         (folder / "env.py").write_text(f"VALUE = {value}\n")
-        (folder / "state.py").write_text("from env import VALUE\n\n\ndef get_state(env, obs):\n    return {}\n")
+        (folder / "state.py").write_text("from env import VALUE\n\ndef get_state(env, obs):\n    return {}\n")
         module = tasks.load_module(tasks.load(str(folder)), "state.py")
         assert module is not None
         seen.append(module.VALUE)
