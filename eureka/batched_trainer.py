@@ -20,7 +20,7 @@ import torch
 
 from eureka.envs import make_env
 from eureka.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
-from eureka.ppo import PPO, PPOConfig
+from eureka.ppo import PPO
 from eureka.reward import RewardError, RewardFunction, compile_reward
 from eureka.sim.base import BatchedEnv
 from eureka.sim.registry import BatchedState, make_batched
@@ -31,17 +31,13 @@ from eureka.trainer import (
     Correlation,
     SolveClock,
     StatsRecorder,
-    finite,
+    evaluation_fields,
+    partial_result,
     write_video,
 )
-from eureka.types import BatchedSpec, ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
+from eureka.types import BatchedSpec, EvalEpisode, Status, Task, TrainJob, TrainResult
 
 POLICY_FILE = "policy.pt"
-
-
-def ppo_config(spec: BatchedSpec) -> PPOConfig:
-    fields = spec.model_dump(exclude={"timesteps"})
-    return PPOConfig(**fields)
 
 
 class Rollout:
@@ -232,7 +228,7 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
 def train_batched(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:
     """Train with batched PPO on the task's batched environment and measure F."""
     spec = task.spec.training.batched or BatchedSpec()
-    config = ppo_config(spec)
+    config = spec
     timesteps = job.timesteps or spec.timesteps or task.spec.training.timesteps
     fitness = Fitness(task)
     fields = list(task.spec.state)
@@ -278,7 +274,7 @@ def _learn(
     task: Task,
     env: BatchedEnv,
     rollout: Rollout,
-    config: PPOConfig,
+    config: BatchedSpec,
     timesteps: int,
     fitness: Fitness,
     reward: RewardFunction | None,
@@ -352,10 +348,26 @@ def _learn(
                 )
                 tmp.replace(progress)
     except RewardError as exc:
-        return _partial(exc.status, exc.message, recorder, steps - done_steps, train_start, device, backend)
+        return partial_result(
+            exc.status,
+            exc.message,
+            recorder,
+            steps - done_steps,
+            time.monotonic() - train_start,
+            device,
+            backend,
+        )
     except FloatingPointError as exc:
         message = f"training diverged (non-finite values in the policy): {str(exc)[:200]}"
-        return _partial(Status.DIVERGED, message, recorder, steps - done_steps, train_start, device, backend)
+        return partial_result(
+            Status.DIVERGED,
+            message,
+            recorder,
+            steps - done_steps,
+            time.monotonic() - train_start,
+            device,
+            backend,
+        )
     train_time = time.monotonic() - train_start
     if recorder.pending:
         recorder.close(steps)
@@ -372,23 +384,11 @@ def _learn(
     spec = task.spec.training
     episodes = evaluate(ppo, task, make, fitness, reward, spec.eval_episodes, job.seed + 10_000, device)
     video = film(ppo, task, job.out_dir / "rollout.mp4", job.seed + 10_000, device) if job.video else None
-    values = [e.fitness for e in episodes]
-    mean = float(np.mean(values))
     return TrainResult(
         status=Status.OK,
         message="trained",
-        fitness=mean,
-        fitness_std=float(np.std(values)),
-        success_rate=float(np.mean([e.success for e in episodes])),
-        solved=fitness.succeeded(mean),
-        checkpoint_steps=recorder.steps,
-        fitness_curve=recorder.fitness,
-        episode_length_curve=recorder.lengths,
-        reward_curve=recorder.rewards,
-        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
-        eval_episode_lengths=[e.length for e in episodes],
-        eval_fitness=values,
-        eval_episodes=episodes,
+        **evaluation_fields(episodes, fitness),
+        **recorder.curves(),
         env_steps=steps,
         wall_time=time.monotonic() - start,
         steps_per_second=(steps - done_steps) / max(train_time, 1e-9),
@@ -400,30 +400,4 @@ def _learn(
         backend=backend,
         solved_after_steps=clock.steps,
         solved_after_seconds=clock.seconds,
-    )
-
-
-def _partial(
-    status: Status,
-    message: str,
-    recorder: StatsRecorder,
-    steps: int,
-    train_start: float,
-    device: torch.device,
-    backend: str,
-) -> TrainResult:
-    elapsed = time.monotonic() - train_start
-    return TrainResult(
-        status=status,
-        message=message,
-        checkpoint_steps=recorder.steps,
-        fitness_curve=recorder.fitness,
-        episode_length_curve=recorder.lengths,
-        reward_curve=recorder.rewards,
-        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
-        env_steps=steps,
-        wall_time=elapsed,
-        steps_per_second=steps / max(elapsed, 1e-9),
-        device=str(device),
-        backend=backend,
     )

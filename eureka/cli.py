@@ -57,6 +57,15 @@ def use_sandbox(mode: str) -> None:
     sandbox.resolve_isolation()
 
 
+def worker_count(value: str) -> int:
+    """`--workers`: a number, or `auto` for one per core."""
+    if value == "auto":
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"--workers {value!r}: give a number of at least 1, or 'auto'")
+    return int(value)
+
+
 SANDBOX_HELP = "'auto' (bubblewrap where it works, else warn), 'bwrap' (required) or 'none' (unisolated)"
 
 
@@ -297,9 +306,7 @@ def solve(
                 raise ConfigError("give a task name, or --resume RUN_DIR")
             spec = tasks.load(task)
             use_sandbox(sandbox_mode)
-            if workers != "auto" and not workers.isdigit():
-                raise ConfigError(f"--workers {workers!r}: give a number or 'auto'")
-            n_workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+            n_workers = worker_count(workers)
             config = SolveConfig(
                 task=str(spec.folder),
                 model=model or default_model(),
@@ -453,9 +460,7 @@ def batch(
 
     with user_errors():
         use_sandbox(sandbox_mode)
-        if workers != "auto" and not workers.isdigit():
-            raise ConfigError(f"--workers {workers!r}: give a number or 'auto'")
-        n_workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+        n_workers = worker_count(workers)
         loaded = batching.load_suite(suite) if suite is not None else None
         todo = batching.entries(list(task_names or []), loaded, min_hns)
         overrides = {

@@ -17,7 +17,6 @@ reward scale does not decide whether PPO learns.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +24,7 @@ import torch
 from torch import nn
 
 from eureka.sim.base import ActionSpec
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """Hyperparameters of the batched PPO (task.yaml `training.batched`)."""
-
-    num_envs: int = 64
-    """Environments stepped together."""
-    num_steps: int = 32
-    """Steps per environment between updates (the rollout length)."""
-    epochs: int = 4
-    minibatches: int = 4
-    learning_rate: float = 1e-3
-    desired_kl: float | None = 0.01
-    """Adapt the learning rate to keep the policy's KL step near this; None: fixed rate."""
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    value_coef: float = 0.5
-    entropy_coef: float = 0.0
-    max_grad_norm: float = 0.5
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = True
-    normalize_reward: bool = True
-    """Scale rewards by the running std of the discounted return."""
-    init_log_std: float = 0.0
-    """Initial log standard deviation of continuous actions."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
+from eureka.types import BatchedSpec
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 
@@ -105,7 +75,7 @@ def _mlp(
 class ActorCritic(nn.Module):
     """Separate policy and value MLPs over (optionally normalised) observations."""
 
-    def __init__(self, obs_dim: int, action: ActionSpec, config: PPOConfig, device: torch.device) -> None:
+    def __init__(self, obs_dim: int, action: ActionSpec, config: BatchedSpec, device: torch.device) -> None:
         super().__init__()
         if config.activation not in ACTIVATIONS:
             raise ValueError(f"activation {config.activation!r}: use one of {', '.join(ACTIVATIONS)}")
@@ -161,7 +131,7 @@ class ActorCritic(nn.Module):
 class PPO:
     """Collect with `act`/`store`, learn with `update`; one instance trains one policy."""
 
-    def __init__(self, obs_dim: int, action: ActionSpec, config: PPOConfig, device: torch.device) -> None:
+    def __init__(self, obs_dim: int, action: ActionSpec, config: BatchedSpec, device: torch.device) -> None:
         self.config = config
         self.device = device
         self.model = ActorCritic(obs_dim, action, config, device)
@@ -302,4 +272,4 @@ class PPO:
         self.updates = int(state["updates"])
 
     def save(self, path: Path, extra: dict[str, Any] | None = None) -> None:
-        torch.save({**self.state_dict(), "config": self.config.__dict__, **(extra or {})}, path)
+        torch.save({**self.state_dict(), "config": self.config.model_dump(), **(extra or {})}, path)

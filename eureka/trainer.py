@@ -66,6 +66,16 @@ class StatsRecorder:
             "components": self.components,
         }
 
+    def curves(self) -> dict[str, Any]:
+        """The TrainResult fields this recorder fills."""
+        return {
+            "checkpoint_steps": self.steps,
+            "fitness_curve": self.fitness,
+            "episode_length_curve": self.lengths,
+            "reward_curve": self.rewards,
+            "components": [ComponentStats(name=k, means=finite(v)) for k, v in self.components.items()],
+        }
+
     def restore(self, state: dict[str, Any]) -> None:
         self.steps = list(state["steps"])
         self.fitness = list(state["fitness"])
@@ -480,12 +490,16 @@ def train(job: TrainJob) -> TrainResult:
         stop = clock if job.stop_when_solved else None
         model.learn(total_timesteps=timesteps, callback=_Checkpoints(recorder, job.out_dir, timesteps, stop))
     except RewardError as exc:
-        return _partial(exc.status, exc.message, recorder, model, train_start, device)
+        return partial_result(
+            exc.status, exc.message, recorder, model.num_timesteps, time.monotonic() - train_start, device
+        )
     except (ValueError, RuntimeError) as exc:
         diverged = _divergence(exc)
         if diverged is None:
             raise
-        return _partial(Status.DIVERGED, diverged, recorder, model, train_start, device)
+        return partial_result(
+            Status.DIVERGED, diverged, recorder, model.num_timesteps, time.monotonic() - train_start, device
+        )
     train_time = time.monotonic() - train_start
     if recorder.pending:
         recorder.close(model.num_timesteps)
@@ -496,23 +510,11 @@ def train(job: TrainJob) -> TrainResult:
         norm.save(str(job.out_dir / "vecnormalize.pkl"))
     video_path = job.out_dir / "rollout.mp4" if job.video else None
     episodes, video = evaluate(model, task, fitness, norm, spec.eval_episodes, job.seed, video_path, reward)
-    values = [e.fitness for e in episodes]
-    mean = float(np.mean(values))
     return TrainResult(
         status=Status.OK,
         message="trained",
-        fitness=mean,
-        fitness_std=float(np.std(values)),
-        success_rate=float(np.mean([fitness.succeeded(v) for v in values])),
-        solved=fitness.succeeded(mean),
-        checkpoint_steps=recorder.steps,
-        fitness_curve=recorder.fitness,
-        episode_length_curve=recorder.lengths,
-        reward_curve=recorder.rewards,
-        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
-        eval_episode_lengths=[e.length for e in episodes],
-        eval_fitness=values,
-        eval_episodes=episodes,
+        **evaluation_fields(episodes, fitness),
+        **recorder.curves(),
         env_steps=int(model.num_timesteps),
         wall_time=time.monotonic() - start,
         steps_per_second=model.num_timesteps / max(train_time, 1e-9),
@@ -529,26 +531,38 @@ def finite(values: list[float | None]) -> list[float | None]:
     return [v if v is not None and math.isfinite(v) else None for v in values]
 
 
-def _partial(
+def evaluation_fields(episodes: list[EvalEpisode], fitness: Fitness) -> dict[str, Any]:
+    """The TrainResult fields measured on the final policy's evaluation episodes."""
+    values = [e.fitness for e in episodes]
+    mean = float(np.mean(values))
+    return {
+        "fitness": mean,
+        "fitness_std": float(np.std(values)),
+        "success_rate": float(np.mean([e.success for e in episodes])),
+        "solved": fitness.succeeded(mean),
+        "eval_episode_lengths": [e.length for e in episodes],
+        "eval_fitness": values,
+        "eval_episodes": episodes,
+    }
+
+
+def partial_result(
     status: Status,
     message: str,
     recorder: StatsRecorder,
-    model: BaseAlgorithm,
-    train_start: float,
+    steps: int,
+    elapsed: float,
     device: torch.device,
+    backend: str = "sb3",
 ) -> TrainResult:
     """A failed run still reports the statistics gathered before it failed."""
-    elapsed = time.monotonic() - train_start
     return TrainResult(
         status=status,
         message=message,
-        checkpoint_steps=recorder.steps,
-        fitness_curve=recorder.fitness,
-        episode_length_curve=recorder.lengths,
-        reward_curve=recorder.rewards,
-        components=[ComponentStats(name=k, means=finite(v)) for k, v in recorder.components.items()],
-        env_steps=int(model.num_timesteps),
+        **recorder.curves(),
+        env_steps=steps,
         wall_time=elapsed,
-        steps_per_second=model.num_timesteps / max(elapsed, 1e-9),
+        steps_per_second=steps / max(elapsed, 1e-9),
         device=str(device),
+        backend=backend,
     )

@@ -4,6 +4,7 @@ tests can prove that no secret reaches a worker or a file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,20 @@ class QueuedBackend:
 
 def fenced(code: str, prose: str = "Here is the reward function.") -> str:
     return f"{prose}\n\n```python\n{code.strip()}\n```\n"
+
+
+def solve_config(**overrides: object) -> Any:
+    """A SolveConfig for loop tests: cartpole, a queued fake model, tiny budgets."""
+    from eureka.types import SolveConfig
+
+    base: dict[str, object] = {
+        "task": "cartpole",
+        "model": "queued-fake",
+        "iterations": 2,
+        "samples": 2,
+        "workers": 1,
+        "timesteps": 1500,
+        "eval_seeds": 1,
+        "video": False,
+    }
+    return SolveConfig.model_validate({**base, **overrides})

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO, QueuedBackend, fenced
+from conftest import REPO, QueuedBackend, fenced, solve_config
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -36,18 +36,8 @@ runner = CliRunner()
 
 
 def _config(**overrides: object) -> SolveConfig:
-    base: dict[str, object] = {
-        "task": "cartpole",
-        "model": "queued-fake",
-        "iterations": 2,
-        "samples": 3,
-        "workers": 2,
-        "timesteps": 3000,
-        "eval_seeds": 0,
-        "video": False,
-    }
-    base.update(overrides)
-    return SolveConfig.model_validate(base)
+    settings: dict[str, object] = {"samples": 3, "workers": 2, "timesteps": 3000, "eval_seeds": 0}
+    return solve_config(**{**settings, **overrides})  # type: ignore[no-any-return]
 
 
 def _loop(run_dir: Path, backend: QueuedBackend, judge: object = None, **overrides: object) -> Loop:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, QueuedBackend, fenced
+from conftest import FIXTURES, REPO, QueuedBackend, fenced, solve_config
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -27,18 +27,7 @@ runner = CliRunner()
 
 
 def _config(**overrides: object) -> SolveConfig:
-    base: dict[str, object] = {
-        "task": "cartpole",
-        "model": "queued-fake",
-        "iterations": 2,
-        "samples": 2,
-        "workers": 1,
-        "timesteps": 1500,
-        "eval_seeds": 1,
-        "video": False,
-    }
-    base.update(overrides)
-    return SolveConfig.model_validate(base)
+    return solve_config(**overrides)  # type: ignore[no-any-return]
 
 
 def _run(tmp_path: Path, backend: QueuedBackend, **overrides: object) -> tuple[Summary, Path, list[Progress]]:
