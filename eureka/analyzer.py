@@ -104,9 +104,7 @@ def _components(episodes: list[EvalEpisode]) -> list[str]:
         return []
     means = {n: statistics.fmean(e.components.get(n, 0.0) for e in episodes) for n in names}
     total = sum(abs(v) for v in means.values()) or 1.0
-    parts = [
-        f"{n} {_fmt(v)} ({abs(v) / total:.0%})" for n, v in sorted(means.items(), key=lambda kv: -abs(kv[1]))
-    ]
+    parts = [f"{n} {_fmt(v)} ({abs(v) / total:.0%})" for n, v in means.items()]  # in the reward's order
     lines = [f"Reward components per step, mean over these episodes (share of |total|): {', '.join(parts)}"]
     top, share = max(means.items(), key=lambda kv: abs(kv[1]))
     if len(names) > 1 and abs(share) / total > 0.8:
