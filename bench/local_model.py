@@ -1,0 +1,74 @@
+"""Benchmark: the embedded local model (SmolLM2-135M-Instruct through llama-cpp-python) on a
+real task prompt: tokens/s, seconds per sample, how many of N replies pass the Reward Critic,
+and what the reply cache saves (prints figures, asserts nothing).
+
+    python bench/local_model.py [--samples 30] [--task cartpole]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from eureka import critic, tasks
+from eureka.context import environment_context
+from eureka.extract import extract_code
+from eureka.llm import LLM, LocalBackend
+from eureka.loop import SIGNATURE_EXAMPLE
+from eureka.prompts import render
+from eureka.types import Status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--task", default="cartpole")
+    args = parser.parse_args()
+    task = tasks.load(args.task)
+    context = environment_context(task)
+    messages = [
+        {"role": "system", "content": render("system", task, signature_example=SIGNATURE_EXAMPLE)},
+        {
+            "role": "user",
+            "content": f"{render('task', task, context=context)}\n\n{render('code_tips', task)}",
+        },
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.monotonic()
+        backend = LocalBackend(seed=0)
+        print(f"model loaded in {time.monotonic() - start:.1f} s")
+        llm = LLM(backend, cache_dir=root / "cache")
+        replies = llm.sample(messages, args.samples)  # sampled one by one, each timed on its own
+        times = [r.latency for r in replies]
+        tokens = [r.tokens_out for r in replies]
+        print(
+            f"{len(replies)} samples: {statistics.fmean(times):.1f} s per sample (median "
+            f"{statistics.median(times):.1f}, max {max(times):.1f}); {sum(tokens) / sum(times):.1f} tokens/s "
+            f"generated; {statistics.fmean(tokens):.0f} tokens per reply; prompt {replies[0].tokens_in} tok"
+        )
+        outcomes: Counter[str] = Counter()
+        for i, reply in enumerate(replies):
+            code = extract_code(reply.text)
+            if code is None:
+                outcomes["no_code"] += 1
+                continue
+            report = critic.review(code, task, root / f"cand_{i}", context)
+            outcomes["passed" if report.status == Status.OK else f"{report.stage}:{report.status.value}"] += 1
+        passed = outcomes["passed"]
+        print(f"critic: {passed} of {len(replies)} pass ({passed / len(replies):.0%}); {dict(outcomes)}")
+        start = time.monotonic()
+        again = llm.sample(messages, args.samples)
+        same = [r.text for r in again] == [r.text for r in replies]
+        print(
+            f"cache: the same request again took {time.monotonic() - start:.3f} s for {len(again)} replies "
+            f"(all cached: {all(r.cached for r in again)}, identical: {same})"
+        )
+
+
+if __name__ == "__main__":
+    main()
