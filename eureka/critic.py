@@ -19,7 +19,7 @@ SMOKE_TIMEOUT = 120.0
 """Seconds the smoke test may take (it steps a few hundred random actions)."""
 
 
-def _verify(code: str, task: Task, cand_dir: Path, timeout: float) -> CheckReport:
+def _verify(code: str, task: Task, cand_dir: Path, timeout: float, backend: str | None) -> CheckReport:
     problems = checks.check_source(code, list(task.spec.state))
     if problems:
         return CheckReport(status=Status.CHECK_FAILED, message="; ".join(problems), stage="static", code=code)
@@ -27,7 +27,13 @@ def _verify(code: str, task: Task, cand_dir: Path, timeout: float) -> CheckRepor
     reward_file.write_text(code)
     smoke_dir = cand_dir / "smoke"
     result = jobs.run_training(
-        TrainJob(task_folder=task.folder, reward_file=reward_file, out_dir=smoke_dir, check_only=True),
+        TrainJob(
+            task_folder=task.folder,
+            reward_file=reward_file,
+            out_dir=smoke_dir,
+            check_only=True,
+            backend=backend,
+        ),
         timeout=timeout,
     )
     if result.status != Status.OK:
@@ -52,17 +58,19 @@ def review(
     context: str,
     llm: LLM | None = None,
     timeout: float | None = None,
+    backend: str | None = None,
 ) -> CheckReport:
     """Check reward code; with `llm`, the critic model may revise code that passed, and the
-    revision is kept only when it passes the same checks. The smoke test's wall-clock limit
-    is `timeout`, else the smaller of SMOKE_TIMEOUT and the task's training limit."""
+    revision is kept only when it passes the same checks. The smoke test runs on the training
+    path that will train the candidate (`backend`, else the task's); its wall-clock limit is
+    `timeout`, else the smaller of SMOKE_TIMEOUT and the task's training limit."""
     timeout = timeout or min(SMOKE_TIMEOUT, task.spec.training.timeout)
     cand_dir.mkdir(parents=True, exist_ok=True)
-    report = _verify(code, task, cand_dir, timeout)
+    report = _verify(code, task, cand_dir, timeout, backend)
     if report.status == Status.OK and llm is not None:
         revised = _llm_review(code, task, llm, context)
         if revised is not None:
-            second = _verify(revised, task, cand_dir, timeout)
+            second = _verify(revised, task, cand_dir, timeout, backend)
             if second.status == Status.OK:
                 report = second.model_copy(update={"revised_by_critic": True, "stage": "passed"})
             else:

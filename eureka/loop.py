@@ -189,6 +189,7 @@ class Loop:
             cand_dir,
             self.context,
             llm=self.llm if self.config.critic == "llm" else None,
+            backend=None if self.config.backend == "auto" else self.config.backend,
         )
         return report.status, report.message, report.code
 
