@@ -104,15 +104,16 @@ def run_training(
 
 def _with_inputs_inside(job: TrainJob) -> TrainJob:
     """The job with its reward files and checkpoint copied into its own directory when they
-    live elsewhere: the sandbox shows the worker its directory, not the caller's files."""
+    live elsewhere: the sandbox shows the worker its directory, not the caller's files. Each
+    keeps its file name (messages quote it: `reward.py line 5`), in a folder named for its role."""
     inputs = job.out_dir / INPUTS_DIR
     update: dict[str, Path] = {}
     for key in ("reward_file", "reference_reward", "resume_from"):
         path: Path | None = getattr(job, key)
         if path is None or path.is_relative_to(job.out_dir):
             continue
-        inputs.mkdir(exist_ok=True)
-        target = inputs / f"{key}{path.suffix}"
+        target = inputs / key / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         update[key] = target
     return job.model_copy(update=update) if update else job

@@ -1,7 +1,7 @@
-"""Writes into the directory that holds its run directory (other runs): read-only."""
+"""Writes into the directory that holds its run directory (other runs): not there to write to."""
 
 # expect: crashed
-# message: Read-only file system
+# message: Permission denied
 import torch
 
 
