@@ -1,5 +1,6 @@
-"""`eureka train` end to end through the CLI: real SB3 training in the sandbox worker with tiny
-budgets, and every kind of broken reward ending with its status and message."""
+"""`eureka train` end to end through the CLI: real training (SB3, and the batched path cartpole
+takes by default) in the sandbox worker with tiny budgets, and every kind of broken reward ending
+with its status and message."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ def train_json(*args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(lines[-1])
 
 
-def test_human_reward_trains_and_reports_components() -> None:
-    code, out = train_json("cartpole", "--reward", "human", "--timesteps", "3000", "--seed", "1")
+@pytest.mark.parametrize(("backend", "policy"), [("sb3", "policy.zip"), ("batched", "policy.pt")])
+def test_human_reward_trains_and_reports_components(backend: str, policy: str) -> None:
+    code, out = train_json(
+        "cartpole", "--reward", "human", "--timesteps", "3000", "--seed", "1", "--backend", backend
+    )
     assert code == 0, out
     assert out["status"] == "ok"
     assert out["fitness"] is not None and out["fitness"] > 0
@@ -35,7 +39,7 @@ def test_human_reward_trains_and_reports_components() -> None:
     alive = next(c for c in out["components"] if c["name"] == "alive")
     assert alive["means"] == [1.0] * len(out["checkpoint_steps"])
     run_dir = Path(out["run_dir"])
-    assert (run_dir / "policy.zip").is_file()
+    assert (run_dir / policy).is_file()
     assert (run_dir / "reward.py").read_text() == (REPO / "tasks/cartpole/human_reward.py").read_text()
     assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -89,7 +93,8 @@ def test_custom_environment_task_trains() -> None:
     ],
 )
 def test_broken_rewards_end_with_a_status_and_message(fixture: str, status: str, message: str) -> None:
-    code, out = train_json("cartpole", "--reward", str(REWARDS / fixture), "--timesteps", "1000")
+    reward = str(REWARDS / fixture)
+    code, out = train_json("cartpole", "--reward", reward, "--timesteps", "1000", "--backend", "sb3")
     assert code == 1
     assert out["status"] == status
     assert out["message"] == message
