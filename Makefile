@@ -44,7 +44,7 @@ system-deps:
 
 demo:
 	$(BIN)/eureka solve cartpole --model replay:examples/cartpole_demo --iterations 2 --samples 3 \
-		--timesteps 50000 --eval-seeds 2
+		--timesteps 100000 --eval-seeds 2
 
 test:
 	$(BIN)/python -m pytest

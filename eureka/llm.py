@@ -294,7 +294,9 @@ class ReplayBackend:
                         "the run asked for more"
                     )
                 nearest = min(unused, key=lambda i: _distance(self.exchanges[i]["messages"], messages))
-                difference = first_difference(self.exchanges[nearest]["messages"], messages)
+                difference = first_difference(
+                    self.exchanges[nearest]["messages"], messages, numbers_matter=self.strict
+                )
                 raise LLMError(
                     f"replay: a prompt differs from the recording {self.path} "
                     f"(nearest is exchange {nearest + 1}): {difference}"
@@ -314,15 +316,23 @@ def _distance(recorded: Sequence[Message], asked: Sequence[Message]) -> int:
     return longest - same
 
 
-def first_difference(recorded: Sequence[Message], asked: Sequence[Message]) -> str | None:
-    """Where two message lists first differ, in words; None when equal."""
+def first_difference(
+    recorded: Sequence[Message], asked: Sequence[Message], numbers_matter: bool = True
+) -> str | None:
+    """Where two message lists first differ, in words; None when equal. Unless `numbers_matter`,
+    lines that differ only in their numbers count as equal (replay tolerates that drift, so the
+    difference worth naming is the first one in words)."""
+
+    def same(x: str, y: str) -> bool:
+        return x == y if numbers_matter else NUMBER.sub("#", x) == NUMBER.sub("#", y)
+
     for i, (a, b) in enumerate(zip(recorded, asked, strict=False)):
         if a.get("role") != b.get("role"):
             return f"message {i + 1} has role '{b.get('role')}', the recording has '{a.get('role')}'"
-        if a.get("content") != b.get("content"):
+        if not same(a.get("content", ""), b.get("content", "")):
             la, lb = a.get("content", "").splitlines(), b.get("content", "").splitlines()
             for j, (x, y) in enumerate(zip(la, lb, strict=False)):
-                if x != y:
+                if not same(x, y):
                     return f"message {i + 1} ({b.get('role')}), line {j + 1}: recorded {x!r}, now {y!r}"
             return f"message {i + 1} ({b.get('role')}) has {len(lb)} lines, the recording {len(la)}"
     if len(recorded) != len(asked):

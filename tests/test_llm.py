@@ -121,6 +121,12 @@ def test_replay_tolerates_drifting_statistics_but_not_words(tmp_path: Path) -> N
     worded = [*MESSAGES, {"role": "user", "content": "upright: [0.91, 0.97], Min: 0.97, F 500"}]
     with pytest.raises(LLMError, match=r"recorded .*Max.*now .*Min"):
         LLM(ReplayBackend(tmp_path)).sample(worded, 1)
+    # the error names the first difference in words, past lines whose numbers merely drifted
+    two_lines = {"role": "user", "content": "upright: [0.9, 0.8]\nanalysis: fell left"}
+    LLM(QueuedBackend(["x"]), transcript=tmp_path / "two.jsonl").sample([*MESSAGES, two_lines], 1)
+    drifted_and_worded = {"role": "user", "content": "upright: [0.5, 0.8]\nanalysis: fell right"}
+    with pytest.raises(LLMError, match=r"line 2: recorded 'analysis: fell left', now 'analysis: fell right'"):
+        LLM(ReplayBackend(tmp_path / "two.jsonl")).sample([*MESSAGES, drifted_and_worded], 1)
 
 
 def test_first_difference() -> None:

@@ -22,7 +22,7 @@ from eureka.loop import Loop, save_config
 from eureka.types import SolveConfig
 
 HERE = Path(__file__).resolve().parent
-DEMO = {"iterations": 2, "samples": 3, "timesteps": 50000, "eval_seeds": 2}
+DEMO = {"iterations": 2, "samples": 3, "timesteps": 100000, "eval_seeds": 2}
 """The options README's first command passes to `eureka solve`."""
 
 
