@@ -32,7 +32,7 @@ from eureka.types import TrainJob, TrainResult
 
 BUDGETS = {"cartpole": 200_000, "pendulum": 400_000, "half_cheetah": 100_000}
 """Step caps of the full benchmark (half_cheetah: a throughput measurement, not a solve)."""
-QUICK_BUDGET = 8_000
+QUICK_BUDGET = 4_000
 PIPELINES = ("sb3-default", "sb3-task", "batched")
 
 

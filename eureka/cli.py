@@ -27,8 +27,18 @@ from eureka.types import SolveConfig, Status, TrainJob, TrainResult
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show and check task folders.")
 app.add_typer(tasks_app, name="tasks")
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 160
+"""Columns for output that is not a terminal (CI logs, pipes): rich's 80 would cut task names."""
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 @contextmanager

@@ -3,10 +3,15 @@ tests can prove that no secret reaches a worker or a file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Wide tables in every test process: pytest-xdist's workers set COLUMNS=80, which makes rich cut
+# task names, and the CLI's consoles read it once, when eureka.cli is first imported.
+os.environ["COLUMNS"] = "250"
 
 FAKE_KEY = "sk-test-FAKE-0123456789abcdef"
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, REPO, QueuedBackend, fenced
 
 from eureka import tasks
@@ -17,10 +18,15 @@ TASK = tasks.load("cartpole")
 CONTEXT = environment_context(TASK)
 
 
-def test_good_code_passes_the_smoke_test(tmp_path: Path) -> None:
-    report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT)
+ENVS = {"sb3": TASK.spec.training.n_envs, "batched": TASK.spec.training.batched.num_envs}  # type: ignore[union-attr]
+"""Environments the smoke test steps together on each training path (256 steps of each)."""
+
+
+@pytest.mark.parametrize("backend", ["sb3", "batched"])
+def test_good_code_passes_the_smoke_test(tmp_path: Path, backend: str) -> None:
+    report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT, backend=backend)
     assert report.status == Status.OK and report.stage == "passed"
-    assert report.message == "passed the smoke test on 2048 real states"
+    assert report.message == f"passed the smoke test on {256 * ENVS[backend]} real states"
     assert CheckReport.model_validate_json((tmp_path / "cand/check.json").read_text()) == report
 
 
@@ -36,10 +42,13 @@ def test_static_failure_never_runs_code(tmp_path: Path) -> None:
     assert not (tmp_path / "cand/smoke").exists()
 
 
-def test_smoke_failure_names_the_problem(tmp_path: Path) -> None:
-    report = review((FIXTURES / "rewards/returns_nan.py").read_text(), TASK, tmp_path / "cand", CONTEXT)
+@pytest.mark.parametrize("backend", ["sb3", "batched"])
+def test_smoke_failure_names_the_problem(tmp_path: Path, backend: str) -> None:
+    code = (FIXTURES / "rewards/returns_nan.py").read_text()
+    report = review(code, TASK, tmp_path / "cand", CONTEXT, backend=backend)
     assert report.status == Status.DIVERGED and report.stage == "smoke"
-    assert report.message.startswith("compute_reward returned NaN or infinite values for 8 of 8 environments")
+    n = ENVS[backend]
+    assert report.message.startswith(f"compute_reward returned NaN or infinite values for {n} of {n} envir")
 
 
 def test_llm_critic_revision_is_kept_only_when_it_passes(tmp_path: Path) -> None:
