@@ -252,9 +252,13 @@ NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|\bnan\b|\binf\b"
 """A number as the reflection prints it (training statistics, fitness, correlations)."""
 
 
+def _masked(text: str) -> str:
+    """The text with every number masked: what must match when numbers may drift."""
+    return NUMBER.sub("#", text)
+
+
 def _shape(messages: Sequence[Message]) -> list[tuple[str, str]]:
-    """The messages with every number masked: what must match when numbers may drift."""
-    return [(m.get("role", ""), NUMBER.sub("#", m.get("content", ""))) for m in messages]
+    return [(m.get("role", ""), _masked(m.get("content", ""))) for m in messages]
 
 
 class ReplayBackend:
@@ -324,7 +328,7 @@ def first_difference(
     difference worth naming is the first one in words)."""
 
     def same(x: str, y: str) -> bool:
-        return x == y if numbers_matter else NUMBER.sub("#", x) == NUMBER.sub("#", y)
+        return x == y if numbers_matter else _masked(x) == _masked(y)
 
     for i, (a, b) in enumerate(zip(recorded, asked, strict=False)):
         if a.get("role") != b.get("role"):

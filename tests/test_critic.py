@@ -11,6 +11,7 @@ from eureka import tasks
 from eureka.context import environment_context
 from eureka.critic import review
 from eureka.llm import LLM
+from eureka.trainer import CHECK_STEPS
 from eureka.types import CheckReport, Status
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
@@ -19,14 +20,14 @@ CONTEXT = environment_context(TASK)
 
 
 ENVS = {"sb3": TASK.spec.training.n_envs, "batched": TASK.spec.training.batched.num_envs}  # type: ignore[union-attr]
-"""Environments the smoke test steps together on each training path (256 steps of each)."""
+"""Environments the smoke test steps together on each training path (CHECK_STEPS of each)."""
 
 
 @pytest.mark.parametrize("backend", ["sb3", "batched"])
 def test_good_code_passes_the_smoke_test(tmp_path: Path, backend: str) -> None:
     report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT, backend=backend)
     assert report.status == Status.OK and report.stage == "passed"
-    assert report.message == f"passed the smoke test on {256 * ENVS[backend]} real states"
+    assert report.message == f"passed the smoke test on {CHECK_STEPS * ENVS[backend]} real states"
     assert CheckReport.model_validate_json((tmp_path / "cand/check.json").read_text()) == report
 
 
