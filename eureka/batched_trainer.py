@@ -168,7 +168,7 @@ def evaluate(
     tracker = BatchedEpisodes(episodes, env.max_episode_steps, fitness.needs_states, device)
     try:
         while len(results) < episodes:
-            actions, _ = ppo.model.act(obs, deterministic=True)
+            actions = ppo.model.act(obs, deterministic=True)[0]
             step, total, components, signal, state, _ = rollout.step(actions)
             for name, value in components.items():
                 sums[name] = sums.get(name, torch.zeros(episodes, device=device)) + value
@@ -212,7 +212,7 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
     while not done and len(frames) < MAX_VIDEO_FRAMES:
         frames.append(np.asarray(env.render()))
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=device)
-        action, _ = ppo.model.act(x, deterministic=True)
+        action = ppo.model.act(x, deterministic=True)[0]
         if isinstance(action_space, gym.spaces.Discrete):
             step_action: Any = int(action[0])
         else:

@@ -18,6 +18,7 @@ import torch
 from stable_baselines3 import A2C, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
@@ -483,6 +484,8 @@ def train(job: TrainJob) -> TrainResult:
     hyper = build_hyperparams(task, n_actions)
     policy = hyper.pop("policy", "MlpPolicy")
     model = algo(policy, env, seed=job.seed, device=device, verbose=0, **hyper)
+    # statistics go through _Checkpoints; SB3's default logger would leave an empty /tmp/SB3-<date>
+    model.set_logger(Logger(folder=None, output_formats=[]))
     train_start = time.monotonic()
     print(f"training {task.name} with {spec.algorithm} for {timesteps} steps on {device}", flush=True)
     try:
