@@ -9,10 +9,14 @@ Pipelines:
   sb3-default  SB3 PPO with SB3's default settings (1 env), the baseline of issue 8
   sb3-task     SB3 with the task's own settings (RL-Zoo's where it has them)
   batched      eureka's batched PPO on the task's batched environment
+  skrl, rsl-rl those libraries' PPO on the same environment, reward and settings as `batched`
+               (not run by default; `pip install skrl rsl-rl-lib`; see bench/third_party.py):
+               why eureka has its own PPO
 
     python bench/speed.py                      # cartpole, pendulum, half_cheetah
     python bench/speed.py --quick              # tiny budgets, for CI: figures only
     python bench/speed.py --tasks hopper --pipelines batched --device cuda --num-envs 4096
+    python bench/speed.py --tasks cartpole pendulum --pipelines batched skrl rsl-rl
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,10 +35,14 @@ import yaml
 from eureka import tasks, trainer
 from eureka.types import TrainJob, TrainResult
 
+sys.path.insert(0, str(Path(__file__).parent))
+import third_party
+
 BUDGETS = {"cartpole": 200_000, "pendulum": 400_000, "half_cheetah": 100_000}
 """Step caps of the full benchmark (half_cheetah: a throughput measurement, not a solve)."""
 QUICK_BUDGET = 4_000
 PIPELINES = ("sb3-default", "sb3-task", "batched")
+"""Run by default; `third_party.LIBRARIES` on request."""
 
 
 def _variant(task_name: str, pipeline: str, root: Path, overrides: dict[str, object]) -> Path:
@@ -49,7 +58,7 @@ def _variant(task_name: str, pipeline: str, root: Path, overrides: dict[str, obj
         )
     elif pipeline == "sb3-task":
         training["backend"] = "sb3"
-    else:
+    else:  # batched, and the libraries on its environment and settings
         training["backend"] = "batched"
         training["batched"] = {**(training.get("batched") or {}), **overrides}
     (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -87,7 +96,9 @@ def _fmt(value: float | None, spec: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(BUDGETS))
-    parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
+    parser.add_argument(
+        "--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES + third_party.LIBRARIES
+    )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET:,} steps per run")
     parser.add_argument("--budget", type=int, help="step cap of every run")
     parser.add_argument("--seed", type=int, default=0)
@@ -112,9 +123,13 @@ def main() -> None:
                 folder = _variant(name, pipeline, root, overrides)
                 device = args.device if pipeline == "batched" else "cpu"
                 threads = (args.threads, args.sim_threads)
-                result, wall = _run(
-                    folder, budget, args.seed, device, threads, root / f"run-{name}-{pipeline}"
-                )
+                out = root / f"run-{name}-{pipeline}"
+                if pipeline in third_party.LIBRARIES:
+                    start = time.monotonic()
+                    result = third_party.train(pipeline, folder, budget, args.seed, args.sim_threads, out)
+                    wall = time.monotonic() - start
+                else:
+                    result, wall = _run(folder, budget, args.seed, device, threads, out)
                 rows.append((name, pipeline, result, wall))
                 solved = "yes" if result.solved_after_steps else "no"
                 to_solve = _fmt(result.solved_after_seconds, ".1f")
@@ -125,19 +140,23 @@ def main() -> None:
                     + ("" if result.status.value == "ok" else f"  {result.status.value}: {result.message}"),
                     flush=True,
                 )
+    if any(p in third_party.LIBRARIES for p in args.pipelines):
+        print("final F of skrl and rsl-rl: the last 20 training episodes (no separate evaluation)")
     print()
     for name in args.tasks:
         mine = {p: r for t, p, r, _ in rows if t == name}
-        ours, base = mine.get("batched"), mine.get("sb3-default")
-        if ours is None or base is None or not base.steps_per_second:
-            continue
-        speed = ours.steps_per_second / base.steps_per_second
-        line = f"{name}: batched runs {speed:.1f}x the env steps/s of sb3-default"
-        if ours.solved_after_seconds and base.solved_after_seconds:
-            line += f" and solves {base.solved_after_seconds / ours.solved_after_seconds:.1f}x sooner"
-        elif ours.solved_after_seconds:
-            line += f"; it solves in {ours.solved_after_seconds:.1f} s, sb3-default not within its budget"
-        print(line)
+        ours = mine.get("batched")
+        for other in ("sb3-default", *third_party.LIBRARIES):
+            base = mine.get(other)
+            if ours is None or base is None or not base.steps_per_second:
+                continue
+            speed = ours.steps_per_second / base.steps_per_second
+            line = f"{name}: batched runs {speed:.1f}x the env steps/s of {other}"
+            if ours.solved_after_seconds and base.solved_after_seconds:
+                line += f" and solves {base.solved_after_seconds / ours.solved_after_seconds:.1f}x sooner"
+            elif ours.solved_after_seconds:
+                line += f"; it solves in {ours.solved_after_seconds:.1f} s, {other} not within its budget"
+            print(line)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,16 @@ the scripts, not by timed tests)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import REPO
+
+from eureka.types import Status
 
 
 @pytest.mark.slow
@@ -39,3 +44,31 @@ def test_sandbox_overhead_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
     assert "critic smoke test (cartpole)" in done.stdout
+
+
+def _third_party() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("third_party", REPO / "bench/third_party.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_library_pipelines_train_our_environment_under_the_human_reward(tmp_path: Path) -> None:
+    """skrl and rsl-rl (the benchmark's comparison for eureka's own PPO) drive the same batched
+    env, reward and episode scoring: skrl learns CartPole through the adapter; rsl-rl, which
+    has no discrete policy, says so and runs Pendulum."""
+    third_party = _third_party()
+    cartpole = REPO / "tasks/cartpole"
+    learned = third_party.train("skrl", cartpole, 30_000, 0, 1, tmp_path / "skrl")
+    assert learned.status == Status.OK, learned.message
+    assert learned.backend == "skrl:CartPole"
+    assert learned.env_steps >= 20_000 or learned.solved_after_steps is not None
+    assert learned.fitness is not None and learned.fitness >= 50  # random play scores ~22
+    refused = third_party.train("rsl-rl", cartpole, 4_000, 0, 1, tmp_path / "rsl-cartpole")
+    assert refused.status == Status.CRASHED and "discrete" in refused.message
+    pendulum = third_party.train("rsl-rl", REPO / "tasks/pendulum", 30_000, 0, 1, tmp_path / "rsl")
+    assert pendulum.status == Status.OK, pendulum.message
+    assert pendulum.env_steps >= 30_000 and pendulum.steps_per_second > 0
+    assert pendulum.fitness is not None  # 200-step episodes ended, scored by the task's F
