@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -215,6 +216,48 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _namespace_init(info_fd: int) -> int | None:
+    """The host PID of the run's PID-namespace init, from what bwrap wrote to `--info-fd`."""
+    with contextlib.suppress(OSError):
+        match = re.search(rb'"child-pid"\s*:\s*(\d+)', os.read(info_fd, 4096))
+        return int(match.group(1)) if match else None
+    return None
+
+
+def _await_namespace(init_pid: int, grace_s: float = 10.0) -> None:
+    """Return once the namespace's init is gone or a zombie: the kernel makes an exiting init
+    kill and reap every other process of its namespace first, so nothing the worker started
+    outlives `run`. bwrap reports the command's exit before its init has finished that."""
+    deadline = time.monotonic() + grace_s
+    killed = False
+    while True:
+        try:
+            state = Path(f"/proc/{init_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        if time.monotonic() > deadline and not killed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(init_pid, signal.SIGKILL)
+            killed = True
+            deadline = time.monotonic() + grace_s
+        elif time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
+def _end(proc: subprocess.Popen[bytes], info_fd: int) -> None:
+    """Kill what is left of a run and wait until all of it is gone, namespace included."""
+    _kill_group(proc.pid)
+    proc.wait()
+    if info_fd >= 0:
+        init_pid = _namespace_init(info_fd)
+        os.close(info_fd)
+        if init_pid is not None:
+            _await_namespace(init_pid)
+
+
 def _open_log(log_path: Path) -> int:
     """The log, opened for appending without following a symlink a previous run planted."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -343,6 +386,7 @@ def run(
     owner: tuple[int, int] | None = None
     uid: int | None = None
     gid: int | None = None
+    info_read = info_write = -1
     if isolation == "bwrap":
         read_paths = [
             sys.prefix,
@@ -354,7 +398,9 @@ def run(
             *policy.read_paths,
             *(a for a in argv if os.path.isabs(a)),
         ]
-        command = _bwrap.build_args(workdir, env, read_paths)
+        info_read, info_write = os.pipe()
+        os.set_blocking(info_read, False)
+        command = _bwrap.build_args(workdir, env, read_paths, info_fd=info_write)
         if _bwrap.privileged():
             uid = gid = _bwrap.SANDBOX_UID
             info = workdir.stat()
@@ -380,9 +426,16 @@ def run(
             stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(info_write,) if info_write >= 0 else (),
         )
+    except BaseException:
+        if info_read >= 0:
+            os.close(info_read)
+        raise
     finally:
         os.close(log_fd)
+        if info_write >= 0:
+            os.close(info_write)
     timed_out = False
     returncode: int | None = None
     deadline = start + policy.timeout_s
@@ -409,12 +462,10 @@ def run(
                 if on_tick is not None:
                     on_tick()
     except BaseException:  # Ctrl-C in the orchestrator: never leave a worker behind
-        _kill_group(proc.pid)
-        proc.wait()
+        _end(proc, info_read)
         _sanitize(workdir, owner)
         raise
-    _kill_group(proc.pid)  # whatever the worker left running dies with it
-    proc.wait()
+    _end(proc, info_read)  # whatever the worker left running dies with it
     if returncode is not None and isolation == "bwrap" and returncode > 128:
         returncode = -(returncode - 128)  # bwrap reports a child killed by signal N as 128 + N
     _sanitize(workdir, owner)

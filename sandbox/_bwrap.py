@@ -144,11 +144,15 @@ def build_args(
     workdir: Path,
     env: dict[str, str],
     read_paths: Iterable[str],
+    info_fd: int | None = None,
 ) -> list[str]:
-    """bwrap's arguments (without the command) for a run in `workdir` with environment `env`."""
+    """bwrap's arguments (without the command) for a run in `workdir` with environment `env`;
+    bwrap writes `{"child-pid": N}` (its PID namespace's init, as the host sees it) to `info_fd`."""
     exe = bwrap_path()
     assert exe is not None
     args = [exe, *namespace_args(), "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
     args += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
     for pattern in GPU_DEVICES:
         for dev in sorted(glob.glob(pattern)):
