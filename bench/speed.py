@@ -66,8 +66,12 @@ def _variant(task_name: str, pipeline: str, root: Path, overrides: dict[str, obj
 
 
 def _run(
-    folder: Path, budget: int, seed: int, device: str, threads: tuple[int, int], out: Path
+    pipeline: str, folder: Path, budget: int, seed: int, device: str, threads: tuple[int, int], out: Path
 ) -> tuple[TrainResult, float]:
+    start = time.monotonic()
+    if pipeline in third_party.LIBRARIES:
+        result = third_party.train(pipeline, folder, budget, seed, threads[1], out)
+        return result, time.monotonic() - start
     reward = out / "reward.py"
     out.mkdir(parents=True, exist_ok=True)
     reward.write_text((folder / "human_reward.py").read_text())
@@ -83,7 +87,6 @@ def _run(
         sim_threads=threads[1],
         stop_when_solved=True,
     )
-    start = time.monotonic()
     with (out / "train.log").open("w") as log, contextlib.redirect_stdout(log):
         result = trainer.train(job)
     return result, time.monotonic() - start
@@ -124,12 +127,7 @@ def main() -> None:
                 device = args.device if pipeline == "batched" else "cpu"
                 threads = (args.threads, args.sim_threads)
                 out = root / f"run-{name}-{pipeline}"
-                if pipeline in third_party.LIBRARIES:
-                    start = time.monotonic()
-                    result = third_party.train(pipeline, folder, budget, args.seed, args.sim_threads, out)
-                    wall = time.monotonic() - start
-                else:
-                    result, wall = _run(folder, budget, args.seed, device, threads, out)
+                result, wall = _run(pipeline, folder, budget, args.seed, device, threads, out)
                 rows.append((name, pipeline, result, wall))
                 solved = "yes" if result.solved_after_steps else "no"
                 to_solve = _fmt(result.solved_after_seconds, ".1f")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from eureka import tasks
@@ -55,7 +56,6 @@ class _Run:
         self.budget = budget
         self.steps = 0
         self.seed = seed
-        self.start = time.monotonic()
 
     @property
     def num_envs(self) -> int:
@@ -70,11 +70,10 @@ class _Run:
         spec = self.env.action
         if spec.discrete is not None:
             return gym.spaces.Discrete(spec.discrete)
-        return gym.spaces.Box(torch.tensor(spec.low).numpy(), torch.tensor(spec.high).numpy())
+        return gym.spaces.Box(np.array(spec.low, np.float32), np.array(spec.high, np.float32))
 
     def reset(self) -> torch.Tensor:
-        self.start = time.monotonic()
-        self.clock.start = self.start
+        self.clock.start = time.monotonic()  # the clock of the training loop, as on the batched path
         return self.rollout.reset(self.seed)
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,7 +89,7 @@ class _Run:
         return self.rollout.obs, total.float(), step.terminated, step.truncated
 
     def result(self, library: str) -> TrainResult:
-        wall = time.monotonic() - self.start
+        wall = time.monotonic() - self.clock.start
         recent = self.clock.recent
         return TrainResult(
             status=Status.OK,

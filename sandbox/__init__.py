@@ -227,24 +227,21 @@ def _namespace_init(info_fd: int) -> int | None:
 def _await_namespace(init_pid: int, grace_s: float = 10.0) -> None:
     """Return once the namespace's init is gone or a zombie: the kernel makes an exiting init
     kill and reap every other process of its namespace first, so nothing the worker started
-    outlives `run`. bwrap reports the command's exit before its init has finished that."""
-    deadline = time.monotonic() + grace_s
-    killed = False
-    while True:
-        try:
-            state = Path(f"/proc/{init_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return
-        if state in ("Z", "X"):
-            return
-        if time.monotonic() > deadline and not killed:
+    outlives `run`. bwrap reports the command's exit before its init has finished that. An
+    init still there after `grace_s` is killed, and given `grace_s` more."""
+    for last_try in (False, True):
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{init_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state in ("Z", "X"):
+                return
+            time.sleep(0.01)
+        if not last_try:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(init_pid, signal.SIGKILL)
-            killed = True
-            deadline = time.monotonic() + grace_s
-        elif time.monotonic() > deadline:
-            return
-        time.sleep(0.01)
 
 
 def _end(proc: subprocess.Popen[bytes], info_fd: int) -> None:
