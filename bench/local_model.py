@@ -14,12 +14,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from eureka import critic, tasks
-from eureka.context import environment_context
-from eureka.extract import extract_code
-from eureka.llm import LLM, LocalBackend
+from eureka import tasks
+from eureka.llm.client import LLM, LocalBackend
+from eureka.llm.context import environment_context
+from eureka.llm.extract import extract_code
+from eureka.llm.prompts import render
 from eureka.loop import SIGNATURE_EXAMPLE
-from eureka.prompts import render
+from eureka.reward import critic
+from eureka.training import jobs
 from eureka.types import Status
 
 
@@ -57,7 +59,7 @@ def main() -> None:
             if code is None:
                 outcomes["no_code"] += 1
                 continue
-            report = critic.review(code, task, root / f"cand_{i}", context)
+            report = critic.review(code, task, root / f"cand_{i}", context, jobs.run_training)
             outcomes["passed" if report.status == Status.OK else f"{report.stage}:{report.status.value}"] += 1
         passed = outcomes["passed"]
         print(f"critic: {passed} of {len(replies)} pass ({passed / len(replies):.0%}); {dict(outcomes)}")

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import sandbox
-from eureka import jobs, tasks
+from eureka import tasks
+from eureka.training import jobs
 from eureka.types import TrainJob
 
 

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from eureka import tasks
-from eureka.llm import LLM, Completion, Message
-from eureka.loop import Loop, Progress, save_config
-from eureka.types import SolveConfig, Status
+from eureka.llm.client import LLM, Completion, Message
+from eureka.loop import Loop, save_config
+from eureka.types import Progress, SolveConfig, Status
 
 
 class Scripted:

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from eureka import tasks, trainer
+from eureka import tasks
+from eureka.training import train as trainer
 from eureka.types import TrainJob, TrainResult
 
 sys.path.insert(0, str(Path(__file__).parent))

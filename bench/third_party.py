@@ -1,7 +1,7 @@
 """Benchmark pipelines `skrl` and `rsl-rl`: the PPO of those libraries on the same batched
 environment, the same human reward, the same episode scoring and the same settings (the task's
 `training.batched` section) as eureka's batched path, so that `bench/speed.py` shows what
-eureka's own PPO (`eureka/ppo.py`) buys over a maintained library (issue 8).
+eureka's own PPO (`eureka/training/ppo.py`) buys over a maintained library (issue 8).
 
 Optional: `pip install skrl rsl-rl-lib`. Each library runs through its own trainer
 (`SequentialTrainer`, `OnPolicyRunner`); only the environment adapter is ours. Differences that
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from eureka import tasks
-from eureka.batched_trainer import Rollout
-from eureka.fitness import BatchedEpisodes, Fitness
-from eureka.reward import compile_reward
-from eureka.sim.registry import make_batched
-from eureka.trainer import SolveClock
+from eureka.reward.contract import compile_reward
+from eureka.training.batched import Rollout
+from eureka.training.fitness import BatchedEpisodes, Fitness
+from eureka.training.session import SolveClock
+from eureka.training.sim.registry import make_batched
 from eureka.types import BatchedSpec, Status, Task, TrainResult
 
 LIBRARIES = ("skrl", "rsl-rl")

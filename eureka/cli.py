@@ -18,10 +18,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import sandbox
-from eureka import jobs, runs, tasks
-from eureka.context import environment_context
+from eureka import tasks
 from eureka.errors import ConfigError, EurekaError, RewardFileError
-from eureka.feedback import Human
+from eureka.feedback.judges import Human
+from eureka.llm.context import environment_context
+from eureka.runs import rundir as runs
+from eureka.training import jobs
 from eureka.types import SolveConfig, Status, TrainJob, TrainResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -88,7 +90,8 @@ def tasks_list() -> None:
             column.overflow = "fold"
         for name in sorted(tasks.discover()):
             try:
-                spec = tasks.load(name).spec
+                task = tasks.load(name)
+                spec = task.spec
             except EurekaError as exc:
                 table.add_row(name, "[red]invalid[/red]", str(exc).splitlines()[0], "", "", "", "")
                 continue
@@ -96,8 +99,10 @@ def tasks_list() -> None:
                 name,
                 spec.env.id,
                 ", ".join(spec.state),
-                spec.training.algorithm,
-                f"{spec.training.timesteps:,}",
+                "batched PPO"
+                if tasks.training_path(task) == "batched"
+                else f"{spec.training.algorithm} (SB3)",
+                f"{tasks.budget(task):,}",
                 f"{spec.fitness.threshold:g} ({spec.fitness.metric})",
                 spec.machine_note,
             )
@@ -117,7 +122,7 @@ def tasks_check(
     all_tasks: Annotated[bool, typer.Option("--all", help="check every task found")] = False,
 ) -> None:
     """Validate task folders; every problem is named with its fix. Exit 1 when any fails."""
-    from eureka.task_check import check_task
+    from eureka.training.task_check import check_task
 
     with user_errors():
         selected = sorted(tasks.discover()) if all_tasks or not names else names
@@ -229,7 +234,7 @@ def train(
         runs.write_config(
             run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())}
         )
-        total = timesteps or spec.spec.training.timesteps
+        total = tasks.budget(spec, backend, timesteps)
         if as_json or not sys.stdout.isatty():
             result = jobs.run_training(job, timeout)
         else:
@@ -304,8 +309,9 @@ def solve(
     ray_retries: Annotated[int, typer.Option(help="retries of a job whose Ray worker died")] = 1,
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
-    from eureka import display, loop
-    from eureka.llm import LOCAL_MODEL, default_model, for_run
+    from eureka import loop
+    from eureka.llm.client import LOCAL_MODEL, default_model, for_run
+    from eureka.runs import display
 
     with user_errors():
         if resume is not None:
@@ -382,7 +388,7 @@ def solve(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory of eureka solve")]) -> None:
     """Write the run's self-contained HTML report (report.html) and print its path."""
-    from eureka.report import read_run, write_report
+    from eureka.runs.report import read_run, write_report
 
     with user_errors():
         if read_run(run_dir) is None:
@@ -399,7 +405,7 @@ def runs_list(
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories are (default ./runs)")] = None,
 ) -> None:
     """Every solve run: task, start, model, status, iterations, best F, HNS, cost, wall time."""
-    from eureka.report import read_run, summary_json
+    from eureka.runs.report import read_run, summary_json
 
     root = runs.runs_root(runs_dir)
     table = Table("run", "model", "status", "iterations", "best F", "HNS", "cost", "wall", title=str(root))
@@ -428,8 +434,8 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_dir: Annotated[Path, typer.Argument(help="a run directory of eureka solve")]) -> None:
     """The run's summary and its candidates."""
-    from eureka import display
-    from eureka.report import read_run
+    from eureka.runs import display
+    from eureka.runs.report import read_run
 
     with user_errors():
         info = read_run(run_dir)
@@ -464,9 +470,10 @@ def batch(
 ) -> None:
     """Solve many tasks (for CI): results.json, junit.xml, summary.md. Exit 0 all passed, 1 a
     threshold missed, 2 an error."""
-    from eureka import batch as batching
-    from eureka import display, loop
-    from eureka.llm import default_model, for_run
+    from eureka import loop
+    from eureka.llm.client import default_model, for_run
+    from eureka.runs import batch as batching
+    from eureka.runs import display
 
     with user_errors():
         use_sandbox(sandbox_mode)
@@ -510,8 +517,8 @@ def batch(
 
 def _judge(mode: str, rank_ui: str, open_videos: bool) -> Human | None:
     """Who answers a human feedback mode: the terminal, or the ranking page."""
-    from eureka.feedback import TerminalHuman
-    from eureka.rank_page import WebRanker
+    from eureka.feedback.judges import TerminalHuman
+    from eureka.feedback.rank_page import WebRanker
 
     if mode not in ("critique", "rank"):
         return None

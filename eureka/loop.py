@@ -13,24 +13,31 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from eureka import analyzer, critic, feedback, prompts, reflection, schedule, tasks, tune
-from eureka.context import environment_context
+from eureka import tasks
 from eureka.errors import EurekaError
-from eureka.executors import Executor, make_executor
-from eureka.extract import extract_code
-from eureka.llm import LLM, BudgetExceeded, LLMError, Message
+from eureka.feedback import analyzer, reflection
+from eureka.feedback import judges as feedback
+from eureka.llm import prompts
+from eureka.llm.client import LLM, BudgetExceeded, LLMError, Message
+from eureka.llm.context import environment_context
+from eureka.llm.extract import extract_code
+from eureka.reward import critic
+from eureka.training import halving as schedule
+from eureka.training import tune
+from eureka.training.executors import Executor, make_executor
 from eureka.types import (
     Candidate,
     EvalStats,
     Feedback,
     FinalEvaluation,
     IterationSummary,
+    Progress,
+    Reporter,
     SolveConfig,
     Status,
     Summary,
@@ -47,19 +54,6 @@ SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     ...
     return total, {"component_1": component_1, "component_2": component_2}"""
-
-
-@dataclass
-class Progress:
-    """What the display is told: one event at a time."""
-
-    kind: Literal["iteration", "candidate", "message", "final"]
-    text: str = ""
-    candidate: Candidate | None = None
-    summary: Summary | None = None
-
-
-Reporter = Callable[[Progress], None]
 
 
 @dataclass
@@ -188,6 +182,7 @@ class Loop:
             self.task,
             cand_dir,
             self.context,
+            self.executor.run,
             llm=self.llm if self.config.critic == "llm" else None,
             backend=None if self.config.backend == "auto" else self.config.backend,
         )
@@ -209,16 +204,7 @@ class Loop:
         )
 
     def _budget(self) -> int:
-        training = self.task.spec.training
-        if self.config.timesteps:
-            return self.config.timesteps
-        if (
-            tasks.training_path(self.task, self.config.backend) == "batched"
-            and training.batched is not None
-            and training.batched.timesteps
-        ):
-            return training.batched.timesteps
-        return training.timesteps
+        return tasks.budget(self.task, self.config.backend, self.config.timesteps)
 
     def _train(self, cand_dir: Path, code: str) -> TrainResult:
         metrics = cand_dir / "metrics.json"
@@ -510,7 +496,7 @@ class Loop:
         sparse = stats("sparse") if has_sparse else None
         return FinalEvaluation(
             seeds=seeds,
-            timesteps=self.config.timesteps or self.task.spec.training.timesteps,
+            timesteps=self._budget(),
             best=best,
             human=human,
             sparse=sparse,
@@ -573,7 +559,7 @@ class Loop:
             self.summary.message = f"best reward {best.name} with F {best.fitness:.4g}" if best else "done"
         self._save()
         try:
-            from eureka.report import write_report
+            from eureka.runs.report import write_report
 
             write_report(self.run_dir)
         except Exception as exc:  # the run's results are saved; a report can be made later

@@ -177,3 +177,15 @@ def training_path(task: Task, override: str | None = None) -> str:
     if choice == "auto":
         return "batched" if task.spec.training.batched is not None else "sb3"
     return choice
+
+
+def budget(task: Task, override: str | None = None, timesteps: int | None = None) -> int:
+    """The env steps one training of `task` takes: `timesteps` when given, else the budget of
+    the path it trains on (`training.batched.timesteps` on the batched path, when set, else
+    `training.timesteps`). The one rule the loop, the trainers, the CLI and reports share."""
+    if timesteps:
+        return timesteps
+    training = task.spec.training
+    if training_path(task, override) == "batched" and training.batched and training.batched.timesteps:
+        return training.batched.timesteps
+    return training.timesteps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -43,7 +44,7 @@ class EnvSpec(Strict):
     """Time limit; `None` keeps the environment's registered limit."""
     batched: str | None = None
     """`module:Class` in the task folder: a native batched port of the environment (a
-    `eureka.sim.BatchedEnv`) for the fast training path."""
+    `eureka.training.sim.BatchedEnv`) for the fast training path."""
 
 
 class StateField(Strict):
@@ -82,7 +83,7 @@ class FitnessSpec(Strict):
 
 
 class BatchedSpec(Strict):
-    """The fast training path: batched PPO on a batched environment (eureka.ppo)."""
+    """The fast training path: batched PPO on a batched environment (eureka.training.ppo)."""
 
     timesteps: int | None = Field(default=None, gt=0)
     """Training budget on this path; default: `training.timesteps`."""
@@ -205,6 +206,8 @@ class TrainJob(BaseModel):
     budget is then the total, including the steps already done (successive halving)."""
     stop_when_solved: bool = False
     """End training once the training episodes reach the success threshold (benchmarks)."""
+    timeout: float | None = None
+    """Wall-clock limit of the job in seconds; None: the task's `training.timeout`."""
 
 
 class EvalEpisode(BaseModel):
@@ -268,6 +271,9 @@ class TrainResult(BaseModel):
     """Env steps until the mean F of the last 20 training episodes first reached the threshold."""
     solved_after_seconds: float | None = None
     """Training seconds until then (time to solve)."""
+    diagnostics: dict[str, list[float]] = Field(default_factory=dict)
+    """The learner's update statistics per checkpoint window (batched PPO: approx_kl,
+    clip_fraction, entropy, value_loss, explained_variance), shown in the reflection."""
 
 
 @dataclass(frozen=True)
@@ -491,3 +497,16 @@ class Summary(BaseModel):
     cost: float = 0.0
     env_steps: int = 0
     wall_time: float = 0.0
+
+
+@dataclass
+class Progress:
+    """What the display is told: one event at a time."""
+
+    kind: Literal["iteration", "candidate", "message", "final"]
+    text: str = ""
+    candidate: Candidate | None = None
+    summary: Summary | None = None
+
+
+Reporter = Callable[[Progress], None]

@@ -50,7 +50,7 @@ class QueuedBackend:
         self.queue.extend(replies)
 
     def complete(self, messages, n, temperature):  # type: ignore[no-untyped-def]
-        from eureka.llm import Completion
+        from eureka.llm.client import Completion
 
         self.history.append(messages)
         if len(self.queue) < n:

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, QueuedBackend
 
-from eureka import analyzer, jobs, tasks
-from eureka.llm import LLM
+from eureka import tasks
+from eureka.feedback import analyzer
+from eureka.llm.client import LLM
+from eureka.training import jobs
 from eureka.types import EvalEpisode, Status, TrainJob, TrainResult
 
 

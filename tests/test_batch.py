@@ -14,9 +14,18 @@ import yaml
 from conftest import FIXTURES, REPO
 from typer.testing import CliRunner
 
-from eureka.batch import BatchResult, SuiteEntry, TaskResult, entries, judge, junit_xml, load_suite, markdown
 from eureka.cli import app
 from eureka.errors import ConfigError
+from eureka.runs.batch import (
+    BatchResult,
+    SuiteEntry,
+    TaskResult,
+    entries,
+    judge,
+    junit_xml,
+    load_suite,
+    markdown,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCHEMA = xmlschema.XMLSchema(str(FIXTURES / "junit.xsd"))

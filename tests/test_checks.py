@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eureka.checks import check_source
+from eureka.reward.checks import check_source
 
 FIELDS = ["pole_angle", "cart_position"]
 GOOD = "import torch\n\ndef compute_reward(pole_angle):\n    return pole_angle, {'a': pole_angle}\n"

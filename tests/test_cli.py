@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from eureka import tasks
 from eureka.cli import app
-from eureka.context import environment_context
+from eureka.llm.context import environment_context
 
 runner = CliRunner()
 

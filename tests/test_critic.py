@@ -8,10 +8,11 @@ import pytest
 from conftest import FIXTURES, REPO, QueuedBackend, fenced
 
 from eureka import tasks
-from eureka.context import environment_context
-from eureka.critic import review
-from eureka.llm import LLM
-from eureka.trainer import CHECK_STEPS
+from eureka.llm.client import LLM
+from eureka.llm.context import environment_context
+from eureka.reward.critic import review
+from eureka.training.jobs import run_training
+from eureka.training.session import CHECK_STEPS
 from eureka.types import CheckReport, Status
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
@@ -25,7 +26,7 @@ ENVS = {"sb3": TASK.spec.training.n_envs, "batched": TASK.spec.training.batched.
 
 @pytest.mark.parametrize("backend", ["sb3", "batched"])
 def test_good_code_passes_the_smoke_test(tmp_path: Path, backend: str) -> None:
-    report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT, backend=backend)
+    report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT, run_training, backend=backend)
     assert report.status == Status.OK and report.stage == "passed"
     assert report.message == f"passed the smoke test on {CHECK_STEPS * ENVS[backend]} real states"
     assert CheckReport.model_validate_json((tmp_path / "cand/check.json").read_text()) == report
@@ -37,6 +38,7 @@ def test_static_failure_never_runs_code(tmp_path: Path) -> None:
         TASK,
         tmp_path / "cand",
         CONTEXT,
+        run_training,
     )
     assert report.status == Status.CHECK_FAILED and report.stage == "static"
     assert report.message == "import of `os` is not allowed; only torch, math and typing may be imported"
@@ -46,7 +48,7 @@ def test_static_failure_never_runs_code(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", ["sb3", "batched"])
 def test_smoke_failure_names_the_problem(tmp_path: Path, backend: str) -> None:
     code = (FIXTURES / "rewards/returns_nan.py").read_text()
-    report = review(code, TASK, tmp_path / "cand", CONTEXT, backend=backend)
+    report = review(code, TASK, tmp_path / "cand", CONTEXT, run_training, backend=backend)
     assert report.status == Status.DIVERGED and report.stage == "smoke"
     n = ENVS[backend]
     assert report.message.startswith(f"compute_reward returned NaN or infinite values for {n} of {n} envir")
@@ -62,12 +64,12 @@ def test_llm_critic_revision_is_kept_only_when_it_passes(tmp_path: Path) -> None
         ]
     )
     llm = LLM(backend)
-    kept = review(HUMAN, TASK, tmp_path / "a", CONTEXT, llm=llm)
+    kept = review(HUMAN, TASK, tmp_path / "a", CONTEXT, run_training, llm=llm)
     assert kept.revised_by_critic and kept.code.strip() == better.strip()
     assert (tmp_path / "a/reward.py").read_text().strip() == better.strip()
-    rejected = review(HUMAN, TASK, tmp_path / "b", CONTEXT, llm=llm)
+    rejected = review(HUMAN, TASK, tmp_path / "b", CONTEXT, run_training, llm=llm)
     assert not rejected.revised_by_critic and rejected.code == HUMAN
     assert (tmp_path / "b/reward.py").read_text() == HUMAN
-    fine = review(HUMAN, TASK, tmp_path / "c", CONTEXT, llm=llm)
+    fine = review(HUMAN, TASK, tmp_path / "c", CONTEXT, run_training, llm=llm)
     assert fine.status == Status.OK and not fine.revised_by_critic
     assert "candidate reward function" in backend.history[0][0]["content"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from eureka.errors import ConfigError
-from eureka.executors import LocalExecutor, RayExecutor, make_executor
+from eureka.training.executors import LocalExecutor, RayExecutor, make_executor
 from eureka.types import SolveConfig
 
 

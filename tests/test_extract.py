@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eureka.extract import extract_code
+from eureka.llm.extract import extract_code
 
 REPLIES = Path(__file__).parent / "fixtures" / "replies"
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from eureka import feedback, reflection, tasks
-from eureka.feedback import FeedbackError, Offer, SyntheticOracle, TerminalHuman, collect, parse_order
-from eureka.rank_page import ranking_from_ranks, render_page
+from eureka import tasks
+from eureka.feedback import judges as feedback
+from eureka.feedback import reflection
+from eureka.feedback.judges import FeedbackError, Offer, SyntheticOracle, TerminalHuman, collect, parse_order
+from eureka.feedback.rank_page import ranking_from_ranks, render_page
 from eureka.types import ComponentStats, Feedback, Ranking, TrainResult
 
 

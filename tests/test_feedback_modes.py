@@ -17,10 +17,10 @@ from conftest import REPO, QueuedBackend, fenced, solve_config
 from typer.testing import CliRunner
 
 from eureka.cli import app
-from eureka.feedback import TerminalHuman
-from eureka.llm import LLM
+from eureka.feedback.judges import TerminalHuman
+from eureka.feedback.rank_page import WebRanker
+from eureka.llm.client import LLM
 from eureka.loop import Loop, save_config
-from eureka.rank_page import WebRanker
 from eureka.types import Feedback, SolveConfig, Summary
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()

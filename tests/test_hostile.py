@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 
 import sandbox
 from eureka.cli import app
-from eureka.llm import LLM
+from eureka.llm.client import LLM
 from eureka.loop import Loop
 from eureka.types import SolveConfig
 
@@ -83,7 +83,8 @@ CASES = [_parse(f) for f in sorted(CORPUS.glob("*.py"))]
 
 
 def test_the_corpus_is_big_and_mostly_passes_the_static_check() -> None:
-    from eureka import checks, tasks
+    from eureka import tasks
+    from eureka.reward import checks
 
     fields = list(tasks.load("cartpole").spec.state)
     assert len(CASES) >= 25

@@ -9,7 +9,7 @@ import litellm
 import pytest
 from conftest import FAKE_KEY, QueuedBackend
 
-from eureka.llm import (
+from eureka.llm.client import (
     LLM,
     LOCAL_MODEL,
     BudgetExceeded,

@@ -16,9 +16,9 @@ from conftest import FIXTURES, REPO, QueuedBackend, fenced, solve_config
 from typer.testing import CliRunner
 
 from eureka.cli import app
-from eureka.llm import LLM
-from eureka.loop import Loop, Progress, human_normalized_score
-from eureka.types import SolveConfig, Summary
+from eureka.llm.client import LLM
+from eureka.loop import Loop, human_normalized_score
+from eureka.types import Progress, SolveConfig, Summary
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
 RAISES = (FIXTURES / "rewards/raises.py").read_text()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from eureka.ppo import PPO
-from eureka.sim.base import ActionSpec
+from eureka.training.ppo import PPO
+from eureka.training.sim.base import ActionSpec
 from eureka.types import BatchedSpec
 
 BOX = ActionSpec(discrete=None, dim=2, low=(-1.0, -1.0), high=(1.0, 1.0))

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from eureka import prompts, tasks
-from eureka.prompts import REQUIRED, PromptError
+from eureka import tasks
+from eureka.llm import prompts
+from eureka.llm.prompts import REQUIRED, PromptError
 
 
 def test_every_bundled_prompt_has_its_placeholders() -> None:

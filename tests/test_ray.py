@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from eureka.llm import LLM, ReplayBackend
+from eureka.llm.client import LLM, ReplayBackend
 from eureka.loop import Loop, save_config
 from eureka.types import SolveConfig, Status, Summary
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eureka.reward import RewardError, compile_reward, validate_output
+from eureka.reward.contract import RewardError, compile_reward, validate_output
 from eureka.types import Status
 
 FIELDS = ["pole_angle", "cart_position"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from conftest import REPO, QueuedBackend, fenced
 
-from eureka.llm import LLM
+from eureka.llm.client import LLM
 from eureka.loop import Loop, save_config
-from eureka.schedule import rung_budgets, successive_halving
+from eureka.training.halving import rung_budgets, successive_halving
 from eureka.types import SolveConfig, Status, TrainResult
 
 

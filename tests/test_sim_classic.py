@@ -1,4 +1,4 @@
-"""The torch ports (eureka.sim.classic, tasks/point_mass/batched.py) step like gymnasium's envs."""
+"""The torch ports (eureka.training.sim.classic, tasks/point_mass/batched.py) step like gymnasium's envs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from eureka import envs, tasks
-from eureka.sim.base import BatchedEnv
-from eureka.sim.classic import REGISTRY, Acrobot, CartPole, MountainCarContinuous, Pendulum, TorchEnv
+from eureka import tasks
+from eureka.training import envs
+from eureka.training.sim.base import BatchedEnv
+from eureka.training.sim.classic import REGISTRY, Acrobot, CartPole, MountainCarContinuous, Pendulum, TorchEnv
 
 N = 8
 STEPS = 600

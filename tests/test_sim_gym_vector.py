@@ -1,4 +1,4 @@
-"""The gymnasium fallback backend (eureka.sim.gym_vector): it steps like the task's own gymnasium
+"""The gymnasium fallback backend (eureka.training.sim.gym_vector): it steps like the task's own gymnasium
 envs, reports named state before and after automatic resets, and is chosen exactly when a task
 has no native port (or state.py has no get_state_batched for a field the observation lacks)."""
 
@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from eureka import tasks
-from eureka.envs import StateExtractor, make_env
 from eureka.errors import TaskError
-from eureka.sim.gym_vector import GymVector
-from eureka.sim.registry import BatchedState, make_batched
+from eureka.training.envs import StateExtractor, make_env
+from eureka.training.sim.gym_vector import GymVector
+from eureka.training.sim.registry import BatchedState, make_batched
 from eureka.types import Task
 
 N = 4

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from eureka import tasks
-from eureka.envs import make_env
-from eureka.sim.base import Step
-from eureka.sim.mujoco import SUPPORTED, MujocoBatch
+from eureka.training.envs import make_env
+from eureka.training.sim.base import Step
+from eureka.training.sim.mujoco import SUPPORTED, MujocoBatch
 
 N = 3
 SEED = 11

@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO, write_task
 from test_tasks import BUNDLED
 
-from eureka.task_check import check_task
+from eureka.training.task_check import check_task
 
 CARTPOLE = REPO / "tasks" / "cartpole"
 

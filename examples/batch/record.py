@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from eureka.llm import LLM, Completion, Message
+from eureka.llm.client import LLM, Completion, Message
 from eureka.loop import Loop, save_config
 from eureka.types import SolveConfig
 

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import torch
 from env import ACCEL, ARENA, DAMPING, DT, GOAL, GOAL_RADIUS, OBSTACLE_CENTRE, OBSTACLE_RADIUS, START
 
-from eureka.sim.base import ActionSpec
-from eureka.sim.classic import F64, TorchEnv
+from eureka.training.sim.base import ActionSpec
+from eureka.training.sim.classic import F64, TorchEnv
 
 
 class PointMassBatched(TorchEnv):

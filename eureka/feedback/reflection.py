@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eureka import prompts
+from eureka.llm import prompts
 from eureka.types import Feedback, Task, TrainResult
 
 SAMPLES = 10

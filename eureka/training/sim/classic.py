@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from eureka.sim.base import ActionSpec, BatchedEnv, Step
+from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 
 F64 = torch.float64
 

@@ -10,7 +10,7 @@ import torch
 
 from eureka import tasks
 from eureka.errors import TaskError
-from eureka.reward import RewardFunction
+from eureka.reward.contract import RewardFunction
 from eureka.types import Episode, Task
 
 SIGNAL_METRICS = {"signal_sum", "signal_mean", "signal_any", "signal_at_end"}

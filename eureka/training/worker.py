@@ -1,4 +1,4 @@
-"""Entry point of the sandbox worker: `python -m eureka.worker job.json` runs one training job.
+"""Entry point of the sandbox worker: `python -m eureka.training.worker job.json` runs one training job.
 
 Whatever happens, it writes metrics.json with a status and a one-line message.
 """
@@ -10,9 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from eureka.training.files import METRICS_FILE
 from eureka.types import Status, TrainJob, TrainResult
-
-METRICS_FILE = "metrics.json"
 
 
 def _last_frame(exc: BaseException) -> str:
@@ -26,10 +25,10 @@ def _last_frame(exc: BaseException) -> str:
 def main(job_file: str) -> int:
     job = TrainJob.model_validate_json(Path(job_file).read_text())
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from eureka import trainer  # imported late: torch and gymnasium load after the env is set
+    from eureka.training import train  # imported late: torch and gymnasium load after the env is set
 
     try:
-        result = trainer.train(job)
+        result = train.train(job)
     except MemoryError:
         result = TrainResult(status=Status.KILLED_RESOURCE, message="training ran out of memory")
     except Exception as exc:

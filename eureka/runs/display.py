@@ -10,8 +10,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from eureka.loop import Progress
-from eureka.types import Candidate, Status, Summary
+
+from eureka.types import Candidate, Progress, Status, Summary
 
 COLOURS = {Status.OK: "green", Status.TIMEOUT: "yellow", Status.DIVERGED: "yellow"}
 

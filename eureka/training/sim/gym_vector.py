@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from eureka.envs import StateExtractor, make_env
-from eureka.sim.base import ActionSpec, BatchedEnv, Step
+from eureka.training.envs import StateExtractor, make_env
+from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 from eureka.types import Task
 
 

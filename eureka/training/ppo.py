@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from eureka.sim.base import ActionSpec
+from eureka.training.sim.base import ActionSpec
 from eureka.types import BatchedSpec
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -219,7 +219,9 @@ class PPO:
         return advantages, advantages + self.values
 
     def update(self, next_obs: torch.Tensor) -> dict[str, float]:
-        """Learn from the full rollout; return mean losses, KL and the learning rate."""
+        """Learn from the full rollout; return mean losses, entropy, approx. KL, clip fraction,
+        the learning rate, and how much of the returns' variance the critic explained
+        (before this update)."""
         c = self.config
         advantages, returns = self._advantages(next_obs)
         flat_obs = self.obs.flatten(0, 1)
@@ -268,6 +270,9 @@ class PPO:
             zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), means, strict=True)
         )
         stats["learning_rate"] = self.learning_rate
+        residual_var = float((flat_returns - self.values.flatten()).var())
+        returns_var = float(flat_returns.var())
+        stats["explained_variance"] = 1.0 - residual_var / returns_var if returns_var > 1e-12 else 0.0
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError(f"PPO update produced non-finite values: {stats}")
         return stats

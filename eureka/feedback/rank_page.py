@@ -12,7 +12,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from eureka.feedback import FeedbackError, Offer, TerminalHuman
+from eureka.feedback.judges import FeedbackError, Offer, TerminalHuman
 from eureka.types import Ranking
 
 PAGE = """<!doctype html>

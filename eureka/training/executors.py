@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from eureka import jobs, tasks
+from eureka import tasks
 from eureka.errors import ConfigError
+from eureka.training import jobs
 from eureka.types import SolveConfig, Status, TrainJob, TrainResult
 
 MAX_ARTIFACTS = 512 << 20

@@ -16,12 +16,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from eureka import checks, tasks
-from eureka.envs import StateExtractor, batch_tensors, make_env, make_state_env
+from eureka import tasks
 from eureka.errors import EurekaError, did_you_mean
-from eureka.fitness import Fitness
-from eureka.reward import RewardError, compile_reward, valid_parameters
-from eureka.trainer import ALGORITHMS
+from eureka.reward import checks
+from eureka.reward.contract import RewardError, compile_reward, valid_parameters
+from eureka.training.envs import StateExtractor, batch_tensors, make_env, make_state_env
+from eureka.training.fitness import Fitness
+from eureka.training.sb3 import ALGORITHMS
 from eureka.types import Task
 
 ROLLOUT_STEPS = 64

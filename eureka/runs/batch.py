@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from eureka import tasks
 from eureka.errors import ConfigError, EurekaError
-from eureka.report import read_run, summary_json
+from eureka.runs.report import read_run, summary_json
 from eureka.types import Strict
 
 RESULTS_FILE = "results.json"

@@ -9,15 +9,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import eureka
 import sandbox
-from eureka import checks, tasks
+from eureka import tasks
+from eureka.reward import checks
+from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE
 from eureka.types import Status, TrainJob, TrainResult
-from eureka.worker import METRICS_FILE
 
-JOB_FILE = "job.json"
 INPUTS_DIR = "inputs"
 """Where a job's reward files and checkpoint are copied when they live outside its directory."""
-LOG_FILE = "train.log"
 
 
 def _last_lines(text: str, n: int = 3) -> str:
@@ -53,15 +53,15 @@ def run_training(
     job = _with_inputs_inside(job)
     job_file = job.out_dir / JOB_FILE
     job_file.write_text(job.model_dump_json(indent=2))
-    limit = timeout or task.spec.training.timeout
-    package_root = str(Path(__file__).resolve().parent.parent)
+    limit = timeout or job.timeout or task.spec.training.timeout
+    package_root = str(Path(eureka.__file__).resolve().parent.parent)
     policy = sandbox.Policy(
         timeout_s=limit,
         threads=job.threads,
         extra_env={"PYTHONPATH": package_root},
         read_paths=(str(job.task_folder),),
     )
-    progress_file = job.out_dir / "progress.json"
+    progress_file = job.out_dir / PROGRESS_FILE
 
     def tick() -> None:
         if on_progress is not None and progress_file.is_file():
@@ -69,7 +69,7 @@ def run_training(
                 on_progress(json.loads(progress_file.read_text()))
 
     outcome = sandbox.run(
-        [sys.executable, "-m", "eureka.worker", str(job_file)],
+        [sys.executable, "-m", "eureka.training.worker", str(job_file)],
         job.out_dir,
         job.out_dir / LOG_FILE,
         policy,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from eureka import prompts
-from eureka.llm import LLM
+from eureka.llm import prompts
+from eureka.llm.client import LLM
 from eureka.types import EvalEpisode, Task, TrainResult
 
 MAX_FIELDS = 6

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from eureka.reward import ENTRY, valid_parameters
+from eureka.reward.contract import ENTRY, valid_parameters
 
 ALLOWED_IMPORTS = {"torch", "math", "typing"}
 FORBIDDEN_NAMES = {

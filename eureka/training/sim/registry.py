@@ -15,8 +15,8 @@ import torch
 
 from eureka import tasks
 from eureka.errors import TaskError
-from eureka.sim.base import BatchedEnv
-from eureka.sim.gym_vector import GymVector
+from eureka.training.sim.base import BatchedEnv
+from eureka.training.sim.gym_vector import GymVector
 from eureka.types import Task
 
 Backend = Literal["auto", "native", "gym"]
@@ -37,7 +37,7 @@ def _native_class(task: Task, threads: int = 1) -> Callable[..., BatchedEnv] | N
                 f"{class_name} in {module_name}.py of {task.folder}"
             )
         return cls
-    from eureka.sim import classic, mujoco
+    from eureka.training.sim import classic, mujoco
 
     if spec.id in classic.REGISTRY:
         return classic.REGISTRY[spec.id]

@@ -31,7 +31,7 @@ class PromptError(EurekaError):
 
 
 def bundled_prompts_dir() -> Path:
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # eureka/
     for candidate in (package.parent / "prompts", package / "_bundled" / "prompts"):
         if candidate.is_dir():
             return candidate

@@ -1,4 +1,4 @@
-"""The fast training path: batched PPO (eureka.ppo) on a batched environment (eureka.sim).
+"""The fast training path: batched PPO (eureka.training.ppo) on a batched environment (eureka.training.sim).
 
 Runs inside the sandbox worker, like the SB3 path, and returns the same TrainResult. Each
 batched step: the policy acts for all N environments, the backend steps them, the named state
@@ -9,7 +9,6 @@ evaluation episodes in the same backend; the video is filmed in the task's gymna
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,23 +17,28 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from eureka.envs import make_env
-from eureka.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
-from eureka.ppo import PPO
-from eureka.reward import RewardError, RewardFunction, compile_reward
-from eureka.sim.base import BatchedEnv
-from eureka.sim.registry import BatchedState, make_batched
-from eureka.trainer import (
+from eureka import tasks
+from eureka.reward.contract import RewardError, RewardFunction
+from eureka.training.envs import make_env
+from eureka.training.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
+from eureka.training.ppo import PPO
+from eureka.training.session import (
     CHECK_STEPS,
     MAX_VIDEO_FRAMES,
     SMOKE_STEPS,
     Correlation,
+    ProgressFile,
     SolveClock,
     StatsRecorder,
-    evaluation_fields,
+    check_only_result,
+    compile_rewards,
     partial_result,
+    require_signal,
+    trained_result,
     write_video,
 )
+from eureka.training.sim.base import BatchedEnv
+from eureka.training.sim.registry import BatchedState, make_batched
 from eureka.types import BatchedSpec, EvalEpisode, Status, Task, TrainJob, TrainResult
 
 POLICY_FILE = "policy.pt"
@@ -59,11 +63,8 @@ class Rollout:
         self.reference = reference
         self.device = device
         self.sparse = reward is None
-        if self.sparse and fitness.signal is None:
-            raise RewardError(
-                Status.CHECK_FAILED,
-                f"task {task.name} has no success_signal in fitness.py, so it has no sparse reward",
-            )
+        if self.sparse:
+            require_signal(task, fitness)
         self.use_signal = self.sparse or fitness.spec.metric in SIGNAL_METRICS
         self.state = BatchedState(task, env)
         names = list(reward.params) if reward else []
@@ -229,9 +230,8 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
     """Train with batched PPO on the task's batched environment and measure F."""
     spec = task.spec.training.batched or BatchedSpec()
     config = spec
-    timesteps = job.timesteps or spec.timesteps or task.spec.training.timesteps
+    timesteps = tasks.budget(task, "batched", job.timesteps)
     fitness = Fitness(task)
-    fields = list(task.spec.state)
 
     def make(n: int, seed: int) -> BatchedEnv:
         return make_batched(task, n, device, seed, threads=max(1, job.sim_threads or job.threads))
@@ -240,28 +240,13 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
     backend = f"batched:{type(env).__name__}"
     try:
         try:
-            reward = (
-                compile_reward(job.reward_file.read_text(), job.reward_file.name, fields)
-                if job.reward_file is not None
-                else None
-            )
-            reference = (
-                compile_reward(job.reference_reward.read_text(), "human_reward.py", fields)
-                if job.reference_reward is not None and not job.check_only
-                else None
-            )
+            reward, reference = compile_rewards(job, task)
             rollout = Rollout(task, env, fitness, reward, reference, device)
             _smoke(rollout, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
         except RewardError as exc:
             return TrainResult(status=exc.status, message=exc.message, device=str(device), backend=backend)
         if job.check_only:
-            return TrainResult(
-                status=Status.OK,
-                message=f"passed the smoke test on {CHECK_STEPS * env.num_envs} real states",
-                device=str(device),
-                wall_time=time.monotonic() - start,
-                backend=backend,
-            )
+            return check_only_result(CHECK_STEPS * env.num_envs, device, start, backend)
         return _learn(
             job, task, env, rollout, config, timesteps, fitness, reward, make, device, start, backend
         )
@@ -295,12 +280,11 @@ def _learn(
         recorder.restore(saved["stats"])
     correlation = Correlation()
     tracker = BatchedEpisodes(env.num_envs, env.max_episode_steps, fitness.needs_states, device)
-    progress = job.out_dir / "progress.json"
+    progress = ProgressFile(job.out_dir, timesteps)
     obs = rollout.reset(job.seed + done_steps)
     steps = done_steps
     train_start = time.monotonic()
     clock = SolveClock(task.spec.fitness.threshold)
-    last_write = 0.0
     print(
         f"training {task.name} with batched PPO ({config.num_envs} envs, {backend}) for {timesteps} steps "
         f"on {device}" + (f", resuming at {done_steps}" if done_steps else ""),
@@ -325,28 +309,10 @@ def _learn(
             obs = rollout.obs
             steps += env.num_envs
             if full:
-                ppo.update(obs)
+                recorder.on_update(ppo.update(obs))
             if job.stop_when_solved and clock.solved:
                 break
-            line = recorder.maybe_close(steps)
-            elapsed = time.monotonic() - train_start
-            if line is not None:
-                print(f"{line} | {(steps - done_steps) / max(elapsed, 1e-9):.0f} steps/s", flush=True)
-            if line is not None or elapsed - last_write > 0.5:
-                last_write = elapsed
-                fit = [f for f in recorder.fitness if f is not None]
-                tmp = progress.with_suffix(".tmp")
-                tmp.write_text(
-                    json.dumps(
-                        {
-                            "env_steps": steps,
-                            "total": timesteps,
-                            "fitness": fit[-1] if fit else None,
-                            "elapsed": elapsed,
-                        }
-                    )
-                )
-                tmp.replace(progress)
+            progress.update(steps, recorder, recorder.maybe_close(steps), done_steps)
     except RewardError as exc:
         return partial_result(
             exc.status,
@@ -384,20 +350,19 @@ def _learn(
     spec = task.spec.training
     episodes = evaluate(ppo, task, make, fitness, reward, spec.eval_episodes, job.seed + 10_000, device)
     video = film(ppo, task, job.out_dir / "rollout.mp4", job.seed + 10_000, device) if job.video else None
-    return TrainResult(
-        status=Status.OK,
-        message="trained",
-        **evaluation_fields(episodes, fitness),
-        **recorder.curves(),
+    return trained_result(
+        episodes,
+        fitness,
+        recorder,
         env_steps=steps,
-        wall_time=time.monotonic() - start,
-        steps_per_second=(steps - done_steps) / max(train_time, 1e-9),
-        policy_file=policy_file.name,
-        checkpoint_file=policy_file.name,
-        video_file=video.name if video else None,
-        device=str(device),
-        reward_correlation=correlation.value(),
+        learned_steps=steps - done_steps,
+        start=start,
+        train_time=train_time,
+        policy_file=policy_file,
+        video=video,
+        device=device,
+        correlation=correlation,
+        clock=clock,
         backend=backend,
-        solved_after_steps=clock.steps,
-        solved_after_seconds=clock.seconds,
+        checkpoint_file=policy_file.name,
     )

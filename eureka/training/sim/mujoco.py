@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from eureka.errors import did_you_mean
-from eureka.sim.base import ActionSpec, BatchedEnv, Step
+from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 
 Snapshot = dict[str, np.ndarray]
 """MjData arrays of several environments, batch first: `qpos` `[N, nq]`, `xpos` `[N, nbody, 3]`, ..."""

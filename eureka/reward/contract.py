@@ -1,7 +1,7 @@
 """Reward functions in the reward contract: compile, bind parameters by name, call, validate.
 
 This module executes reward code, so it is only used inside the sandbox worker (and for the
-task's own trusted code). The static checks that need no execution live in eureka/checks.py.
+task's own trusted code). The static checks that need no execution live in eureka/reward/checks.py.
 """
 
 from __future__ import annotations

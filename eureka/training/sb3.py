@@ -1,0 +1,321 @@
+"""Training stage: a pure function of a TrainJob that trains a policy with stable-baselines3.
+
+Runs inside the sandbox worker. The reward is computed once per batched step for all
+environments from the named state fields; its components are summarised per checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from stable_baselines3 import A2C, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from eureka import tasks
+from eureka.reward.contract import RewardError, RewardFunction
+from eureka.training.envs import batch_tensors, make_state_env
+from eureka.training.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
+from eureka.training.session import (
+    CHECK_STEPS,
+    MAX_VIDEO_FRAMES,
+    SMOKE_STEPS,
+    Correlation,
+    ProgressFile,
+    SolveClock,
+    StatsRecorder,
+    check_only_result,
+    compile_rewards,
+    partial_result,
+    require_signal,
+    trained_result,
+    write_video,
+)
+from eureka.types import EvalEpisode, Status, Task, TrainJob, TrainResult
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3, "A2C": A2C}
+ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU}
+
+
+class RewardVecEnv(VecEnvWrapper):
+    """Replaces the environment's reward by the candidate's, computed once per batched step,
+    and measures F on every episode that ends."""
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        task: Task,
+        fitness: Fitness,
+        reward: RewardFunction | None,
+        device: torch.device,
+        sparse: bool = False,
+    ) -> None:
+        """`reward` None: the success signal is the reward when `sparse`, else the env's own."""
+        super().__init__(venv)
+        self.task = task
+        self.fitness = fitness
+        self.reward = reward
+        self.sparse = sparse and reward is None
+        self.device = device
+        self.recorder: StatsRecorder | None = None
+        self.reference: RewardFunction | None = None
+        self.correlation = Correlation()
+        self.use_signal = self.sparse or fitness.spec.metric in SIGNAL_METRICS
+        if self.sparse:
+            require_signal(task, fitness)
+        names = list(reward.params) if reward else []
+        if self.use_signal and fitness.signal is not None:
+            names += [p for p in fitness.signal.params if p not in names]
+        self.names = names
+        self.tracker = EpisodeTracker(venv.num_envs, fitness.needs_states, self.use_signal)
+        self.episodes: list[tuple[float, int]] = []
+        self.records: list[EvalEpisode] | None = None
+        self.clock: SolveClock | None = None
+        self.steps = 0
+        """When a list: an EvalEpisode is appended for every episode that ends (evaluation)."""
+        self._sums: list[dict[str, float]] = [{} for _ in range(venv.num_envs)]
+        self._actions: np.ndarray = np.zeros(0)
+
+    def reset(self) -> Any:
+        self.tracker = EpisodeTracker(self.num_envs, self.fitness.needs_states, self.use_signal)
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, env_rewards, dones, infos = self.venv.step_wait()
+        n = self.num_envs
+        names = self.names + [
+            p for p in (self.reference.params if self.reference else []) if p not in self.names
+        ]
+        batch = batch_tensors(infos, self._actions, names, self.task.spec.state, self.device)
+        signal = self.fitness.signal_values(batch, n) if self.use_signal else None
+        if self.reward is not None:
+            total, components = self.reward(batch, n)
+        elif self.sparse:
+            assert signal is not None
+            total, components = signal, {"success": signal}
+        else:
+            total, components = torch.as_tensor(env_rewards, dtype=torch.float32), {}
+        if self.recorder is not None:
+            self.recorder.on_step(total, components)
+            if self.reference is not None:
+                self.correlation.add(total, self.reference(batch, n)[0])
+        signal_np = signal.cpu().numpy() if signal is not None else None
+        if self.records is not None:
+            for i, sums in enumerate(self._sums):
+                sums["__total__"] = sums.get("__total__", 0.0) + float(total[i])
+                for name, value in components.items():
+                    sums[name] = sums.get(name, 0.0) + float(value[i])
+        for i, episode in self.tracker.step(env_rewards, dones, infos, signal_np):
+            score = self.fitness.of(episode)
+            self.episodes.append((score, episode.length))
+            if self.recorder is not None:
+                self.recorder.on_episode(score, episode.length)
+            if self.clock is not None:
+                self.clock.on_episode(score, self.steps + self.num_envs)
+            if self.records is not None:
+                sums, self._sums[i] = self._sums[i], {}
+                total_sum = sums.pop("__total__", 0.0)
+                self.records.append(
+                    EvalEpisode(
+                        length=episode.length,
+                        terminated=episode.terminated,
+                        fitness=score,
+                        success=self.fitness.succeeded(score),
+                        final_state={k: _plain(v) for k, v in infos[i]["state"].items()},
+                        components={k: v / episode.length for k, v in sums.items()},
+                        reward=total_sum / episode.length if self.reward is not None else None,
+                    )
+                )
+        self.steps += self.num_envs
+        return obs, total.cpu().numpy().astype(np.float32), dones, infos
+
+
+class _Checkpoints(BaseCallback):
+    """Closes statistics windows and writes progress.json as training goes."""
+
+    def __init__(
+        self, recorder: StatsRecorder, progress: ProgressFile, stop: SolveClock | None = None
+    ) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.stop = stop
+        self.progress = progress
+
+    def _on_step(self) -> bool:
+        self.progress.update(self.num_timesteps, self.recorder, self.recorder.maybe_close(self.num_timesteps))
+        return not (self.stop is not None and self.stop.solved)
+
+
+def _schedule(value: Any) -> Any:
+    """RL-Zoo's `lin_<x>`: a linear schedule from x to 0."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress: progress * start
+    return value
+
+
+def build_hyperparams(task: Task, n_actions: int) -> dict[str, Any]:
+    """The task's hyperparameters as stable-baselines3 constructor arguments."""
+    params = {k: _schedule(v) for k, v in task.spec.training.hyperparams.items()}
+    policy_kwargs = dict(params.pop("policy_kwargs", {}) or {})
+    if isinstance(policy_kwargs.get("activation_fn"), str):
+        policy_kwargs["activation_fn"] = ACTIVATIONS[policy_kwargs["activation_fn"]]
+    if policy_kwargs:
+        params["policy_kwargs"] = policy_kwargs
+    noise = params.pop("action_noise_std", None)
+    if noise is not None:
+        params["action_noise"] = NormalActionNoise(np.zeros(n_actions), float(noise) * np.ones(n_actions))
+    return params
+
+
+def _make_venv(task: Task, n: int, seed: int, render_mode: str | None = None) -> DummyVecEnv:
+    venv = DummyVecEnv([lambda: make_state_env(task, render_mode) for _ in range(n)])
+    venv.seed(seed)
+    return venv
+
+
+def _smoke_test(env: RewardVecEnv, seed: int, steps: int = SMOKE_STEPS) -> None:
+    """Random-action steps through the reward, so contract violations fail fast."""
+    env.action_space.seed(seed)
+    env.reset()
+    for _ in range(steps):
+        env.step(np.stack([env.action_space.sample() for _ in range(env.num_envs)]))
+    env.episodes.clear()
+
+
+def _plain(value: np.ndarray) -> float | list[float]:
+    arr = np.asarray(value, dtype=np.float64)
+    return float(arr) if arr.ndim == 0 else [float(x) for x in arr.reshape(-1)]
+
+
+def evaluate(
+    model: BaseAlgorithm,
+    task: Task,
+    fitness: Fitness,
+    obs_norm: VecNormalize | None,
+    episodes: int,
+    seed: int,
+    video_path: Path | None,
+    reward: RewardFunction | None = None,
+) -> tuple[list[EvalEpisode], Path | None]:
+    """`episodes` deterministic episodes (F, length, final state, the reward's components);
+    the first one filmed when asked."""
+    base = _make_venv(task, 1, seed + 10_000, "rgb_array" if video_path else None)
+    tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
+    tracker.records = []
+    env: VecEnv = tracker
+    if obs_norm is not None:
+        normed = VecNormalize(tracker, training=False, norm_reward=False)
+        normed.obs_rms = obs_norm.obs_rms
+        env = normed
+    frames: list[np.ndarray] = []
+    obs = cast(np.ndarray, env.reset())
+    while len(tracker.episodes) < episodes:
+        if video_path is not None and not tracker.episodes and len(frames) < MAX_VIDEO_FRAMES:
+            frames.append(np.asarray(base.envs[0].render()))
+        action, _ = model.predict(obs, deterministic=True)
+        obs = cast(np.ndarray, env.step(action)[0])
+    fps = int(base.envs[0].metadata.get("render_fps", 30) or 30)
+    env.close()
+    video = write_video(frames, video_path, fps) if video_path is not None and frames else None
+    return tracker.records[:episodes], video
+
+
+def _divergence(exc: BaseException) -> str | None:
+    """A message when an exception from learning means the optimisation blew up."""
+    text = str(exc)
+    if "nan" in text.lower() or "inf" in text.lower():
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return f"training diverged (non-finite values in the policy): {first[:200]}"
+    return None
+
+
+def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:
+    """Train with stable-baselines3 on the task's gymnasium envs and measure F."""
+    spec = task.spec.training
+    fitness = Fitness(task)
+    timesteps = tasks.budget(task, "sb3", job.timesteps)
+    try:
+        reward, reference = compile_rewards(job, task)
+        venv = RewardVecEnv(
+            _make_venv(task, spec.n_envs, job.seed), task, fitness, reward, device, sparse=reward is None
+        )
+        _smoke_test(venv, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+        venv.reference = reference
+    except RewardError as exc:
+        return TrainResult(status=exc.status, message=exc.message, device=str(device))
+    if job.check_only:
+        return check_only_result(CHECK_STEPS * spec.n_envs, device, start, "sb3")
+
+    recorder = StatsRecorder(timesteps, spec.checkpoints)
+    venv.recorder = recorder
+    env: VecEnv = venv
+    norm: VecNormalize | None = None
+    if spec.normalize:
+        gamma = float(spec.hyperparams.get("gamma", 0.99))
+        norm = VecNormalize(venv, gamma=gamma)
+        env = norm
+    n_actions = int(np.prod(env.action_space.shape or (1,)))
+    algo = ALGORITHMS[spec.algorithm]
+    hyper = build_hyperparams(task, n_actions)
+    policy = hyper.pop("policy", "MlpPolicy")
+    model = algo(policy, env, seed=job.seed, device=device, verbose=0, **hyper)
+    # statistics go through _Checkpoints; SB3's default logger would leave an empty /tmp/SB3-<date>
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    train_start = time.monotonic()
+    print(f"training {task.name} with {spec.algorithm} (SB3) for {timesteps} steps on {device}", flush=True)
+    try:
+        venv.clock = clock = SolveClock(task.spec.fitness.threshold)
+        stop = clock if job.stop_when_solved else None
+        model.learn(
+            total_timesteps=timesteps,
+            callback=_Checkpoints(recorder, ProgressFile(job.out_dir, timesteps), stop),
+        )
+    except RewardError as exc:
+        return partial_result(
+            exc.status, exc.message, recorder, model.num_timesteps, time.monotonic() - train_start, device
+        )
+    except (ValueError, RuntimeError) as exc:
+        diverged = _divergence(exc)
+        if diverged is None:
+            raise
+        return partial_result(
+            Status.DIVERGED, diverged, recorder, model.num_timesteps, time.monotonic() - train_start, device
+        )
+    train_time = time.monotonic() - train_start
+    if recorder.pending:
+        recorder.close(model.num_timesteps)
+
+    policy_file = job.out_dir / "policy.zip"
+    model.save(policy_file)
+    if norm is not None:
+        norm.save(str(job.out_dir / "vecnormalize.pkl"))
+    video_path = job.out_dir / "rollout.mp4" if job.video else None
+    episodes, video = evaluate(model, task, fitness, norm, spec.eval_episodes, job.seed, video_path, reward)
+    return trained_result(
+        episodes,
+        fitness,
+        recorder,
+        env_steps=int(model.num_timesteps),
+        learned_steps=int(model.num_timesteps),
+        start=start,
+        train_time=train_time,
+        policy_file=policy_file,
+        video=video,
+        device=device,
+        correlation=venv.correlation,
+        clock=clock,
+        backend="sb3",
+    )

@@ -1,0 +1,362 @@
+"""One training session, whichever learner drives it: the budget, reward compilation, the
+statistics recorder, the progress file, evaluation fields and the assembly of the result.
+
+The learners (`sb3.py`, `batched.py`) only step environments and update policies; everything
+a TrainResult says about a run is computed here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eureka.reward.contract import RewardError, RewardFunction, compile_reward
+from eureka.training.files import PROGRESS_FILE
+from eureka.training.fitness import Fitness
+from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
+
+MAX_VIDEO_FRAMES = 1000
+SMOKE_STEPS = 32
+"""Random-action steps run through the reward before training starts (fail fast)."""
+CHECK_STEPS = 256
+"""Random-action steps of the critic's smoke test."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` is cuda when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class StatsRecorder:
+    """Per-checkpoint means of the reward, its components, F and episode length."""
+
+    def __init__(self, total_steps: int, checkpoints: int) -> None:
+        self.boundaries = [max(1, round(total_steps * (k + 1) / checkpoints)) for k in range(checkpoints)]
+        self.steps: list[int] = []
+        self.fitness: list[float | None] = []
+        self.lengths: list[float | None] = []
+        self.rewards: list[float | None] = []
+        self.components: dict[str, list[float | None]] = {}
+        self.diagnostics: dict[str, list[float]] = {}
+        """The learner's update statistics, one mean per closed window (see `on_update`)."""
+        self._open_window()
+
+    def state(self) -> dict[str, Any]:
+        """The closed windows so far (saved with a checkpoint, so training can resume)."""
+        return {
+            "steps": self.steps,
+            "fitness": self.fitness,
+            "lengths": self.lengths,
+            "rewards": self.rewards,
+            "components": self.components,
+            "diagnostics": self.diagnostics,
+        }
+
+    def curves(self) -> dict[str, Any]:
+        """The TrainResult fields this recorder fills."""
+        return {
+            "checkpoint_steps": self.steps,
+            "fitness_curve": self.fitness,
+            "episode_length_curve": self.lengths,
+            "reward_curve": self.rewards,
+            "components": [ComponentStats(name=k, means=finite(v)) for k, v in self.components.items()],
+            "diagnostics": self.diagnostics,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.steps = list(state["steps"])
+        self.fitness = list(state["fitness"])
+        self.lengths = list(state["lengths"])
+        self.rewards = list(state["rewards"])
+        self.components = {k: list(v) for k, v in state["components"].items()}
+        self.diagnostics = {k: list(v) for k, v in state.get("diagnostics", {}).items()}
+        if self.steps:
+            self.boundaries = [b for b in self.boundaries if b > self.steps[-1]]
+
+    def _open_window(self) -> None:
+        self._reward_sum = 0.0
+        self._count = 0
+        self._comp_sums: dict[str, float] = {}
+        self._fit: list[float] = []
+        self._len: list[int] = []
+        self._updates: dict[str, list[float]] = {}
+
+    def on_step(self, total: torch.Tensor, components: dict[str, torch.Tensor]) -> None:
+        self._reward_sum += float(total.sum())
+        self._count += int(total.shape[0])
+        for name, value in components.items():
+            self._comp_sums[name] = self._comp_sums.get(name, 0.0) + float(value.sum())
+
+    def on_update(self, stats: dict[str, float]) -> None:
+        """One policy update's statistics (losses, KL, ...), averaged over the window."""
+        for name, value in stats.items():
+            self._updates.setdefault(name, []).append(value)
+
+    def on_episode(self, fitness: float, length: int) -> None:
+        self._fit.append(fitness)
+        self._len.append(length)
+
+    def maybe_close(self, num_steps: int) -> str | None:
+        """Close the window when `num_steps` passed the next boundary; return a log line."""
+        if not self.boundaries or num_steps < self.boundaries[0]:
+            return None
+        while self.boundaries and num_steps >= self.boundaries[0]:
+            self.boundaries.pop(0)
+        return self.close(num_steps)
+
+    @property
+    def pending(self) -> bool:
+        """A checkpoint of the budget has not been closed yet (training ended early)."""
+        return bool(self.boundaries)
+
+    def close(self, num_steps: int) -> str:
+        n = max(self._count, 1)
+        episodes = len(self._fit)
+        self.steps.append(num_steps)
+        self.rewards.append(self._reward_sum / n if self._count else None)
+        self.fitness.append(float(np.mean(self._fit)) if self._fit else None)
+        self.lengths.append(float(np.mean(self._len)) if self._len else None)
+        names = list(self.components) + [k for k in self._comp_sums if k not in self.components]
+        for name in names:  # in the order the reward returned them
+            series = self.components.setdefault(name, [None] * (len(self.steps) - 1))
+            series.append(self._comp_sums[name] / n if name in self._comp_sums else None)
+        for name, values in self._updates.items():
+            self.diagnostics.setdefault(name, []).append(float(np.mean(values)))
+        self._open_window()
+
+        def fmt(v: float | None) -> str:
+            return "-" if v is None else f"{v:.4g}"
+
+        return (
+            f"step {num_steps} | F {fmt(self.fitness[-1])} | episode length {fmt(self.lengths[-1])}"
+            f" | reward/step {fmt(self.rewards[-1])} | episodes {episodes}"
+        )
+
+
+class SolveClock:
+    """When training first reached the success threshold: the mean F of the last `window`
+    training episodes at or above it (time to solve, for benchmarks and early stopping)."""
+
+    def __init__(self, threshold: float, window: int = 20) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.recent: list[float] = []
+        self.start = time.monotonic()
+        self.steps: int | None = None
+        self.seconds: float | None = None
+
+    def on_episode(self, fitness: float, num_steps: int) -> None:
+        self.recent = [*self.recent[-(self.window - 1) :], fitness]
+        solved = len(self.recent) == self.window and sum(self.recent) / self.window >= self.threshold
+        if solved and self.steps is None:
+            self.steps = num_steps
+            self.seconds = time.monotonic() - self.start
+
+    @property
+    def solved(self) -> bool:
+        return self.steps is not None
+
+
+class Correlation:
+    """Streaming Pearson correlation of two rewards over all steps."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x64, y64 = x.double(), y.double()
+        self.n += int(x64.shape[0])
+        self.sx += float(x64.sum())
+        self.sy += float(y64.sum())
+        self.sxx += float((x64 * x64).sum())
+        self.syy += float((y64 * y64).sum())
+        self.sxy += float((x64 * y64).sum())
+
+    def value(self) -> float | None:
+        if self.n < 2:
+            return None
+        cov = self.sxy / self.n - (self.sx / self.n) * (self.sy / self.n)
+        vx = self.sxx / self.n - (self.sx / self.n) ** 2
+        vy = self.syy / self.n - (self.sy / self.n) ** 2
+        if vx <= 1e-12 or vy <= 1e-12:
+            return None
+        return max(-1.0, min(1.0, cov / math.sqrt(vx * vy)))
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path | None:
+    """Encode frames as mp4 (imageio-ffmpeg); a failure only costs the video."""
+    import imageio.v2 as imageio
+
+    try:
+        writer: Any
+        with imageio.get_writer(path, fps=min(fps, 60), macro_block_size=8) as writer:
+            for frame in frames:
+                writer.append_data(np.asarray(frame))
+    except Exception as exc:  # the policy is what matters; report and go on
+        print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
+        return None
+    return path
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def finite(values: list[float | None]) -> list[float | None]:
+    return [v if v is not None and math.isfinite(v) else None for v in values]
+
+
+def evaluation_fields(episodes: list[EvalEpisode], fitness: Fitness) -> dict[str, Any]:
+    """The TrainResult fields measured on the final policy's evaluation episodes."""
+    values = [e.fitness for e in episodes]
+    mean = float(np.mean(values))
+    return {
+        "fitness": mean,
+        "fitness_std": float(np.std(values)),
+        "success_rate": float(np.mean([e.success for e in episodes])),
+        "solved": fitness.succeeded(mean),
+        "eval_episode_lengths": [e.length for e in episodes],
+        "eval_fitness": values,
+        "eval_episodes": episodes,
+    }
+
+
+def partial_result(
+    status: Status,
+    message: str,
+    recorder: StatsRecorder,
+    steps: int,
+    elapsed: float,
+    device: torch.device,
+    backend: str = "sb3",
+) -> TrainResult:
+    """A failed run still reports the statistics gathered before it failed."""
+    return TrainResult(
+        status=status,
+        message=message,
+        **recorder.curves(),
+        env_steps=steps,
+        wall_time=elapsed,
+        steps_per_second=steps / max(elapsed, 1e-9),
+        device=str(device),
+        backend=backend,
+    )
+
+
+def compile_rewards(job: TrainJob, task: Task) -> tuple[RewardFunction | None, RewardFunction | None]:
+    """The job's reward (None: the sparse success signal) and the reference reward it is
+    correlated with (not compiled for a smoke test); raises RewardError."""
+    fields = list(task.spec.state)
+    reward = (
+        compile_reward(job.reward_file.read_text(), job.reward_file.name, fields)
+        if job.reward_file is not None
+        else None
+    )
+    reference = (
+        compile_reward(job.reference_reward.read_text(), "human_reward.py", fields)
+        if job.reference_reward is not None and not job.check_only
+        else None
+    )
+    return reward, reference
+
+
+def require_signal(task: Task, fitness: Fitness) -> None:
+    """The sparse reward is the success signal: a task without one cannot train on it."""
+    if fitness.signal is None:
+        raise RewardError(
+            Status.CHECK_FAILED,
+            f"task {task.name} has no success_signal in fitness.py, so it has no sparse reward",
+        )
+
+
+def check_only_result(states: int, device: torch.device, start: float, backend: str) -> TrainResult:
+    """The result of a critic's smoke test that passed."""
+    return TrainResult(
+        status=Status.OK,
+        message=f"passed the smoke test on {states} real states",
+        device=str(device),
+        wall_time=time.monotonic() - start,
+        backend=backend,
+    )
+
+
+class ProgressFile:
+    """`progress.json` in the job's folder, rewritten at most twice a second (and at every
+    checkpoint), atomically: what the display reads while a job trains."""
+
+    def __init__(self, out_dir: Path, total: int) -> None:
+        self.path = out_dir / PROGRESS_FILE
+        self.total = total
+        self.start = time.monotonic()
+        self._last = -1.0
+
+    def update(self, steps: int, recorder: StatsRecorder, line: str | None, done_before: int = 0) -> None:
+        """Print the checkpoint's log line (with steps/s) when one closed; write the file."""
+        elapsed = time.monotonic() - self.start
+        if line is not None:
+            print(f"{line} | {(steps - done_before) / max(elapsed, 1e-9):.0f} steps/s", flush=True)
+        if line is None and elapsed - self._last <= 0.5:
+            return
+        self._last = elapsed
+        fitness = [f for f in recorder.fitness if f is not None]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "env_steps": steps,
+                    "total": self.total,
+                    "fitness": fitness[-1] if fitness else None,
+                    "elapsed": elapsed,
+                }
+            )
+        )
+        tmp.replace(self.path)
+
+
+def trained_result(
+    episodes: list[EvalEpisode],
+    fitness: Fitness,
+    recorder: StatsRecorder,
+    *,
+    env_steps: int,
+    learned_steps: int,
+    start: float,
+    train_time: float,
+    policy_file: Path,
+    video: Path | None,
+    device: torch.device,
+    correlation: Correlation,
+    clock: SolveClock,
+    backend: str,
+    checkpoint_file: str | None = None,
+) -> TrainResult:
+    """The result of a training that finished: F on the final policy, the curves, the files."""
+    return TrainResult(
+        status=Status.OK,
+        message="trained",
+        **evaluation_fields(episodes, fitness),
+        **recorder.curves(),
+        env_steps=env_steps,
+        wall_time=time.monotonic() - start,
+        steps_per_second=learned_steps / max(train_time, 1e-9),
+        policy_file=policy_file.name,
+        checkpoint_file=checkpoint_file,
+        video_file=video.name if video else None,
+        device=str(device),
+        reward_correlation=correlation.value(),
+        backend=backend,
+        solved_after_steps=clock.steps,
+        solved_after_seconds=clock.seconds,
+    )
