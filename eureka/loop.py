@@ -199,6 +199,8 @@ class Loop:
             timesteps=timesteps or self.config.timesteps,
             device=self.config.device,
             video=self.config.video,
+            threads=self.config.threads,
+            sim_threads=self.config.sim_threads,
             reference_reward=self.human_reward,
             backend=None if self.config.backend == "auto" else self.config.backend,
         )

@@ -322,6 +322,12 @@ class SolveConfig(Strict):
     workers: int = Field(default=2, ge=1)
     """Candidates trained at the same time."""
     seed: int = 0
+    threads: int = Field(default=1, ge=1)
+    """torch threads inside each training job. With the same seed, machine and thread counts a
+    training is repeated exactly (tests/test_determinism.py)."""
+    sim_threads: int = Field(default=1, ge=1)
+    """Threads of the batched MuJoCo simulator inside each training job (results do not depend
+    on it: each environment steps alone)."""
     timesteps: int | None = None
     """Training budget per candidate and per final-evaluation run (default: the task's)."""
     eval_seeds: int = Field(default=3, ge=0)

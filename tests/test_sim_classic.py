@@ -20,6 +20,13 @@ from eureka.training.sim.classic import REGISTRY, Acrobot, CartPole, MountainCar
 N = 8
 STEPS = 600
 ATOL = 1e-5
+"""Absolute tolerance of one float32 step against gymnasium's float64 (and of cuda against CPU)."""
+EPS32 = float(np.finfo(np.float32).eps)
+GROWTH = 2 * EPS32
+"""How far the port's float32 state may drift from gymnasium's float64, relative to its size,
+per step since the episode's reset: the state is integrated, so a rounding error of ~eps32 per
+step accumulates over the episode (on another x86-64 machine the same run differed by
+1.04e-5 after 461 steps of point_mass)."""
 PORTS: dict[str, type[TorchEnv]] = {
     "CartPole-v1": CartPole,
     "Pendulum-v1": Pendulum,
@@ -114,9 +121,16 @@ CASES: dict[str, Callable[[], Case]] = {
 }
 
 
-def _close(torch_value: torch.Tensor, gym_value: np.ndarray, what: str, t: int) -> None:
-    diff = np.abs(torch_value.numpy().astype(np.float64) - gym_value.astype(np.float64))
-    assert diff.max(initial=0.0) <= ATOL, f"step {t}: {what} differs by {diff.max()}"
+def _close(
+    torch_value: torch.Tensor, gym_value: np.ndarray, what: str, t: int, age: np.ndarray | None = None
+) -> None:
+    """Equal within ATOL plus GROWTH x (steps since each env's reset) x (1 + |value|)."""
+    reference = gym_value.astype(np.float64)
+    diff = np.abs(torch_value.numpy().astype(np.float64) - reference)
+    steps = np.zeros(len(reference)) if age is None else age
+    tol = ATOL + GROWTH * steps.reshape(-1, *([1] * (reference.ndim - 1))) * (1 + np.abs(reference))
+    worst = np.unravel_index(np.argmax(diff - tol), diff.shape) if diff.size else ()
+    assert (diff <= tol).all(), f"step {t}: {what} differs by {diff[worst]} (tolerance {tol[worst]:.3g})"
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -128,7 +142,9 @@ def test_steps_like_gymnasium(name: str) -> None:
     _close(env.set_state(torch.as_tensor(np.stack([case.gym_state(g) for g in gyms]))), obs, "reset obs", 0)
     rng = np.random.default_rng(0)
     ended = {"terminated": 0, "truncated": 0}
+    age = np.zeros(N)
     for t in range(1, STEPS + 1):
+        age += 1
         actions = case.policy(rng, obs)
         results = [g.step(a) for g, a in zip(gyms, actions, strict=True)]
         step = env.step(torch.as_tensor(actions))
@@ -140,11 +156,11 @@ def test_steps_like_gymnasium(name: str) -> None:
         truncated = np.array([r[3] for r in results]) & ~terminated
         assert np.array_equal(step.terminated.numpy(), terminated), f"step {t}: terminated"
         assert np.array_equal(step.truncated.numpy(), truncated), f"step {t}: truncated"
-        _close(step.reward, np.array([r[1] for r in results]), "reward", t)
-        _close(step.final_obs, next_obs, "final_obs", t)
-        _close(env.sim["state"], np.stack([case.gym_state(g) for g in gyms]), "sim state", t)
+        _close(step.reward, np.array([r[1] for r in results]), "reward", t, age)
+        _close(step.final_obs, next_obs, "final_obs", t, age)
+        _close(env.sim["state"], np.stack([case.gym_state(g) for g in gyms]), "sim state", t, age)
         done = terminated | truncated
-        _close(step.obs[~done], next_obs[~done], "obs", t)
+        _close(step.obs[~done], next_obs[~done], "obs", t, age[~done])
         ended["terminated"] += int(terminated.sum())
         ended["truncated"] += int(truncated.sum())
         # Where an episode ended, the port has reset itself from its own generator: check that it
@@ -155,7 +171,8 @@ def test_steps_like_gymnasium(name: str) -> None:
             for i in ids:
                 next_obs[i] = gyms[i].reset()[0]
             states = torch.as_tensor(np.stack([case.gym_state(gyms[i]) for i in ids]))
-            _close(env.set_state(states, torch.as_tensor(ids)), next_obs, "reset obs", t)
+            age[ids] = 0
+            _close(env.set_state(states, torch.as_tensor(ids)), next_obs, "reset obs", t, age)
         obs = next_obs
     if name != "pendulum" and name != "pendulum-g":  # Pendulum has no terminal state
         assert ended["terminated"] > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import imageio.v2 as imageio
 import pytest
@@ -19,12 +20,29 @@ from eureka.cli import app
 runner = CliRunner()
 
 
+SEEDS = ("0", "1")
+"""Training outcomes are asserted on the mean over seeds, never on one seed's F; bench/seeds.py
+measures every seed against the threshold (8 of 8 on these tasks, see README)."""
+
+
+def _over_seeds(task: str, *args: str) -> list[dict[str, Any]]:
+    runs = []
+    for seed in SEEDS:
+        code, out = train_json(task, *args, "--seed", seed)
+        assert code == 0, out
+        runs.append(out)
+    return runs
+
+
+def _mean_fitness(runs: list[dict[str, Any]]) -> float:
+    return sum(r["fitness"] for r in runs) / len(runs)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["cartpole", "mountain_car_continuous", "point_mass", "pendulum"])
 def test_human_reward_reaches_the_threshold_with_the_default_budget(task: str) -> None:
-    code, out = train_json(task, "--reward", "human")
-    assert code == 0, out
-    assert out["solved"], out
+    runs = _over_seeds(task, "--reward", "human")
+    assert _mean_fitness(runs) >= tasks.load(task).spec.fitness.threshold, runs
 
 
 CARTPOLE_WITHOUT_BATCHED_STATE = """import math
@@ -61,10 +79,9 @@ def test_each_batched_backend_learns_past_a_low_bar(
     task: str, steps: int, backend: str, bar: float, tmp_path: Path
 ) -> None:
     name = _cartpole_on_the_fallback(tmp_path) if task == "cartpole-fallback" else task
-    code, out = train_json(name, "--reward", "human", "--timesteps", str(steps), "--seed", "0")
-    assert code == 0, out
-    assert out["backend"] == backend
-    assert out["fitness"] >= bar, out["fitness"]
+    runs = _over_seeds(name, "--reward", "human", "--timesteps", str(steps))
+    assert {r["backend"] for r in runs} == {backend}
+    assert _mean_fitness(runs) >= bar, [r["fitness"] for r in runs]
 
 
 @pytest.mark.slow
