@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from eureka.cli import app
 from eureka.llm.client import LLM
 from eureka.loop import Loop, human_normalized_score
-from eureka.types import Progress, SolveConfig, Summary
+from eureka.types import Candidate, Progress, SolveConfig, Summary
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
 RAISES = (FIXTURES / "rewards/raises.py").read_text()
@@ -108,6 +108,18 @@ def test_failing_iteration_is_repeated_then_selection_and_reflection(tmp_path: P
         assert (run_dir / cand / "response.md").is_file() and (run_dir / cand / "candidate.json").is_file()
     for name in ("metrics.json", "check.json", "reward.py"):
         assert (run_dir / "iter_1/cand_0" / name).is_file()
+    # each candidate loads back whole: the reply and its repair, each with its own check
+    no_code, crashed = (Candidate.load(run_dir / f"iter_0/cand_{j}") for j in (0, 1))
+    assert no_code is not None and crashed is not None
+    assert [(a.response, a.check.stage) for a in no_code.attempts] == [
+        ("I am not able to write that.", "extract"),
+        ("Still nothing.", "extract"),
+    ]
+    assert [a.check.status.value for a in crashed.attempts] == ["crashed", "crashed"]
+    assert crashed.attempts[1].response == fenced(RAISES, "Fixed, I hope.") and crashed.result is None
+    trained = Candidate.load(run_dir / best.name)
+    assert trained is not None and trained.result is not None and trained.outcome() == best
+    assert trained.code == (run_dir / best.name / "reward.py").read_text()
     assert any(e.kind == "final" for e in events)
 
 
