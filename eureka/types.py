@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -306,8 +307,15 @@ class CheckReport(BaseModel):
 # ---------------------------------------------------------------- the loop
 
 
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
 class SolveConfig(Strict):
-    """Everything `eureka solve` was asked to do (saved as the run's config.yaml)."""
+    """Everything `eureka solve` was asked to do (saved as the run's config.yaml). The options
+    of `eureka solve` and `eureka batch` take their defaults and help from these fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     task: str
     """Task name or folder."""
@@ -319,9 +327,10 @@ class SolveConfig(Strict):
     """Rounds of evolution (iterations where every candidate failed are repeated, not counted)."""
     samples: int = Field(default=8, ge=1)
     """Reward candidates sampled from the LLM per iteration (K)."""
-    workers: int = Field(default=2, ge=1)
-    """Candidates trained at the same time."""
+    workers: int = Field(default_factory=_cores, ge=1)
+    """Candidates trained at the same time (default: one per CPU core; `auto` on the command line)."""
     seed: int = 0
+    """Random seed of training (the final evaluation uses seed + 1000, + 1001, ...)."""
     timesteps: int | None = None
     """Training budget per candidate and per final-evaluation run (default: the task's)."""
     eval_seeds: int = Field(default=3, ge=0)
@@ -343,6 +352,7 @@ class SolveConfig(Strict):
     max_failed_iterations: int = Field(default=3, ge=1)
     """Consecutive iterations in which every candidate fails before the run gives up."""
     temperature: float = 1.0
+    """Sampling temperature of the LLM."""
     max_cost: float | None = None
     """Stop cleanly once the LLM calls cost this many dollars."""
     max_tokens: int | None = None
@@ -350,7 +360,9 @@ class SolveConfig(Strict):
     cache: bool = True
     """Reuse replies to identical requests from the on-disk cache."""
     video: bool = True
+    """Film trained policies (rollout.mp4) for the report and for human feedback."""
     device: str = "auto"
+    """`auto` (cuda when present), `cpu` or `cuda`."""
     feedback: Literal["auto", "critique", "rank", "synthetic"] = "auto"
     """What steers the next prompt: `auto` (reward reflection and trajectory analysis),
     `critique` (a human's words on the best candidate), `rank` (a human ranks every trained
