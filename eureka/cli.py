@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -24,7 +24,8 @@ from eureka.feedback.judges import Human
 from eureka.llm.context import environment_context
 from eureka.runs import rundir as runs
 from eureka.training import jobs
-from eureka.types import SolveConfig, Status, TrainJob, TrainResult
+from eureka.training.train import path_note
+from eureka.types import METRICS_FILE, SolveConfig, Status, TrainJob, TrainResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show and check task folders.")
@@ -61,8 +62,10 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def use_sandbox(mode: str) -> None:
-    """Apply `--sandbox` to every worker this process starts; fail now if it cannot be had."""
+def use_sandbox(mode: str | None) -> None:
+    """Apply `--sandbox` (None: SolveConfig's default) to every worker this process starts; fail
+    now if it cannot be had."""
+    mode = mode or SolveConfig.model_fields["sandbox"].default
     if mode not in ("auto", "bwrap", "none"):
         raise ConfigError(f"--sandbox {mode!r}: use auto, bwrap or none")
     os.environ[sandbox.ISOLATION_VARIABLE] = mode
@@ -78,7 +81,18 @@ def worker_count(value: str) -> int:
     return int(value)
 
 
-SANDBOX_HELP = "'auto' (bubblewrap where it works, else warn), 'bwrap' (required) or 'none' (unisolated)"
+def _config_option(name: str, *decls: str) -> Any:
+    """The option for SolveConfig field `name`: its help is the field's docstring and the default
+    it shows is the field's. The option itself defaults to None (not given), so SolveConfig fills
+    in what the user did not give: every default has one home (tests/test_cli.py holds to it)."""
+    field = SolveConfig.model_fields[name]
+    shown = "auto" if field.default_factory is not None else str(field.default)
+    return typer.Option(*decls, help=" ".join((field.description or "").split()), show_default=shown)
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The SolveConfig fields among a command's options that the user gave."""
+    return {k: v for k, v in options.items() if k in SolveConfig.model_fields and v is not None}
 
 
 @tasks_app.command("list")
@@ -193,6 +207,30 @@ def _render_result(result: TrainResult, run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
 
 
+def _smoke_test(job: TrainJob, task: tasks.Task, timeout: float | None) -> TrainResult | None:
+    """The critic's checks of the job's reward (static, then a smoke test on real states in the
+    sandbox); the failure as the job's result (also its metrics.json), or None when it passed."""
+    from eureka.reward import critic
+
+    assert job.reward_file is not None
+    limit = min(critic.SMOKE_TIMEOUT, timeout) if timeout else None
+    report = critic.review(
+        job.reward_file.read_text(),
+        task,
+        job.out_dir,
+        "",
+        jobs.run_training,
+        timeout=limit,
+        backend=job.backend,
+    )
+    shutil.rmtree(job.out_dir / "smoke", ignore_errors=True)
+    if report.status == Status.OK:
+        return None
+    result = TrainResult(status=report.status, message=report.message)
+    (job.out_dir / METRICS_FILE).write_text(result.model_dump_json(indent=2))
+    return result
+
+
 @app.command()
 def train(
     task: Annotated[str, typer.Argument(help="task name or folder")],
@@ -204,7 +242,7 @@ def train(
     video: Annotated[bool, typer.Option(help="film the final policy (rollout.mp4)")] = True,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+    sandbox: Annotated[str | None, _config_option("sandbox")] = None,
     backend: Annotated[
         str, typer.Option(help="training path: 'auto' (the task's), 'sb3' or 'batched'")
     ] = "auto",
@@ -214,7 +252,7 @@ def train(
 ) -> None:
     """Train a policy against one reward in the sandbox and report F on the task's true metric."""
     with user_errors():
-        use_sandbox(sandbox_mode)
+        use_sandbox(sandbox)
         if backend not in ("auto", "sb3", "batched"):
             raise ConfigError(f"--backend {backend!r}: use auto, sb3 or batched")
         spec = tasks.load(task)
@@ -235,7 +273,13 @@ def train(
             run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())}
         )
         total = tasks.budget(spec, backend, timesteps)
-        if as_json or not sys.stdout.isatty():
+        path = path_note(spec, backend)
+        if not as_json:
+            console.print(path, highlight=False, soft_wrap=True)
+        smoke = _smoke_test(job, spec, timeout) if reward_file is not None else None
+        if smoke is not None:  # the reward failed before training: named in seconds, not at the limit
+            result = smoke
+        elif as_json or not sys.stdout.isatty():
             result = jobs.run_training(job, timeout)
         else:
             with Progress(
@@ -255,6 +299,7 @@ def train(
         if as_json:
             payload = json.loads(result.model_dump_json())
             payload["run_dir"] = str(run_dir)
+            payload["training_path"] = path.removeprefix("training path: ")
             print(json.dumps(payload))
         else:
             _render_result(result, run_dir)
@@ -266,53 +311,48 @@ def train(
 def solve(
     task: Annotated[str | None, typer.Argument(help="task name or folder")] = None,
     model: Annotated[str | None, typer.Option(help="litellm model, local/smollm2, or replay:RUN_DIR")] = None,
-    api_base: Annotated[str | None, typer.Option(help="base URL of an OpenAI-compatible server")] = None,
-    iterations: Annotated[int, typer.Option(help="rounds of evolution")] = 5,
-    samples: Annotated[int, typer.Option(help="reward candidates per iteration (K)")] = 8,
-    workers: Annotated[str, typer.Option(help="candidates trained at once; 'auto' = one per core")] = "auto",
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    timesteps: Annotated[int | None, typer.Option(help="training budget per candidate")] = None,
-    eval_seeds: Annotated[int, typer.Option(help="seeds of the final evaluation (0 skips it)")] = 3,
-    human_init: Annotated[bool, typer.Option(help="seed iteration 0 with the human reward")] = False,
-    tune: Annotated[int, typer.Option(help="extra candidates per iteration by perturbing constants")] = 0,
-    critic: Annotated[
-        str, typer.Option(help="'static' (checks + smoke test) or 'llm' (also a review)")
-    ] = "static",
-    max_cost: Annotated[float | None, typer.Option(help="stop once the LLM cost this many dollars")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="stop once the LLM used this many tokens")] = None,
-    cache: Annotated[bool, typer.Option(help="reuse cached replies to identical requests")] = True,
-    video: Annotated[bool, typer.Option(help="film each trained policy")] = True,
+    api_base: Annotated[str | None, _config_option("api_base")] = None,
+    iterations: Annotated[int | None, _config_option("iterations")] = None,
+    samples: Annotated[int | None, _config_option("samples")] = None,
+    workers: Annotated[str | None, _config_option("workers")] = None,
+    seed: Annotated[int | None, _config_option("seed")] = None,
+    threads: Annotated[int | None, _config_option("threads")] = None,
+    sim_threads: Annotated[int | None, _config_option("sim_threads")] = None,
+    timesteps: Annotated[int | None, _config_option("timesteps")] = None,
+    eval_seeds: Annotated[int | None, _config_option("eval_seeds")] = None,
+    human_init: Annotated[bool | None, _config_option("human_init")] = None,
+    tune: Annotated[int | None, _config_option("tune")] = None,
+    critic: Annotated[str | None, _config_option("critic")] = None,
+    repair_rounds: Annotated[int | None, _config_option("repair_rounds")] = None,
+    max_failed_iterations: Annotated[int | None, _config_option("max_failed_iterations")] = None,
+    temperature: Annotated[float | None, _config_option("temperature")] = None,
+    max_cost: Annotated[float | None, _config_option("max_cost")] = None,
+    max_tokens: Annotated[int | None, _config_option("max_tokens")] = None,
+    cache: Annotated[bool | None, _config_option("cache")] = None,
+    video: Annotated[bool | None, _config_option("video")] = None,
+    device: Annotated[str | None, _config_option("device")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue a stopped run in this directory")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
-    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
-    feedback: Annotated[
-        str, typer.Option(help="'auto' (reflection), 'critique', 'rank' (videos), or 'synthetic' (oracle)")
-    ] = "auto",
-    analyzer: Annotated[
-        str, typer.Option(help="trajectory analyzer: 'rules', or 'llm' (adds a diagnosis)")
-    ] = "rules",
-    oracle_noise: Annotated[float, typer.Option(help="synthetic feedback: noise on F, × its spread")] = 0.0,
+    sandbox: Annotated[str | None, _config_option("sandbox")] = None,
+    feedback: Annotated[str | None, _config_option("feedback")] = None,
+    analyzer: Annotated[str | None, _config_option("analyzer")] = None,
+    oracle_noise: Annotated[float | None, _config_option("oracle_noise")] = None,
     rank_ui: Annotated[
         str, typer.Option(help="rank mode: 'web' (a page on 127.0.0.1) or 'terminal'")
     ] = "web",
     open_videos: Annotated[bool, typer.Option(help="open videos and the ranking page for you")] = True,
-    halving: Annotated[int, typer.Option(help="successive halving over N rungs (0: off)")] = 0,
-    backend: Annotated[
-        str, typer.Option(help="training path: 'auto' (the task's), 'sb3' or 'batched'")
-    ] = "auto",
-    executor: Annotated[
-        str, typer.Option(help="'local' (sandboxed processes) or 'ray' (a cluster)")
-    ] = "local",
-    ray_address: Annotated[
-        str | None, typer.Option(help="Ray cluster: auto, HOST:PORT or ray://HOST:10001")
-    ] = None,
-    ray_retries: Annotated[int, typer.Option(help="retries of a job whose Ray worker died")] = 1,
+    halving: Annotated[int | None, _config_option("halving")] = None,
+    backend: Annotated[str | None, _config_option("backend")] = None,
+    executor: Annotated[str | None, _config_option("executor")] = None,
+    ray_address: Annotated[str | None, _config_option("ray_address")] = None,
+    ray_retries: Annotated[int | None, _config_option("ray_retries")] = None,
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import loop
     from eureka.llm.client import LOCAL_MODEL, default_model, for_run
     from eureka.runs import display
 
+    given = _given(locals())
     with user_errors():
         if resume is not None:
             run_dir = resume.resolve()
@@ -321,35 +361,11 @@ def solve(
             if task is None:
                 raise ConfigError("give a task name, or --resume RUN_DIR")
             spec = tasks.load(task)
-            use_sandbox(sandbox_mode)
-            n_workers = worker_count(workers)
-            config = SolveConfig(
-                task=str(spec.folder),
-                model=model or default_model(),
-                api_base=api_base,
-                iterations=iterations,
-                samples=samples,
-                workers=n_workers,
-                seed=seed,
-                timesteps=timesteps,
-                eval_seeds=eval_seeds,
-                human_init=human_init,
-                tune=tune,
-                critic=critic,
-                max_cost=max_cost,
-                max_tokens=max_tokens,
-                cache=cache,
-                video=video,
-                sandbox=sandbox_mode,
-                feedback=feedback,
-                analyzer=analyzer,
-                oracle_noise=oracle_noise,
-                halving=halving,
-                backend=backend,
-                executor=executor,
-                ray_address=ray_address,
-                ray_retries=ray_retries,
-            )
+            if workers is not None:
+                given["workers"] = worker_count(workers)
+            given.update(task=str(spec.folder), model=model or default_model())
+            config = SolveConfig(**given)
+            use_sandbox(config.sandbox)
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)
             loop.save_config(run_dir, config)
@@ -458,15 +474,15 @@ def batch(
     min_hns: Annotated[
         float | None, typer.Option(help="a task fails below this human-normalised score")
     ] = None,
-    workers: Annotated[str, typer.Option(help="candidates trained at once; 'auto' = one per core")] = "auto",
-    iterations: Annotated[int | None, typer.Option(help="rounds of evolution")] = None,
-    samples: Annotated[int | None, typer.Option(help="reward candidates per iteration")] = None,
-    timesteps: Annotated[int | None, typer.Option(help="training budget per candidate")] = None,
-    eval_seeds: Annotated[int | None, typer.Option(help="seeds of the final evaluation")] = None,
-    feedback: Annotated[str | None, typer.Option(help="'auto' or 'synthetic'")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    video: Annotated[bool | None, typer.Option(help="film each trained policy")] = None,
-    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+    workers: Annotated[str | None, _config_option("workers")] = None,
+    iterations: Annotated[int | None, _config_option("iterations")] = None,
+    samples: Annotated[int | None, _config_option("samples")] = None,
+    timesteps: Annotated[int | None, _config_option("timesteps")] = None,
+    eval_seeds: Annotated[int | None, _config_option("eval_seeds")] = None,
+    feedback: Annotated[str | None, _config_option("feedback")] = None,
+    seed: Annotated[int | None, _config_option("seed")] = None,
+    video: Annotated[bool | None, _config_option("video")] = None,
+    sandbox: Annotated[str | None, _config_option("sandbox")] = None,
 ) -> None:
     """Solve many tasks (for CI): results.json, junit.xml, summary.md. Exit 0 all passed, 1 a
     threshold missed, 2 an error."""
@@ -475,26 +491,19 @@ def batch(
     from eureka.runs import batch as batching
     from eureka.runs import display
 
+    overrides = _given(locals())  # the command line's flags, over the suite's options
     with user_errors():
-        use_sandbox(sandbox_mode)
-        n_workers = worker_count(workers)
+        use_sandbox(sandbox)
+        if workers is not None:
+            overrides["workers"] = worker_count(workers)
         loaded = batching.load_suite(suite) if suite is not None else None
         todo = batching.entries(list(task_names or []), loaded, min_hns)
-        overrides = {
-            "model": model,
-            "iterations": iterations,
-            "samples": samples,
-            "timesteps": timesteps,
-            "eval_seeds": eval_seeds,
-            "feedback": feedback,
-            "seed": seed,
-            "video": video,
-        }
         fallback = default_model()
-        configs = {e.task: batching.solve_config(e, overrides, fallback, n_workers) for e in todo}
+        configs = {e.task: batching.solve_config(e, overrides, fallback) for e in todo}
 
         def solve_one(entry: batching.SuiteEntry) -> Path:
             config = configs[entry.task]
+            use_sandbox(config.sandbox)
             run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
             loop.save_config(run_dir, config)
             console.print(f"[bold]{entry.task}[/bold]: {run_dir}", highlight=False, soft_wrap=True)

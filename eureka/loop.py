@@ -14,7 +14,6 @@ import shutil
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +30,12 @@ from eureka.training import halving as schedule
 from eureka.training import tune
 from eureka.training.executors import Executor, make_executor
 from eureka.types import (
+    METRICS_FILE,
+    RESPONSE_FILE,
+    REWARD_FILE,
+    Attempt,
     Candidate,
+    CheckReport,
     EvalStats,
     Feedback,
     FinalEvaluation,
@@ -48,33 +52,11 @@ from eureka.types import (
 
 SUMMARY_FILE = "summary.json"
 BEST_FILE = "best_reward.py"
-RESPONSE_FILE = "response.md"
-CANDIDATE_FILE = "candidate.json"
+ANALYSIS_FILE = "analysis.json"
 SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.Tensor, action: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     ...
     return total, {"component_1": component_1, "component_2": component_2}"""
-
-
-@dataclass
-class _Trained:
-    """A trained candidate and what later prompts and judges need of it."""
-
-    candidate: Candidate
-    response: str
-    code: str
-    result: TrainResult
-
-
-@dataclass
-class _Prepared:
-    """A candidate after extraction and the critic: ready to train, or ended."""
-
-    candidate: Candidate
-    response: str
-    code: str
-    resumed: bool = False
-    """It had ended before the run was stopped (read back from its folder)."""
 
 
 class Loop:
@@ -96,9 +78,10 @@ class Loop:
         self.task: Task = tasks.load(config.task)
         self.context = environment_context(self.task)
         self.summary = Summary(task=self.task.name, model=llm.model)
-        self.elite: _Trained | None = None
+        self.elite: Candidate | None = None
         self.feedback: Feedback | None = None
-        self.trained: dict[str, _Trained] = {}
+        self.trained: dict[str, Candidate] = {}
+        """Every candidate that trained and reached a fitness, by name (feedback names them)."""
         self.elo: dict[str, float] = {}
         if judge is None and config.feedback == "synthetic":
             judge = feedback.SyntheticOracle(config.oracle_noise, config.seed)
@@ -120,73 +103,54 @@ class Loop:
         tips = prompts.render("code_tips", self.task)
         return [{"role": "system", "content": system}, {"role": "user", "content": f"{user}\n\n{tips}"}]
 
-    def _messages(self, failures: list[tuple[str, str]]) -> list[Message]:
+    def _messages(self, failures: list[Candidate]) -> list[Message]:
         """Eureka's prompt: system, task, then the elite's reply and the feedback on it
         (reflection, a human's critique, or a preference), or, when nothing has trained
         yet, a failed reply and its error."""
         messages = self._base_messages()
-        tips = prompts.render("code_tips", self.task)
-        if self.elite is not None:
-            fb = self.feedback or Feedback(iteration=-1, mode="auto", elite=self.elite.candidate.name)
+        if self.elite is not None and self.elite.result is not None:
+            fb = self.feedback or Feedback(iteration=-1, mode="auto", elite=self.elite.name)
             worst = self.trained.get(fb.worst or "")
             text = reflection.feedback_prompt(
                 fb, self.elite.result, self.task, self.elite.code, worst.code if worst else ""
             )
-            messages += [
-                {"role": "assistant", "content": self.elite.response},
-                {"role": "user", "content": f"{text}\n\n{tips}"},
-            ]
+            messages += self._answer(self.elite.response, text)
         elif failures:
-            response, error = failures[0]
-            messages += [
-                {"role": "assistant", "content": response},
-                {"role": "user", "content": f"{reflection.error_feedback(error, self.task)}\n\n{tips}"},
-            ]
+            error = reflection.error_feedback(failures[0].message, self.task)
+            messages += self._answer(failures[0].response, error)
         return messages
+
+    def _answer(self, response: str, text: str) -> list[Message]:
+        """A reply of the model and what it is told about it (feedback, or an error), with the tips."""
+        tips = prompts.render("code_tips", self.task)
+        return [{"role": "assistant", "content": response}, {"role": "user", "content": f"{text}\n\n{tips}"}]
 
     # ------------------------------------------------------------ one candidate
 
-    def _sample(self, iter_dir: Path, messages: list[Message]) -> list[str]:
-        """K replies: read back from the run directory when this iteration already asked."""
-        k = self.config.samples
-        files = [iter_dir / f"cand_{j}" / RESPONSE_FILE for j in range(k)]
+    def _ask(self, files: list[Path], messages: list[Message], purpose: str) -> list[str]:
+        """One reply per file: read back where this run already asked (a stopped run never asks
+        the LLM twice), else asked for and saved as they arrive."""
         if all(f.is_file() for f in files):
             return [f.read_text() for f in files]
-        replies = [c.text for c in self.llm.sample(messages, k, purpose="reward")]
+        replies = [c.text for c in self.llm.sample(messages, len(files), purpose=purpose)]
         for f, text in zip(files, replies, strict=True):
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(text)
         return replies
 
-    def _repair(self, cand_dir: Path, messages: list[Message], response: str, error: str) -> str:
-        """One repair round: the reply and its error go back to the LLM."""
-        saved = cand_dir / "repair" / RESPONSE_FILE
-        if saved.is_file():
-            return saved.read_text()
-        tips = prompts.render("code_tips", self.task)
-        ask = [
-            *messages,
-            {"role": "assistant", "content": response},
-            {"role": "user", "content": f"{reflection.error_feedback(error, self.task)}\n\n{tips}"},
-        ]
-        text = self.llm.sample(ask, 1, purpose="repair")[0].text
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(text)
-        return text
-
-    def _check(self, cand_dir: Path, code: str | None) -> tuple[Status, str, str]:
+    def _check(self, where: Path, code: str | None) -> CheckReport:
         if code is None:
-            return Status.NO_CODE, "the reply contains no Python code block defining compute_reward", ""
-        report = critic.review(
+            message = "the reply contains no Python code block defining compute_reward"
+            return CheckReport(status=Status.NO_CODE, message=message, stage="extract")
+        return critic.review(
             code,
             self.task,
-            cand_dir,
+            where,
             self.context,
             self.executor.run,
             llm=self.llm if self.config.critic == "llm" else None,
             backend=None if self.config.backend == "auto" else self.config.backend,
         )
-        return report.status, report.message, report.code
 
     def _job(
         self, reward_file: Path | None, out_dir: Path, seed: int, timesteps: int | None = None
@@ -208,35 +172,39 @@ class Loop:
     def _budget(self) -> int:
         return tasks.budget(self.task, self.config.backend, self.config.timesteps)
 
-    def _train(self, cand_dir: Path, code: str) -> TrainResult:
-        metrics = cand_dir / "metrics.json"
-        if metrics.is_file():  # trained before the run was stopped
-            return TrainResult.model_validate_json(metrics.read_text())
-        reward_file = cand_dir / "reward.py"
-        reward_file.write_text(code)
-        shutil.rmtree(cand_dir / "smoke", ignore_errors=True)
-        return self.executor.run(self._job(reward_file, cand_dir, self.config.seed))
+    @staticmethod
+    def _saved(out_dir: Path) -> TrainResult | None:
+        """The result of the training job that wrote `out_dir`, if it ran."""
+        saved = out_dir / METRICS_FILE
+        return TrainResult.model_validate_json(saved.read_text()) if saved.is_file() else None
 
-    def _train_rung(self, cand_dir: Path, code: str, rung: int, total: int) -> TrainResult:
+    def _run(self, job: TrainJob) -> TrainResult:
+        """A training job's result: read back when it ran before the run was stopped."""
+        return self._saved(job.out_dir) or self.executor.run(job)
+
+    def _reward_file(self, cand: Candidate) -> Path:
+        """The candidate's code as its reward.py, with the critic's smoke-test folders removed."""
+        folder = self.run_dir / cand.name
+        for k in range(len(cand.attempts)):
+            shutil.rmtree(Candidate.attempt_dir(folder, k) / "smoke", ignore_errors=True)
+        reward_file = folder / REWARD_FILE
+        reward_file.write_text(cand.code)
+        return reward_file
+
+    def _train(self, cand: Candidate) -> TrainResult:
+        return self._run(self._job(self._reward_file(cand), self.run_dir / cand.name, self.config.seed))
+
+    def _train_rung(self, cand: Candidate, rung: int, total: int) -> TrainResult:
         """One rung of successive halving, resuming from the previous rung's checkpoint."""
-        out = cand_dir / f"rung_{rung}"
-        metrics = out / "metrics.json"
-        if metrics.is_file():
-            return TrainResult.model_validate_json(metrics.read_text())
-        reward_file = cand_dir / "reward.py"
-        reward_file.write_text(code)
-        shutil.rmtree(cand_dir / "smoke", ignore_errors=True)
-        job = self._job(reward_file, out, self.config.seed, total)
-        if rung > 0:
-            previous = TrainResult.model_validate_json(
-                (cand_dir / f"rung_{rung - 1}" / "metrics.json").read_text()
-            )
+        folder = self.run_dir / cand.name
+        job = self._job(self._reward_file(cand), folder / f"rung_{rung}", self.config.seed, total)
+        before = folder / f"rung_{rung - 1}"
+        previous = self._saved(before) if rung > 0 else None
+        if previous is not None and self._saved(job.out_dir) is None:
             if previous.checkpoint_file is None:
                 return previous
-            job = job.model_copy(
-                update={"resume_from": cand_dir / f"rung_{rung - 1}" / previous.checkpoint_file}
-            )
-        return self.executor.run(job)
+            job = job.model_copy(update={"resume_from": before / previous.checkpoint_file})
+        return self._run(job)
 
     def _prepare(
         self,
@@ -245,68 +213,52 @@ class Loop:
         origin: Literal["llm", "tune", "human"],
         response: str,
         messages: list[Message],
-    ) -> _Prepared:
+    ) -> Candidate:
         """Extract and check (with repair rounds); the candidate ends here unless it passed."""
-        cand_dir = self.run_dir / f"iter_{iteration}" / f"cand_{index}"
-        cand_dir.mkdir(parents=True, exist_ok=True)
-        record = cand_dir / CANDIDATE_FILE
-        if record.is_file():  # finished before the run was stopped
-            done = Candidate.model_validate_json(record.read_text())
-            repair = cand_dir / "repair" / RESPONSE_FILE
-            code_file = cand_dir / "reward.py"
-            return _Prepared(
-                done,
-                repair.read_text() if repair.is_file() else response,
-                code_file.read_text() if code_file.is_file() else "",
-                resumed=True,
-            )
-        code = extract_code(response) if origin == "llm" else response
-        if origin != "llm":
-            response = f"```python\n{response.strip()}\n```"
-        status, message, checked = self._check(cand_dir, code)
-        repaired = False
-        for _ in range(self.config.repair_rounds if origin == "llm" else 0):
-            if status == Status.OK:
+        folder = self.run_dir / f"iter_{iteration}" / f"cand_{index}"
+        folder.mkdir(parents=True, exist_ok=True)
+        ended = Candidate.load(folder)
+        if ended is not None:  # before the run was stopped
+            self.report(Progress("candidate", ended.message, ended))
+            return ended
+        if origin == "llm":
+            attempts = [Attempt(response=response, check=self._check(folder, extract_code(response)))]
+        else:
+            fenced = f"```python\n{response.strip()}\n```"
+            attempts = [Attempt(response=fenced, check=self._check(folder, response))]
+        for k in range(1, 1 + (self.config.repair_rounds if origin == "llm" else 0)):
+            last = attempts[-1]
+            if last.check.status == Status.OK:
                 break
-            response = self._repair(cand_dir, messages, response, message)
-            status, message, checked = self._check(cand_dir, extract_code(response))
-            repaired = status == Status.OK
-        base = Candidate(
-            iteration=iteration, index=index, origin=origin, status=status, message=message, repaired=repaired
+            where = Candidate.attempt_dir(folder, k)
+            error = reflection.error_feedback(last.check.message, self.task)
+            ask = [*messages, *self._answer(last.response, error)]
+            (reply,) = self._ask([where / RESPONSE_FILE], ask, "repair")
+            attempts.append(Attempt(response=reply, check=self._check(where, extract_code(reply))))
+        verdict = attempts[-1].check
+        cand = Candidate(
+            iteration=iteration,
+            index=index,
+            origin=origin,
+            status=verdict.status,
+            message=verdict.message,
+            repaired=len(attempts) > 1 and verdict.status == Status.OK,
+            attempts=attempts,
         )
-        if status != Status.OK:
-            record.write_text(base.model_dump_json(indent=2))
-            self.report(Progress("candidate", message, base))
-        return _Prepared(base, response, checked)
+        if cand.status != Status.OK:
+            cand.save(folder)
+            self.report(Progress("candidate", cand.message, cand))
+        return cand
 
-    def _finish(self, prepared: _Prepared, result: TrainResult) -> Candidate:
-        cand_dir = self.run_dir / prepared.candidate.name
-        done = prepared.candidate.model_copy(
-            update={
-                "status": result.status,
-                "message": result.message,
-                "fitness": result.fitness,
-                "success_rate": result.success_rate,
-                "solved": result.solved,
-                "reward_correlation": result.reward_correlation,
-                "env_steps": result.env_steps,
-                "wall_time": result.wall_time,
-            }
-        )
-        (cand_dir / CANDIDATE_FILE).write_text(done.model_dump_json(indent=2))
-        return done
-
-    def _train_all(self, ready: list[_Prepared], summary: IterationSummary) -> dict[str, TrainResult]:
+    def _train_all(self, ready: list[Candidate], summary: IterationSummary) -> list[Candidate]:
         """Train every checked candidate: all to the full budget, or by successive halving."""
-        for p in ready:
-            self.report(
-                Progress("candidate", "training", p.candidate.model_copy(update={"message": "training"}))
-            )
-        by_name = {p.candidate.name: p for p in ready}
+        for cand in ready:
+            self.report(Progress("candidate", "training", cand.model_copy(update={"message": "training"})))
         if self.config.halving > 1 and len(ready) > 1:
+            by_name = {c.name: c for c in ready}
 
             def rung(name: str, r: int, total: int) -> TrainResult:
-                return self._train_rung(self.run_dir / name, by_name[name].code, r, total)
+                return self._train_rung(by_name[name], r, total)
 
             results, report = schedule.successive_halving(
                 list(by_name), self._budget(), self.config.halving, rung, self.config.workers
@@ -324,58 +276,57 @@ class Loop:
                     f"({report.saved:.0%} saved)",
                 )
             )
-            return results
-        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
-            trained = list(pool.map(lambda p: self._train(self.run_dir / p.candidate.name, p.code), ready))
-        return {p.candidate.name: r for p, r in zip(ready, trained, strict=True)}
+            trained = [results[c.name] for c in ready]
+        else:
+            with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+                trained = list(pool.map(self._train, ready))
+        done = [cand.after_training(result) for cand, result in zip(ready, trained, strict=True)]
+        for cand in done:
+            cand.save(self.run_dir / cand.name)
+        return done
 
     # ------------------------------------------------------------ feedback
 
     def _analysis(self, name: str) -> tuple[str, str]:
         """(rule-based summary, LLM diagnosis) of a trained candidate's rollouts; cached."""
-        cand_dir = self.run_dir / name
-        saved = cand_dir / "analysis.json"
+        saved = self.run_dir / name / ANALYSIS_FILE
         if saved.is_file():
             data = json.loads(saved.read_text())
             return data["summary"], data["diagnosis"]
-        trained = self.trained[name]
-        summary = analyzer.analyze(trained.result, self.task)
+        result = self.trained[name].result
+        assert result is not None
+        summary = analyzer.analyze(result, self.task)
         diagnosis = ""
         if self.config.analyzer == "llm" and summary:
             diagnosis = analyzer.diagnose(summary, self.task, self.llm, self.context)
         saved.write_text(json.dumps({"summary": summary, "diagnosis": diagnosis}))
         return summary, diagnosis
 
-    def _offer(self, name: str, previous_best: bool = False) -> feedback.Offer:
-        t = self.trained[name]
-        video = self.run_dir / name / t.result.video_file if t.result.video_file else None
-        f = "-" if t.result.fitness is None else f"{t.result.fitness:.4g}"
-        summary = f"    task score {f}, success rate {t.result.success_rate or 0:.0%}\n" + "\n".join(
-            f"    {line}" for line in self._analysis(name)[0].splitlines()
+    def _offer(self, cand: Candidate, previous_best: bool = False) -> feedback.Offer:
+        video = cand.result.video_file if cand.result else None
+        f = "-" if cand.fitness is None else f"{cand.fitness:.4g}"
+        summary = f"    task score {f}, success rate {cand.success_rate or 0:.0%}\n" + "\n".join(
+            f"    {line}" for line in self._analysis(cand.name)[0].splitlines()
         )
         return feedback.Offer(
-            name=name,
-            origin=t.candidate.origin,
-            fitness=t.result.fitness,
-            success_rate=t.result.success_rate,
-            video=video,
-            code=t.code,
+            candidate=cand,
             summary=summary,
+            video=self.run_dir / cand.name / video if video else None,
             previous_best=previous_best,
         )
 
-    def _judge(self, number: int, fresh: list[str]) -> None:
+    def _judge(self, number: int, fresh: list[Candidate]) -> None:
         """Collect the feedback on iteration `number` and choose the elite from it."""
         path = self.run_dir / f"iter_{number}" / feedback.FEEDBACK_FILE
-        best = max(self.trained.values(), key=lambda t: t.result.fitness or float("-inf")).candidate.name
+        best = max(self.trained.values(), key=lambda c: c.fitness or float("-inf")).name
         if path.is_file():  # asked before the run was stopped: never ask again
             fb = Feedback.model_validate_json(path.read_text())
         else:
-            names = list(fresh)
-            previous = self.elite.candidate.name if self.elite is not None else None
-            if previous is not None and previous not in names:
-                names.append(previous)
-            offers = [self._offer(n, previous_best=n == previous) for n in names]
+            previous = self.elite.name if self.elite is not None else None
+            offered = list(fresh)
+            if self.elite is not None and previous not in {c.name for c in fresh}:
+                offered.append(self.elite)
+            offers = [self._offer(c, previous_best=c.name == previous) for c in offered]
             fb = feedback.collect(self.config.feedback, number, offers, best, self.judge, self._analysis)
             path.write_text(fb.model_dump_json(indent=2))
         if fb.ranking is not None:
@@ -387,14 +338,15 @@ class Loop:
 
     # ------------------------------------------------------------ iterations
 
-    def _iteration(self, number: int, failures: list[tuple[str, str]], repeat: bool) -> list[tuple[str, str]]:
-        """Run one iteration; return (response, error) of its failed candidates."""
+    def _iteration(self, number: int, failures: list[Candidate], repeat: bool) -> list[Candidate]:
+        """Run one iteration; return its candidates when every one of them failed."""
         iter_dir = self.run_dir / f"iter_{number}"
         messages = self._messages(failures)
         self.report(
             Progress("iteration", f"iteration {number}" + (" (repeat with errors)" if repeat else ""))
         )
-        responses = self._sample(iter_dir, messages)
+        files = [iter_dir / f"cand_{j}" / RESPONSE_FILE for j in range(self.config.samples)]
+        responses = self._ask(files, messages, "reward")
         work: list[tuple[int, Literal["llm", "tune", "human"], str]] = [
             (j, "llm", r) for j, r in enumerate(responses)
         ]
@@ -410,40 +362,26 @@ class Loop:
         self.summary.iterations.append(summary)
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             prepared = list(pool.map(lambda w: self._prepare(number, w[0], w[1], w[2], messages), work))
-        ready = [p for p in prepared if not p.resumed and p.candidate.status == Status.OK]
-        results = self._train_all(ready, summary)
-        outcomes: list[tuple[Candidate, str, TrainResult | None]] = []
-        for p in prepared:
-            name, cand = p.candidate.name, p.candidate
-            result: TrainResult | None = None
-            if name in results:
-                cand, result = self._finish(p, results[name]), results[name]
-                self.report(Progress("candidate", cand.message, cand))
-            elif p.resumed:
-                metrics = self.run_dir / name / "metrics.json"
-                if cand.status == Status.OK and metrics.is_file():
-                    result = TrainResult.model_validate_json(metrics.read_text())
-                self.report(Progress("candidate", cand.message, cand))
-            outcomes.append((cand, p.response, result))
-            summary.candidates.append(cand)
+        ready = [c for c in prepared if c.status == Status.OK and c.result is None]
+        trained = {c.name: c for c in self._train_all(ready, summary)}
+        candidates = [trained.get(c.name, c) for c in prepared]
         fresh = []
-        failed: list[tuple[str, str]] = []
-        for (cand, response, result), p in zip(outcomes, prepared, strict=True):
-            if result is None or cand.status != Status.OK or cand.fitness is None:
-                failed.append((response, cand.message))
-                continue
-            self.trained[cand.name] = _Trained(cand, response, p.code, result)
-            fresh.append(cand.name)
+        for cand in candidates:
+            if cand.name in trained:
+                self.report(Progress("candidate", cand.message, cand))
+            if cand.status == Status.OK and cand.fitness is not None and cand.result is not None:
+                self.trained[cand.name] = cand
+                fresh.append(cand)
         if fresh:
             self._judge(number, fresh)
-        for cand in summary.candidates:
-            cand.elo = self.elo.get(cand.name)
-        best = self.elite.candidate if self.elite else None
+        for cand in candidates:
+            summary.candidates.append(cand.outcome(self.elo.get(cand.name)))
+        best = self.elite
         summary.best_fitness = best.fitness if best else None
         summary.best = best.name if best else None
-        self.summary.best = best.model_copy(update={"elo": self.elo.get(best.name)}) if best else None
+        self.summary.best = best.outcome(self.elo.get(best.name)) if best else None
         self._save()
-        return failed if len(failed) == len(outcomes) else []
+        return [] if fresh else candidates
 
     # ------------------------------------------------------------ final evaluation
 
@@ -465,19 +403,16 @@ class Loop:
 
         def run(name: str, seed: int) -> TrainResult:
             out = final_dir / f"{name}_seed{seed}"
-            metrics = out / "metrics.json"
-            if metrics.is_file():
-                return TrainResult.model_validate_json(metrics.read_text())
             reward = rewards[name]
             reward_file = None
             if reward is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                reward_file = out / "reward.py"
+                reward_file = out / REWARD_FILE
                 shutil.copyfile(reward, reward_file)
             job = self._job(reward_file, out, seed).model_copy(
                 update={"video": False, "reference_reward": None}
             )
-            return self.executor.run(job)
+            return self._run(job)
 
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             results = dict(zip(runs, pool.map(lambda r: run(*r), runs), strict=True))
@@ -524,7 +459,7 @@ class Loop:
     def run(self) -> Summary:
         counted = 0
         number = 0
-        failures: list[tuple[str, str]] = []
+        failures: list[Candidate] = []
         failed_in_a_row = 0
         try:
             while counted < self.config.iterations:
@@ -533,7 +468,7 @@ class Loop:
                 if failures:
                     failed_in_a_row += 1
                     if failed_in_a_row >= self.config.max_failed_iterations and self.elite is None:
-                        last = failures[0][1]
+                        last = failures[0].message
                         self.summary.status = "failed"
                         self.summary.message = (
                             f"every candidate failed in {failed_in_a_row} iterations in a row; "
@@ -557,7 +492,7 @@ class Loop:
         if self.elite is not None and self.config.eval_seeds > 0 and self.summary.status != "failed":
             self.summary.final = self._evaluate()
         if self.summary.status == "ok":
-            best = self.elite.candidate if self.elite else None
+            best = self.elite
             self.summary.message = f"best reward {best.name} with F {best.fitness:.4g}" if best else "done"
         self._save()
         try:

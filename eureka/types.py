@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -296,8 +297,8 @@ class CheckReport(BaseModel):
 
     status: Status
     message: str = ""
-    stage: Literal["static", "smoke", "llm", "passed"] = "passed"
-    """The first stage that failed, or `passed`."""
+    stage: Literal["extract", "static", "smoke", "llm", "passed"] = "passed"
+    """The first stage that failed (`extract`: the reply holds no code), or `passed`."""
     code: str = ""
     """The code that was checked (the LLM critic's revision when it made one that passed)."""
     revised_by_critic: bool = False
@@ -306,8 +307,15 @@ class CheckReport(BaseModel):
 # ---------------------------------------------------------------- the loop
 
 
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
 class SolveConfig(Strict):
-    """Everything `eureka solve` was asked to do (saved as the run's config.yaml)."""
+    """Everything `eureka solve` was asked to do (saved as the run's config.yaml). The options
+    of `eureka solve` and `eureka batch` take their defaults and help from these fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     task: str
     """Task name or folder."""
@@ -319,9 +327,10 @@ class SolveConfig(Strict):
     """Rounds of evolution (iterations where every candidate failed are repeated, not counted)."""
     samples: int = Field(default=8, ge=1)
     """Reward candidates sampled from the LLM per iteration (K)."""
-    workers: int = Field(default=2, ge=1)
-    """Candidates trained at the same time."""
+    workers: int = Field(default_factory=_cores, ge=1)
+    """Candidates trained at the same time (default: one per CPU core; `auto` on the command line)."""
     seed: int = 0
+    """Random seed of training (the final evaluation uses seed + 1000, + 1001, ...)."""
     threads: int = Field(default=1, ge=1)
     """torch threads inside each training job. With the same seed, machine and thread counts a
     training is repeated exactly (tests/test_determinism.py)."""
@@ -349,6 +358,7 @@ class SolveConfig(Strict):
     max_failed_iterations: int = Field(default=3, ge=1)
     """Consecutive iterations in which every candidate fails before the run gives up."""
     temperature: float = 1.0
+    """Sampling temperature of the LLM."""
     max_cost: float | None = None
     """Stop cleanly once the LLM calls cost this many dollars."""
     max_tokens: int | None = None
@@ -356,7 +366,9 @@ class SolveConfig(Strict):
     cache: bool = True
     """Reuse replies to identical requests from the on-disk cache."""
     video: bool = True
+    """Film trained policies (rollout.mp4) for the report and for human feedback."""
     device: str = "auto"
+    """`auto` (cuda when present), `cpu` or `cuda`."""
     feedback: Literal["auto", "critique", "rank", "synthetic"] = "auto"
     """What steers the next prompt: `auto` (reward reflection and trajectory analysis),
     `critique` (a human's words on the best candidate), `rank` (a human ranks every trained
@@ -414,8 +426,30 @@ class Feedback(BaseModel):
     """The model's diagnosis of that summary (`--analyzer llm`)."""
 
 
+class Attempt(BaseModel):
+    """One version of a candidate's code: the reply it came from and the critic's verdict."""
+
+    response: str
+    """The LLM's reply (for a tuned or the human candidate: its code, fenced)."""
+    check: CheckReport
+    """What the critic found; `check.code` is the code it checked (empty: the reply had none)."""
+
+
+CANDIDATE_FILE = "candidate.json"
+RESPONSE_FILE = "response.md"
+CHECK_FILE = "check.json"
+REWARD_FILE = "reward.py"
+METRICS_FILE = "metrics.json"
+"""The TrainResult a training job writes in its folder (also for a crash or a timeout)."""
+
+
 class Candidate(BaseModel):
-    """One reward candidate and how it ended."""
+    """One reward candidate: where it came from, every attempt at its code (the reply and each
+    repair, with the critic's verdict), its training result and how it ended.
+
+    It saves itself to its folder and loads itself back, so a stopped run resumes from it.
+    summary.json and the display see only how it ended (the fields up to `elo`); its attempts
+    and result live in its folder."""
 
     iteration: int
     index: int
@@ -427,15 +461,93 @@ class Candidate(BaseModel):
     solved: bool = False
     reward_correlation: float | None = None
     repaired: bool = False
-    """It failed the critic and its repair passed."""
+    """It failed the critic and a repair passed."""
     env_steps: int = 0
     wall_time: float = 0.0
     elo: float | None = None
     """Preference score from the rankings it took part in (rank and synthetic feedback)."""
+    attempts: list[Attempt] = Field(default_factory=list, exclude=True)
+    """The reply, then each repair round's reply, with the critic's verdict on each."""
+    result: TrainResult | None = Field(default=None, exclude=True)
+    """What its training produced (metrics.json); None until it trained."""
 
     @property
     def name(self) -> str:
         return f"iter_{self.iteration}/cand_{self.index}"
+
+    @property
+    def response(self) -> str:
+        """The reply its code comes from (the last repair's, when it was repaired)."""
+        return self.attempts[-1].response if self.attempts else ""
+
+    @property
+    def code(self) -> str:
+        """The code it trains with: the last attempt's, as the critic checked it."""
+        return self.attempts[-1].check.code if self.attempts else ""
+
+    def outcome(self, elo: float | None = None) -> Candidate:
+        """How it ended, with its preference score, without its attempts and result (a row of
+        summary.json)."""
+        return self.model_copy(update={"elo": elo, "attempts": [], "result": None})
+
+    def after_training(self, result: TrainResult) -> Candidate:
+        """This candidate ended by its training `result`."""
+        return self.model_copy(
+            update={
+                "status": result.status,
+                "message": result.message,
+                "fitness": result.fitness,
+                "success_rate": result.success_rate,
+                "solved": result.solved,
+                "reward_correlation": result.reward_correlation,
+                "env_steps": result.env_steps,
+                "wall_time": result.wall_time,
+                "result": result,
+            }
+        )
+
+    @staticmethod
+    def attempt_dir(folder: Path, attempt: int) -> Path:
+        """Where attempt `attempt` keeps its reply and check: the candidate's folder for the
+        reply, `repair/` for the first repair round, `repair_<k>/` for round k > 1."""
+        if attempt == 0:
+            return folder
+        return folder / ("repair" if attempt == 1 else f"repair_{attempt}")
+
+    def save(self, folder: Path) -> None:
+        """Each attempt's response.md and check.json, the code as reward.py and how it ended
+        as candidate.json (written last: its presence means the candidate has ended).
+        metrics.json is the training job's own file."""
+        for k, attempt in enumerate(self.attempts):
+            where = self.attempt_dir(folder, k)
+            where.mkdir(parents=True, exist_ok=True)
+            (where / RESPONSE_FILE).write_text(attempt.response)
+            (where / CHECK_FILE).write_text(attempt.check.model_dump_json(indent=2))
+        if self.code:
+            (folder / REWARD_FILE).write_text(self.code)
+        tmp = folder / (CANDIDATE_FILE + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        tmp.replace(folder / CANDIDATE_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> Candidate | None:
+        """The candidate saved in `folder` with its attempts and training result; None when it
+        had not ended (no candidate.json)."""
+        path = folder / CANDIDATE_FILE
+        if not path.is_file():
+            return None
+        attempts: list[Attempt] = []
+        while True:
+            where = cls.attempt_dir(folder, len(attempts))
+            if not (where / RESPONSE_FILE).is_file() or not (where / CHECK_FILE).is_file():
+                break
+            check = CheckReport.model_validate_json((where / CHECK_FILE).read_text())
+            attempts.append(Attempt(response=(where / RESPONSE_FILE).read_text(), check=check))
+        metrics = folder / METRICS_FILE
+        result = TrainResult.model_validate_json(metrics.read_text()) if metrics.is_file() else None
+        return cls.model_validate_json(path.read_text()).model_copy(
+            update={"attempts": attempts, "result": result}
+        )
 
 
 class HalvingReport(BaseModel):
@@ -461,6 +573,7 @@ class IterationSummary(BaseModel):
     repeat: bool = False
     """Every candidate of the previous iteration failed; this one was asked with the errors."""
     candidates: list[Candidate] = Field(default_factory=list)
+    """How each candidate ended (`Candidate.outcome()`; the rest is in its folder)."""
     best_fitness: float | None = None
     """F of the elite (the best so far, or the preferred one when ranked), after this iteration."""
     best: str | None = None

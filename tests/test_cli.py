@@ -1,12 +1,15 @@
-"""The task commands through typer's runner, as a user runs them."""
+"""The task commands through typer's runner, as a user runs them; the options of solve and
+batch against SolveConfig."""
 
 from __future__ import annotations
 
+import typer
 from typer.testing import CliRunner
 
 from eureka import tasks
-from eureka.cli import app
+from eureka.cli import app, worker_count
 from eureka.llm.context import environment_context
+from eureka.types import SolveConfig
 
 runner = CliRunner()
 
@@ -51,3 +54,20 @@ def test_tasks_check_reports_ok_and_failures(tmp_path) -> None:  # type: ignore[
     bad = runner.invoke(app, ["tasks", "check", str(broken)])
     assert bad.exit_code == 1
     assert "FAILED" in bad.output and "missing key 'description'" in bad.output
+
+
+def test_solve_and_batch_options_take_their_defaults_and_help_from_solve_config() -> None:
+    fields = SolveConfig.model_fields
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    for command in ("solve", "batch"):
+        for param in commands[command].params:
+            if param.name not in fields or param.name in ("task", "model"):
+                continue
+            field = fields[param.name]
+            assert param.default is None, f"{command} --{param.name} has a default of its own"
+            assert param.help == " ".join((field.description or "").split()), param.name
+            assert param.show_default == ("auto" if field.default_factory else str(field.default)), param.name
+    assert set(fields) <= {p.name for p in commands["solve"].params}  # every field is an option of solve
+    assert worker_count("auto") == SolveConfig(task="cartpole", model="m").workers
+    shown = runner.invoke(app, ["solve", "--help"])
+    assert shown.exit_code == 0 and "Rounds of evolution" in shown.output

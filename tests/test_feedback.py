@@ -13,18 +13,37 @@ from eureka.feedback import judges as feedback
 from eureka.feedback import reflection
 from eureka.feedback.judges import FeedbackError, Offer, SyntheticOracle, TerminalHuman, collect, parse_order
 from eureka.feedback.rank_page import ranking_from_ranks, render_page
-from eureka.types import ComponentStats, Feedback, Ranking, TrainResult
+from eureka.types import (
+    Attempt,
+    Candidate,
+    CheckReport,
+    ComponentStats,
+    Feedback,
+    Ranking,
+    Status,
+    TrainResult,
+)
 
 
 def _offers(*fitness: float | None) -> list[Offer]:
     return [
         Offer(
-            name=f"iter_0/cand_{i}",
-            origin="llm",
-            fitness=f,
-            success_rate=0.5,
-            video=None,
-            code=f"def compute_reward(pole_angle):  # candidate {i}\n    ...",
+            candidate=Candidate(
+                iteration=0,
+                index=i,
+                status=Status.OK,
+                fitness=f,
+                success_rate=0.5,
+                attempts=[
+                    Attempt(
+                        response="the reply",
+                        check=CheckReport(
+                            status=Status.OK,
+                            code=f"def compute_reward(pole_angle):  # candidate {i}\n    ...",
+                        ),
+                    )
+                ],
+            ),
             summary=f"    task score {f}",
         )
         for i, f in enumerate(fitness)

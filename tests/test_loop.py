@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, QueuedBackend, fenced, solve_config
+import yaml
+from conftest import FIXTURES, REPO, QueuedBackend, fenced, solve_config, write_task
 from typer.testing import CliRunner
 
 from eureka.cli import app
 from eureka.llm.client import LLM
 from eureka.loop import Loop, human_normalized_score
-from eureka.types import Progress, SolveConfig, Summary
+from eureka.runs.report import final_title
+from eureka.types import Candidate, Progress, SolveConfig, Summary, TrainResult
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
 RAISES = (FIXTURES / "rewards/raises.py").read_text()
@@ -108,6 +110,18 @@ def test_failing_iteration_is_repeated_then_selection_and_reflection(tmp_path: P
         assert (run_dir / cand / "response.md").is_file() and (run_dir / cand / "candidate.json").is_file()
     for name in ("metrics.json", "check.json", "reward.py"):
         assert (run_dir / "iter_1/cand_0" / name).is_file()
+    # each candidate loads back whole: the reply and its repair, each with its own check
+    no_code, crashed = (Candidate.load(run_dir / f"iter_0/cand_{j}") for j in (0, 1))
+    assert no_code is not None and crashed is not None
+    assert [(a.response, a.check.stage) for a in no_code.attempts] == [
+        ("I am not able to write that.", "extract"),
+        ("Still nothing.", "extract"),
+    ]
+    assert [a.check.status.value for a in crashed.attempts] == ["crashed", "crashed"]
+    assert crashed.attempts[1].response == fenced(RAISES, "Fixed, I hope.") and crashed.result is None
+    trained = Candidate.load(run_dir / best.name)
+    assert trained is not None and trained.result is not None and trained.outcome() == best
+    assert trained.code == (run_dir / best.name / "reward.py").read_text()
     assert any(e.kind == "final" for e in events)
 
 
@@ -224,3 +238,30 @@ def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path
     original = Summary.model_validate_json((recording.parent / "summary.json").read_text())
     assert _outcome(resumed) == _outcome(original)
     assert json.loads((run_dir / "iter_0/cand_0/candidate.json").read_text()) == first  # not retrained
+
+
+def test_the_budget_shown_is_the_budget_trained_on_the_batched_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = yaml.safe_load((REPO / "tasks/cartpole/task.yaml").read_text())
+    data["name"] = "short_cartpole"
+    data["training"]["timesteps"] = 1000  # the SB3 budget, which the batched path does not train
+    data["training"]["batched"]["timesteps"] = 4096
+    files = {f: (REPO / "tasks/cartpole" / f).read_text() for f in ("fitness.py", "human_reward.py")}
+    folder = write_task(tmp_path / "tasks", "short_cartpole", yaml.safe_dump(data), files)
+    monkeypatch.setenv("EUREKA_TASKS_PATH", str(folder.parent))
+    listed = runner.invoke(app, ["tasks", "list"])
+    (row,) = [line for line in listed.output.splitlines() if "short_cartpole" in line]
+    assert "4,096" in row and "1,000" not in row
+    summary, run_dir, _ = _run(
+        tmp_path, QueuedBackend([fenced(HUMAN)]), task=str(folder), iterations=1, samples=1, timesteps=None
+    )
+    final = summary.final
+    assert final is not None and final.timesteps == 4096
+    trained = [
+        TrainResult.model_validate_json(m.read_text()).env_steps
+        for m in (run_dir / "final").glob("*/metrics.json")
+    ]
+    assert trained == [4096] * 3  # best, human, sparse × 1 seed
+    assert final_title(final) == "final evaluation, 1 seeds × 4,096 steps"
+    assert final_title(final) in (run_dir / "report.html").read_text()

@@ -8,8 +8,12 @@ import pytest
 import yaml
 from conftest import REPO, write_task
 from test_tasks import BUNDLED
+from typer.testing import CliRunner
 
+from eureka import tasks
+from eureka.cli import app
 from eureka.training.task_check import check_task
+from eureka.training.train import path_note
 
 CARTPOLE = REPO / "tasks" / "cartpole"
 
@@ -98,3 +102,31 @@ def test_unknown_gymnasium_id(tmp_path: Path) -> None:
     problems = check_task(str(folder)).problems
     assert len(problems) == 1
     assert problems[0].startswith(f"{folder / 'task.yaml'}: env.id 'CartPole-v9': ")
+
+
+def test_misspelled_success_signal_parameter_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    fitness = (CARTPOLE / "fitness.py").read_text().replace("pole_angle", "pole_angel")
+    folder = _broken(tmp_path, {}, {"fitness.py": fitness})
+    problem = (
+        f"{folder / 'fitness.py'}: success_signal has parameter(s) pole_angel that are not state fields; "
+        "valid names: cart_position, cart_velocity, pole_angle, pole_angular_velocity, prev_cart_position, "
+        "prev_cart_velocity, prev_pole_angle, prev_pole_angular_velocity, action"
+    )
+    assert check_task(str(folder)).problems == [problem]
+    result = CliRunner().invoke(app, ["tasks", "check", str(folder)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and problem in result.output
+
+
+def test_the_training_path_and_why_are_noted(tmp_path: Path) -> None:
+    assert (
+        "training path: batched PPO on a native batched port of CartPole-v1" in check_task("cartpole").notes
+    )
+    hopper = tasks.load("hopper")
+    assert path_note(hopper) == "training path: SB3 PPO (no training.batched section in task.yaml)"
+    assert path_note(hopper, "batched") == "training path: batched PPO on a native batched port of Hopper-v5"
+    fallback = _broken(tmp_path, {"env.id": "CartPole-v0"})
+    assert check_task(str(fallback)).notes == [
+        "training path: batched PPO on the gymnasium fallback: no batched port of CartPole-v0 "
+        "(set env.batched in task.yaml to add one)"
+    ]

@@ -13,6 +13,7 @@ from conftest import FAKE_KEY, FIXTURES, REPO
 from typer.testing import CliRunner
 
 from eureka.cli import app
+from eureka.reward import critic
 
 runner = CliRunner()
 REWARDS = FIXTURES / "rewards"
@@ -42,6 +43,13 @@ def test_human_reward_trains_and_reports_components(backend: str, policy: str) -
     assert (run_dir / policy).is_file()
     assert (run_dir / "reward.py").read_text() == (REPO / "tasks/cartpole/human_reward.py").read_text()
     assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+    assert json.loads((run_dir / "check.json").read_text())["stage"] == "passed"  # smoke-tested first
+    path = (
+        "SB3 PPO (--backend sb3)"
+        if backend == "sb3"
+        else "batched PPO on a native batched port of CartPole-v1"
+    )
+    assert out["training_path"] == path
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok"
     for file in run_dir.rglob("*"):
@@ -102,13 +110,16 @@ def test_broken_rewards_end_with_a_status_and_message(fixture: str, status: str,
     assert json.loads((Path(out["run_dir"]) / "metrics.json").read_text())["status"] == status
 
 
-def test_reward_that_loops_forever_times_out() -> None:
-    code, out = train_json(
-        "cartpole", "--reward", str(REWARDS / "sleeps_forever.py"), "--timesteps", "1000", "--timeout", "8"
-    )
+def test_reward_that_never_returns_is_named_by_the_smoke_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(critic, "SMOKE_TIMEOUT", 8.0)  # not the task's 20-minute training limit
+    code, out = train_json("cartpole", "--reward", str(REWARDS / "sleeps_forever.py"), "--timesteps", "1000")
     assert code == 1
     assert out["status"] == "timeout"
-    assert out["message"] == "training exceeded the wall-clock limit of 8 s and was killed"
+    assert out["message"] == "the smoke test exceeded the wall-clock limit of 8 s and was killed"
+    run_dir = Path(out["run_dir"])
+    assert json.loads((run_dir / "check.json").read_text())["stage"] == "smoke"
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "timeout"
+    assert not (run_dir / "policy.pt").exists() and not (run_dir / "train.log").exists()  # never trained
 
 
 def test_reward_that_mutates_its_inputs_does_not_corrupt_training() -> None:
@@ -129,6 +140,7 @@ def test_human_readable_output() -> None:
     result = runner.invoke(app, ["train", "cartpole", "--timesteps", "2000", "--no-video"])
     assert result.exit_code == 0, result.output
     for expected in (
+        "training path: batched PPO on a native batched port of CartPole-v1",
         "ok trained",
         "fitness F",
         "success rate",

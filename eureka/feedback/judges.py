@@ -24,7 +24,7 @@ from typing import Protocol, TextIO
 from pydantic import BaseModel
 
 from eureka.errors import EurekaError
-from eureka.types import Feedback, Ranking
+from eureka.types import Candidate, Feedback, Ranking
 
 FEEDBACK_FILE = "feedback.json"
 ELO_START = 1000.0
@@ -32,17 +32,21 @@ ELO_K = 32.0
 
 
 class Offer(BaseModel):
-    """A trained candidate as a judge sees it."""
+    """A trained candidate as a judge sees it: the candidate, a few lines about it, its video."""
 
-    name: str
-    origin: str
-    fitness: float | None
-    success_rate: float | None
-    video: Path | None
-    code: str
+    candidate: Candidate
     summary: str
     """A few lines: task score, success rate, the trajectory analysis."""
+    video: Path | None = None
     previous_best: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+    @property
+    def fitness(self) -> float | None:
+        return self.candidate.fitness
 
 
 class FeedbackError(EurekaError):

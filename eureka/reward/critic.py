@@ -13,9 +13,8 @@ from eureka.llm import prompts
 from eureka.llm.client import LLM
 from eureka.llm.extract import extract_code
 from eureka.reward import checks
-from eureka.types import CheckReport, Status, Task, TrainJob, TrainResult
+from eureka.types import CHECK_FILE, CheckReport, Status, Task, TrainJob, TrainResult
 
-CHECK_FILE = "check.json"
 VERDICT_OK = "VERDICT: OK"
 SMOKE_TIMEOUT = 120.0
 """Seconds the smoke test may take (it steps a few hundred random actions)."""

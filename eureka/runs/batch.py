@@ -230,12 +230,12 @@ def markdown(batch: BatchResult) -> str:
     return "\n".join(["## eureka batch", "", *lines, "", *notes, ""])
 
 
-def solve_config(entry: SuiteEntry, overrides: dict[str, Any], default_model: str, workers: int) -> Any:
+def solve_config(entry: SuiteEntry, overrides: dict[str, Any], default_model: str) -> Any:
     """The SolveConfig of one task: suite defaults and task options, then the command line's
     flags; `{task}` in the model string becomes the task's name."""
     from eureka.types import SolveConfig
 
-    fields = {"workers": workers, **entry.options, **{k: v for k, v in overrides.items() if v is not None}}
+    fields = {**entry.options, **{k: v for k, v in overrides.items() if v is not None}}
     model = str(fields.pop("model", None) or default_model).replace("{task}", entry.task)
     if fields.get("feedback") in ("critique", "rank"):
         raise ConfigError(f"{entry.task}: a batch cannot ask a human; use feedback auto or synthetic")

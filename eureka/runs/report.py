@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from eureka.types import Candidate, Feedback, Status, Summary, TrainResult
+from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult
 
 REPORT_FILE = "report.html"
 MAX_VIDEO_BYTES = 20 << 20
@@ -109,6 +109,12 @@ def _components_plot(result: TrainResult) -> str | None:
     return _png(fig)
 
 
+def final_title(final: FinalEvaluation) -> str:
+    """The final evaluation's title (the table's caption and the plot's): seeds and the budget
+    each trained, which is `tasks.budget` of the task's path."""
+    return f"final evaluation, {len(final.seeds)} seeds × {final.timesteps:,} steps"
+
+
 def _final_plot(info: RunInfo) -> str | None:
     import matplotlib.pyplot as plt
 
@@ -129,7 +135,7 @@ def _final_plot(info: RunInfo) -> str | None:
         capsize=6,
     )
     ax.set_ylabel("task score F")
-    ax.set_title(f"final evaluation, {len(final.seeds)} seeds × {final.timesteps:,} steps")
+    ax.set_title(final_title(final))
     ax.grid(alpha=0.3, axis="y")
     return _png(fig)
 
@@ -194,7 +200,7 @@ def _final_table(info: RunInfo) -> str:
     hns_text = "undefined" if hns is None else f"{hns:.3f}"
     table = "<tr><th>reward</th><th>F (mean ± std)</th><th>success</th><th>runs</th></tr>" + "".join(rows)
     return (
-        f'<table id="final">{table}</table>'
+        f'<table id="final"><caption>{html.escape(final_title(final))}</caption>{table}</table>'
         f'<p id="hns">human-normalised score <b>{hns_text}</b> '
         f"= (F<sub>best</sub> − F<sub>sparse</sub>) / |F<sub>human</sub> − F<sub>sparse</sub>|, "
         f"seeds {final.seeds}</p>"

@@ -19,23 +19,22 @@ import torch
 
 from eureka import tasks
 from eureka.reward.contract import RewardError, RewardFunction
-from eureka.training.envs import make_env
 from eureka.training.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
 from eureka.training.ppo import PPO
 from eureka.training.session import (
     CHECK_STEPS,
-    MAX_VIDEO_FRAMES,
     SMOKE_STEPS,
     Correlation,
+    Film,
     ProgressFile,
     SolveClock,
     StatsRecorder,
     check_only_result,
     compile_rewards,
+    film_env,
     partial_result,
     require_signal,
     trained_result,
-    write_video,
 )
 from eureka.training.sim.base import BatchedEnv
 from eureka.training.sim.registry import BatchedState, make_batched
@@ -201,17 +200,15 @@ def _plain(value: torch.Tensor) -> float | list[float]:
 
 def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> Path | None:
     """One episode of the deterministic policy in the task's gymnasium env, as mp4."""
-    try:
-        env: gym.Env[Any, Any] = make_env(task, "rgb_array")
-    except Exception as exc:  # a video is a nicety: report and go on
-        print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
+    env: gym.Env[Any, Any] | None = film_env(task)
+    if env is None:
         return None
-    frames: list[np.ndarray] = []
+    film = Film(env)
     obs, _ = env.reset(seed=seed)
     done = False
     action_space = env.action_space
-    while not done and len(frames) < MAX_VIDEO_FRAMES:
-        frames.append(np.asarray(env.render()))
+    while not done and not film.full:
+        film.step(env.render)
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=device)
         action = ppo.model.act(x, deterministic=True)[0]
         if isinstance(action_space, gym.spaces.Discrete):
@@ -221,9 +218,8 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
             step_action = np.clip(action[0].cpu().numpy(), low, high).reshape(action_space.shape)
         obs, _, terminated, truncated, _ = env.step(step_action)
         done = terminated or truncated
-    fps = int(env.metadata.get("render_fps", 30) or 30)
     env.close()
-    return write_video(frames, path, fps) if frames else None
+    return film.write(path)
 
 
 def train_batched(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:

@@ -16,12 +16,17 @@ from eureka.types import StateField, Task
 StateDict = dict[str, np.ndarray]
 
 
-def make_env(task: Task, render_mode: str | None = None) -> gym.Env[Any, Any]:
-    """One environment of the task, with its time limit, not yet wrapped for state."""
+def make_env(
+    task: Task, render_mode: str | None = None, size: tuple[int, int] | None = None
+) -> gym.Env[Any, Any]:
+    """One environment of the task, with its time limit, not yet wrapped for state; `size`:
+    the (width, height) of rendered frames, for environments that take them (MuJoCo)."""
     spec = task.spec.env
     kwargs = dict(spec.kwargs)
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    if size is not None:
+        kwargs["width"], kwargs["height"] = size
     env_id = spec.id
     if ":" in spec.id:
         env_id = _register_custom(task)
@@ -112,9 +117,11 @@ class StateWrapper(gym.Wrapper[Any, Any, Any, Any]):
         return obs, reward, terminated, truncated, info
 
 
-def make_state_env(task: Task, render_mode: str | None = None) -> StateWrapper:
+def make_state_env(
+    task: Task, render_mode: str | None = None, size: tuple[int, int] | None = None
+) -> StateWrapper:
     """An environment of the task whose infos carry the named state fields."""
-    return StateWrapper(make_env(task, render_mode), StateExtractor(task))
+    return StateWrapper(make_env(task, render_mode, size), StateExtractor(task))
 
 
 def batch_tensors(

@@ -1,10 +1,12 @@
 """The names of the files a training job writes in its folder (one home for each)."""
 
+from eureka.types import METRICS_FILE  # the TrainResult; named with the candidate's files
+
+__all__ = ["JOB_FILE", "LOG_FILE", "METRICS_FILE", "PROGRESS_FILE"]
+
 JOB_FILE = "job.json"
 """The TrainJob the worker runs."""
 LOG_FILE = "train.log"
 """The worker's stdout and stderr."""
-METRICS_FILE = "metrics.json"
-"""The TrainResult, written when the job ends (also for a crash or a timeout)."""
 PROGRESS_FILE = "progress.json"
 """Rewritten as the job trains: env_steps, total, fitness so far, elapsed seconds."""

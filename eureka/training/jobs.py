@@ -85,7 +85,8 @@ def run_training(
     if outcome.timed_out:
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=f"training exceeded the wall-clock limit of {limit:.0f} s and was killed",
+            message=f"{'the smoke test' if job.check_only else 'training'} exceeded the wall-clock limit "
+            f"of {limit:.0f} s and was killed",
             wall_time=outcome.wall_time,
         )
     elif outcome.limit is not None:

@@ -26,18 +26,19 @@ from eureka.training.envs import batch_tensors, make_state_env
 from eureka.training.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
 from eureka.training.session import (
     CHECK_STEPS,
-    MAX_VIDEO_FRAMES,
     SMOKE_STEPS,
+    VIDEO_SIZE,
     Correlation,
+    Film,
     ProgressFile,
     SolveClock,
     StatsRecorder,
+    cheap_rendering,
     check_only_result,
     compile_rewards,
     partial_result,
     require_signal,
     trained_result,
-    write_video,
 )
 from eureka.types import EvalEpisode, Status, Task, TrainJob, TrainResult
 
@@ -180,8 +181,10 @@ def build_hyperparams(task: Task, n_actions: int) -> dict[str, Any]:
     return params
 
 
-def _make_venv(task: Task, n: int, seed: int, render_mode: str | None = None) -> DummyVecEnv:
-    venv = DummyVecEnv([lambda: make_state_env(task, render_mode) for _ in range(n)])
+def _make_venv(
+    task: Task, n: int, seed: int, render_mode: str | None = None, size: tuple[int, int] | None = None
+) -> DummyVecEnv:
+    venv = DummyVecEnv([lambda: make_state_env(task, render_mode, size) for _ in range(n)])
     venv.seed(seed)
     return venv
 
@@ -212,7 +215,15 @@ def evaluate(
 ) -> tuple[list[EvalEpisode], Path | None]:
     """`episodes` deterministic episodes (F, length, final state, the reward's components);
     the first one filmed when asked."""
-    base = _make_venv(task, 1, seed + 10_000, "rgb_array" if video_path else None)
+    if video_path is None:
+        base = _make_venv(task, 1, seed + 10_000)
+    else:
+        try:
+            base = _make_venv(task, 1, seed + 10_000, "rgb_array", VIDEO_SIZE)
+        except TypeError:  # an environment without width and height
+            base = _make_venv(task, 1, seed + 10_000, "rgb_array")
+        cheap_rendering(base.envs[0])
+    film = Film(base.envs[0])
     tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
     tracker.records = []
     env: VecEnv = tracker
@@ -220,16 +231,14 @@ def evaluate(
         normed = VecNormalize(tracker, training=False, norm_reward=False)
         normed.obs_rms = obs_norm.obs_rms
         env = normed
-    frames: list[np.ndarray] = []
     obs = cast(np.ndarray, env.reset())
     while len(tracker.episodes) < episodes:
-        if video_path is not None and not tracker.episodes and len(frames) < MAX_VIDEO_FRAMES:
-            frames.append(np.asarray(base.envs[0].render()))
+        if video_path is not None and not tracker.episodes:
+            film.step(base.envs[0].render)
         action, _ = model.predict(obs, deterministic=True)
         obs = cast(np.ndarray, env.step(action)[0])
-    fps = int(base.envs[0].metadata.get("render_fps", 30) or 30)
     env.close()
-    video = write_video(frames, video_path, fps) if video_path is not None and frames else None
+    video = film.write(video_path) if video_path is not None else None
     return tracker.records[:episodes], video
 
 

@@ -22,7 +22,13 @@ from eureka.training.files import PROGRESS_FILE
 from eureka.training.fitness import Fitness
 from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
 
-MAX_VIDEO_FRAMES = 1000
+VIDEO_FPS = 15
+"""Frame rate of a rollout video: every k-th step is filmed, k = the env's render_fps / 15."""
+MAX_VIDEO_FRAMES = 150
+"""The longest rollout video (about 10 s); the episode itself is not cut short."""
+VIDEO_SIZE = 320, 240
+"""Width and height of a frame where the environment takes them (MuJoCo renders per pixel,
+in software without a GPU: its default 480 × 480 cost seconds per episode)."""
 SMOKE_STEPS = 32
 """Random-action steps run through the reward before training starts (fail fast)."""
 CHECK_STEPS = 256
@@ -193,19 +199,94 @@ class Correlation:
         return max(-1.0, min(1.0, cov / math.sqrt(vx * vy)))
 
 
-def write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path | None:
-    """Encode frames as mp4 (imageio-ffmpeg); a failure only costs the video."""
-    import imageio.v2 as imageio
+def film_env(task: Task) -> Any:
+    """The task's gymnasium env rendering frames for a video: VIDEO_SIZE where it takes a size
+    (MuJoCo), else its own; None (and a line in the log) when it cannot render."""
+    from eureka.training.envs import make_env
 
     try:
-        writer: Any
-        with imageio.get_writer(path, fps=min(fps, 60), macro_block_size=8) as writer:
-            for frame in frames:
-                writer.append_data(np.asarray(frame))
-    except Exception as exc:  # the policy is what matters; report and go on
+        try:
+            env = make_env(task, "rgb_array", size=VIDEO_SIZE)
+        except TypeError:  # an environment without width and height
+            env = make_env(task, "rgb_array")
+        cheap_rendering(env)
+        return env
+    except Exception as exc:  # a video is a nicety: report and go on
         print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
         return None
-    return path
+
+
+def cheap_rendering(env: Any) -> None:
+    """MuJoCo without a GPU renders in software, where shadows (a 4096-pixel shadow map),
+    reflections, the skybox and a 640 x 480 offscreen buffer are most of a frame's cost: film
+    without them, in a buffer of the video's size (bench/video_cost.py measures it). Other
+    environments are left as they are."""
+    unwrapped = env.unwrapped
+    renderer = getattr(unwrapped, "mujoco_renderer", None)
+    if renderer is None:
+        return
+    import mujoco
+
+    offscreen = unwrapped.model.vis.global_
+    offscreen.offwidth, offscreen.offheight = VIDEO_SIZE
+    scene = renderer._get_viewer(
+        "rgb_array"
+    ).scn  # gymnasium's viewer, made here rather than at the first frame
+    for flag in (
+        mujoco.mjtRndFlag.mjRND_SHADOW,
+        mujoco.mjtRndFlag.mjRND_REFLECTION,
+        mujoco.mjtRndFlag.mjRND_SKYBOX,
+    ):
+        scene.flags[flag] = 0
+
+
+class Film:
+    """The frames of one filmed episode: every `stride`-th step, at most MAX_VIDEO_FRAMES."""
+
+    def __init__(self, env: Any) -> None:
+        native = int(env.metadata.get("render_fps", 30) or 30)
+        self.stride = max(1, round(native / VIDEO_FPS))
+        self.fps = max(1, round(native / self.stride))
+        self.frames: list[np.ndarray] = []
+        self.steps = 0
+        self.seconds = 0.0
+        """Time spent rendering."""
+
+    @property
+    def full(self) -> bool:
+        return len(self.frames) >= MAX_VIDEO_FRAMES
+
+    def step(self, render: Any) -> None:
+        """Called before each step of the episode; films the steps on the stride."""
+        if not self.full and self.steps % self.stride == 0:
+            start = time.monotonic()
+            self.frames.append(np.asarray(render()))
+            self.seconds += time.monotonic() - start
+        self.steps += 1
+
+    def write(self, path: Path) -> Path | None:
+        """Encode the frames as mp4 (imageio-ffmpeg); a failure only costs the video."""
+        if not self.frames:
+            return None
+        import imageio.v2 as imageio
+
+        start = time.monotonic()
+        try:
+            writer: Any
+            with imageio.get_writer(path, fps=self.fps, macro_block_size=8) as writer:
+                for frame in self.frames:
+                    writer.append_data(frame)
+        except Exception as exc:  # the policy is what matters; report and go on
+            print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
+            return None
+        self.seconds += time.monotonic() - start
+        height, width = self.frames[0].shape[:2]
+        print(
+            f"video: {len(self.frames)} frames of {width}x{height} at {self.fps} fps "
+            f"(every {self.stride} steps) in {self.seconds:.1f} s",
+            flush=True,
+        )
+        return path
 
 
 def seed_everything(seed: int) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import traceback
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -23,6 +25,7 @@ from eureka.reward.contract import RewardError, compile_reward, valid_parameters
 from eureka.training.envs import StateExtractor, batch_tensors, make_env, make_state_env
 from eureka.training.fitness import Fitness
 from eureka.training.sb3 import ALGORITHMS
+from eureka.training.train import path_note
 from eureka.types import Task
 
 ROLLOUT_STEPS = 64
@@ -149,8 +152,15 @@ def _check_custom_env(task: Task, report: TaskReport) -> None:
     env.close()
 
 
+def _raised(exc: Exception) -> str:
+    """The task's own code failed: what it raised, and where."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames else ""
+    return f"running the task's code raised {type(exc).__name__}: {exc}{where}"
+
+
 def check_task(name_or_path: str) -> TaskReport:
-    """Every problem with a task folder, each with where it is and what to do."""
+    """Every problem with a task folder, each with where it is and what to do; never raises."""
     report = TaskReport(name=name_or_path)
     try:
         task = tasks.load(name_or_path)
@@ -162,10 +172,21 @@ def check_task(name_or_path: str) -> TaskReport:
     try:
         env = make_env(task)
         StateExtractor(task)
-        Fitness(task)
     except EurekaError as exc:
         report.problems.append(str(exc))
         return report
+    except Exception as exc:
+        report.problems.append(_raised(exc))
+        return report
+    try:
+        Fitness(task)
+    except EurekaError as exc:
+        report.problems.append(str(exc))
+    except RewardError as exc:  # success_signal breaks the reward contract (a parameter's name)
+        report.problems.append(f"{task.folder / 'fitness.py'}: {exc.message}")
+    except Exception as exc:
+        report.problems.append(_raised(exc))
+    report.notes.append(path_note(task))
     _check_training(task, env, report)
     _check_state(task, env, report)
     env.close()
@@ -177,6 +198,8 @@ def check_task(name_or_path: str) -> TaskReport:
             _check_custom_env(task, report)
     except EurekaError as exc:
         report.problems.append(str(exc))
+    except RewardError as exc:
+        report.problems.append(exc.message)
     except Exception as exc:  # the task's own code failed: say where
-        report.problems.append(f"running the task's code raised {type(exc).__name__}: {exc}")
+        report.problems.append(_raised(exc))
     return report

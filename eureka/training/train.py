@@ -8,7 +8,7 @@ import torch
 
 from eureka import tasks
 from eureka.training.session import resolve_device, seed_everything
-from eureka.types import TrainJob, TrainResult
+from eureka.types import Task, TrainJob, TrainResult
 
 
 def train(job: TrainJob) -> TrainResult:
@@ -26,3 +26,26 @@ def train(job: TrainJob) -> TrainResult:
     from eureka.training.sb3 import train_sb3
 
     return train_sb3(job, task, device, start)
+
+
+def path_note(task: Task, override: str | None = None) -> str:
+    """Which training path a job of `task` takes and why, in words (`eureka train` prints it,
+    `eureka tasks check` notes it)."""
+    training = task.spec.training
+    if tasks.training_path(task, override) == "sb3":
+        if override == "sb3":
+            why = "--backend sb3"
+        elif training.backend == "sb3":
+            why = "training.backend: sb3 in task.yaml"
+        else:
+            why = "no training.batched section in task.yaml"
+        return f"training path: SB3 {training.algorithm} ({why})"
+    from eureka.training.sim.registry import native_available
+
+    native, why = native_available(task)
+    if native and task.spec.env.batched:
+        own = task.spec.env.batched
+        return f"training path: batched PPO on the task's own batched port (env.batched: {own})"
+    if native:
+        return f"training path: batched PPO on a native batched port of {task.spec.env.id}"
+    return f"training path: batched PPO on the gymnasium fallback: {why}"
