@@ -193,13 +193,25 @@ def _render_result(result: TrainResult, run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
 
 
+DEVICE_HELP = "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'"
+
+
+def _device(device: str) -> str:
+    """The --device value, checked against what torch sees here (torch loads only when asked for cuda)."""
+    if device in ("auto", "cpu"):
+        return device
+    from eureka.training.session import check_device
+
+    return check_device(device)
+
+
 @app.command()
 def train(
     task: Annotated[str, typer.Argument(help="task name or folder")],
     reward: Annotated[str, typer.Option(help="'human', 'sparse', or a path to a reward .py file")] = "human",
     timesteps: Annotated[int | None, typer.Option(help="training budget (default: the task's)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    device: Annotated[str, typer.Option(help="'auto' (cuda when present), 'cpu' or 'cuda'")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     timeout: Annotated[float | None, typer.Option(help="wall-clock limit in seconds")] = None,
     video: Annotated[bool, typer.Option(help="film the final policy (rollout.mp4)")] = True,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
@@ -226,7 +238,7 @@ def train(
             out_dir=run_dir,
             seed=seed,
             timesteps=timesteps,
-            device=device,
+            device=_device(device),
             video=video,
             backend=None if backend == "auto" else backend,
             sim_threads=threads or os.cpu_count() or 1,
@@ -307,6 +319,7 @@ def solve(
         str | None, typer.Option(help="Ray cluster: auto, HOST:PORT or ray://HOST:10001")
     ] = None,
     ray_retries: Annotated[int, typer.Option(help="retries of a job whose Ray worker died")] = 1,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import loop
@@ -349,6 +362,7 @@ def solve(
                 executor=executor,
                 ray_address=ray_address,
                 ray_retries=ray_retries,
+                device=_device(device),
             )
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)
@@ -467,6 +481,7 @@ def batch(
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     video: Annotated[bool | None, typer.Option(help="film each trained policy")] = None,
     sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
 ) -> None:
     """Solve many tasks (for CI): results.json, junit.xml, summary.md. Exit 0 all passed, 1 a
     threshold missed, 2 an error."""
@@ -489,6 +504,7 @@ def batch(
             "feedback": feedback,
             "seed": seed,
             "video": video,
+            "device": None if device is None else _device(device),
         }
         fallback = default_model()
         configs = {e.task: batching.solve_config(e, overrides, fallback, n_workers) for e in todo}
