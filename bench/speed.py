@@ -16,6 +16,8 @@ Pipelines:
     python bench/speed.py                      # cartpole, pendulum, half_cheetah
     python bench/speed.py --quick              # tiny budgets, for CI: figures only
     python bench/speed.py --tasks hopper --pipelines batched --device cuda --num-envs 4096
+    python bench/speed.py --tasks cartpole acrobot --pipelines batched --device cuda \
+        --num-envs 4096 16384 65536 --num-steps 32 --iterations 40   # a sweep (bench/gpu.py)
     python bench/speed.py --tasks cartpole pendulum --pipelines batched skrl rsl-rl
 """
 
@@ -50,7 +52,7 @@ def _variant(task_name: str, pipeline: str, root: Path, overrides: dict[str, obj
     """A copy of the task folder whose training section selects the pipeline."""
     source = tasks.load(task_name).folder
     folder = root / pipeline / task_name
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     spec = yaml.safe_load((folder / "task.yaml").read_text())
     training = spec["training"]
     if pipeline == "sb3-default":
@@ -97,6 +99,40 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+HEADER = (
+    f"{'task':<14} {'pipeline':<12} {'envs':>6} {'steps/s':>11} {'solved':>6} {'to solve (s)':>12} "
+    f"{'steps to solve':>14} {'steps':>11} {'wall (s)':>8} {'final F':>9}"
+)
+
+
+def row(name: str, pipeline: str, envs: int | str, result: TrainResult, wall: float) -> str:
+    """One line of the table under HEADER."""
+    solved = "yes" if result.solved_after_steps else "no"
+    return (
+        f"{name:<14} {pipeline:<12} {envs!s:>6} {result.steps_per_second:>11,.0f} {solved:>6} "
+        f"{_fmt(result.solved_after_seconds, '.2f'):>12} {_fmt(result.solved_after_steps, ','):>14} "
+        f"{result.env_steps:>11,} {wall:>8.1f} {_fmt(result.fitness, '.4g'):>9}"
+        + ("" if result.status.value == "ok" else f"  {result.status.value}: {result.message}")
+    )
+
+
+def measure(
+    name: str,
+    pipeline: str,
+    root: Path,
+    overrides: dict[str, object],
+    budget: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    threads: tuple[int, int] = (1, 2),
+) -> tuple[TrainResult, float]:
+    """Train the task's human reward on one pipeline until solved or out of budget: (result, wall)."""
+    folder = _variant(name, pipeline, root / f"{overrides.get('num_envs', 'default')}", overrides)
+    out = root / f"run-{name}-{pipeline}-{overrides.get('num_envs', 'default')}"
+    steps = budget or BUDGETS.get(name, 200_000)
+    return _run(pipeline, folder, steps, seed, device if pipeline == "batched" else "cpu", threads, out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(BUDGETS))
@@ -107,38 +143,45 @@ def main() -> None:
     parser.add_argument("--budget", type=int, help="step cap of every run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="batched path: auto, cpu or cuda")
-    parser.add_argument("--num-envs", type=int, help="batched path: environments stepped together")
+    parser.add_argument(
+        "--num-envs",
+        type=int,
+        nargs="+",
+        help="batched path: environments stepped together (several: a sweep)",
+    )
+    parser.add_argument("--num-steps", type=int, help="batched path: steps per environment between updates")
+    parser.add_argument(
+        "--iterations", type=int, help="batched path: budget of this many updates (envs x steps each)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--sim-threads", type=int, default=2, help="MuJoCo stepping threads (batched path)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides: dict[str, object] = {"num_envs": args.num_envs} if args.num_envs else {}
     rows: list[tuple[str, str, TrainResult, float]] = []
-    header = (
-        f"{'task':<14} {'pipeline':<12} {'steps/s':>9} {'solved':>6} {'to solve (s)':>12} "
-        f"{'steps to solve':>14} {'steps':>9} {'wall (s)':>8} {'final F':>9}"
-    )
-    print(header, flush=True)
+    print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.tasks:
-            budget = args.budget or (QUICK_BUDGET if args.quick else BUDGETS.get(name, 200_000))
-            for pipeline in args.pipelines:
-                folder = _variant(name, pipeline, root, overrides)
-                device = args.device if pipeline == "batched" else "cpu"
-                threads = (args.threads, args.sim_threads)
-                out = root / f"run-{name}-{pipeline}"
-                result, wall = _run(pipeline, folder, budget, args.seed, device, threads, out)
-                rows.append((name, pipeline, result, wall))
-                solved = "yes" if result.solved_after_steps else "no"
-                to_solve = _fmt(result.solved_after_seconds, ".1f")
-                print(
-                    f"{name:<14} {pipeline:<12} {result.steps_per_second:>9,.0f} {solved:>6} "
-                    f"{to_solve:>12} {_fmt(result.solved_after_steps, ','):>14} "
-                    f"{result.env_steps:>9,} {wall:>8.1f} {_fmt(result.fitness, '.4g'):>9}"
-                    + ("" if result.status.value == "ok" else f"  {result.status.value}: {result.message}"),
-                    flush=True,
-                )
+            for envs in args.num_envs or [None]:
+                overrides: dict[str, object] = {"num_envs": envs} if envs else {}
+                if args.num_steps:
+                    overrides["num_steps"] = args.num_steps
+                budget = args.budget or (QUICK_BUDGET if args.quick else None)
+                if args.iterations and envs:
+                    budget = envs * (args.num_steps or 32) * args.iterations
+                for pipeline in args.pipelines:
+                    result, wall = measure(
+                        name,
+                        pipeline,
+                        root,
+                        overrides,
+                        budget,
+                        args.seed,
+                        args.device,
+                        (args.threads, args.sim_threads),
+                    )
+                    rows.append((name, pipeline, result, wall))
+                    print(row(name, pipeline, envs or "task", result, wall), flush=True)
     if any(p in third_party.LIBRARIES for p in args.pipelines):
         print("final F of skrl and rsl-rl: the last 20 training episodes (no separate evaluation)")
     print()

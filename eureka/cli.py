@@ -231,13 +231,25 @@ def _smoke_test(job: TrainJob, task: tasks.Task, timeout: float | None) -> Train
     return result
 
 
+DEVICE_HELP = "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'"
+
+
+def _device(device: str) -> str:
+    """The --device value, checked against what torch sees here (torch loads only when asked for cuda)."""
+    if device in ("auto", "cpu"):
+        return device
+    from eureka.training.session import check_device
+
+    return check_device(device)
+
+
 @app.command()
 def train(
     task: Annotated[str, typer.Argument(help="task name or folder")],
     reward: Annotated[str, typer.Option(help="'human', 'sparse', or a path to a reward .py file")] = "human",
     timesteps: Annotated[int | None, typer.Option(help="training budget (default: the task's)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    device: Annotated[str, typer.Option(help="'auto' (cuda when present), 'cpu' or 'cuda'")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     timeout: Annotated[float | None, typer.Option(help="wall-clock limit in seconds")] = None,
     video: Annotated[bool, typer.Option(help="film the final policy (rollout.mp4)")] = True,
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories go (default ./runs)")] = None,
@@ -264,7 +276,7 @@ def train(
             out_dir=run_dir,
             seed=seed,
             timesteps=timesteps,
-            device=device,
+            device=_device(device),
             video=video,
             backend=None if backend == "auto" else backend,
             sim_threads=threads or os.cpu_count() or 1,
@@ -364,6 +376,8 @@ def solve(
             if workers is not None:
                 given["workers"] = worker_count(workers)
             given.update(task=str(spec.folder), model=model or default_model())
+            if given.get("device") is not None:
+                given["device"] = _device(given["device"])
             config = SolveConfig(**given)
             use_sandbox(config.sandbox)
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
@@ -483,6 +497,7 @@ def batch(
     seed: Annotated[int | None, _config_option("seed")] = None,
     video: Annotated[bool | None, _config_option("video")] = None,
     sandbox: Annotated[str | None, _config_option("sandbox")] = None,
+    device: Annotated[str | None, _config_option("device")] = None,
 ) -> None:
     """Solve many tasks (for CI): results.json, junit.xml, summary.md. Exit 0 all passed, 1 a
     threshold missed, 2 an error."""
@@ -498,6 +513,8 @@ def batch(
             overrides["workers"] = worker_count(workers)
         loaded = batching.load_suite(suite) if suite is not None else None
         todo = batching.entries(list(task_names or []), loaded, min_hns)
+        if overrides.get("device") is not None:
+            overrides["device"] = _device(overrides["device"])
         fallback = default_model()
         configs = {e.task: batching.solve_config(e, overrides, fallback) for e in todo}
 

@@ -107,6 +107,10 @@ class BatchedSpec(Strict):
     normalize_obs: bool = True
     normalize_reward: bool = True
     init_log_std: float = 0.0
+    physics: Literal["auto", "cpu", "mjx"] = "auto"
+    """MuJoCo tasks: `mjx` steps the physics on the training device through MJX (needs jax and
+    mujoco-mjx); `cpu` on CPU threads; `auto` is MJX on a cuda device where MJX is installed
+    and ports the environment, else CPU threads."""
 
 
 class TrainingSpec(Strict):
@@ -130,7 +134,9 @@ class TrainingSpec(Strict):
     cpus: float = Field(default=1.0, gt=0)
     """CPUs one training job asks for on a Ray cluster."""
     gpus: float = Field(default=0.0, ge=0)
-    """GPUs one training job asks for on a Ray cluster (fractions share a GPU)."""
+    """GPUs one training job takes, on a Ray cluster and locally; a fraction shares a GPU (0.25:
+    four jobs at once on each GPU, each kept to a quarter of its memory). 0: no GPU scheduling
+    (jobs on cuda all take the first GPU, as many at once as `--workers`)."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """`batched`: batched PPO on a batched environment (native port where one exists, else
     gymnasium's envs); `sb3`: stable-baselines3 with the settings above; `auto`: batched when
@@ -189,6 +195,9 @@ class TrainJob(BaseModel):
     timesteps: int | None = None
     """Overrides the task's budget."""
     device: str = "auto"
+    gpu_memory_fraction: float | None = Field(default=None, gt=0, le=1)
+    """On a CUDA device: the share of its memory this job may take (torch's and JAX's
+    allocators), set by the local executor from the task's `training.gpus`; None: no limit."""
     video: bool = True
     threads: int = 1
     """torch threads inside the worker."""

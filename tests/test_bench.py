@@ -27,7 +27,7 @@ def test_speed_benchmark_quick_mode_prints_its_table() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)  # the figures, in the test log
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:3] == ["task", "pipeline", "steps/s"]
+    assert lines[0].split()[:4] == ["task", "pipeline", "envs", "steps/s"]
     rows = [line.split()[:2] for line in lines[1:] if line.strip() and ": batched runs" not in line]
     assert rows == [["cartpole", "sb3-default"], ["cartpole", "sb3-task"], ["cartpole", "batched"]]
     assert "cartpole: batched runs" in done.stdout

@@ -230,7 +230,9 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
     fitness = Fitness(task)
 
     def make(n: int, seed: int) -> BatchedEnv:
-        return make_batched(task, n, device, seed, threads=max(1, job.sim_threads or job.threads))
+        return make_batched(
+            task, n, device, seed, threads=max(1, job.sim_threads or job.threads), physics=config.physics
+        )
 
     env = make(config.num_envs, job.seed)
     backend = f"batched:{type(env).__name__}"

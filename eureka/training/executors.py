@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from eureka import tasks
 from eureka.errors import ConfigError
 from eureka.training import jobs
+from eureka.training.gpus import local_slots
 from eureka.types import SolveConfig, Status, TrainJob, TrainResult
 
 MAX_ARTIFACTS = 512 << 20
@@ -30,12 +31,20 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """A sandboxed worker process on this machine per job."""
+    """A sandboxed worker process on this machine per job. With `gpus` (the task's
+    `training.gpus`, a share of one GPU), jobs that train on cuda are spread over this
+    machine's GPUs, `floor(1 / gpus)` at once on each, each kept to that share of its memory."""
 
     name = "local"
 
+    def __init__(self, gpus: float = 0.0) -> None:
+        self.slots = local_slots(gpus)
+
     def run(self, job: TrainJob) -> TrainResult:
-        return jobs.run_training(job)
+        if self.slots is None:
+            return jobs.run_training(job)
+        with self.slots.claim(job) as placed:
+            return jobs.run_training(placed)
 
     def close(self) -> None:
         return None
@@ -160,8 +169,7 @@ class RayExecutor:
 
 def make_executor(config: SolveConfig) -> Executor:
     """The executor a solve configuration asks for."""
+    training = tasks.load(config.task).spec.training
     if config.executor == "local":
-        return LocalExecutor()
-    task = tasks.load(config.task)
-    training = task.spec.training
+        return LocalExecutor(training.gpus)
     return RayExecutor(config.ray_address, config.ray_retries, training.cpus, training.gpus)

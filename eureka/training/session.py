@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from eureka.errors import ConfigError
 from eureka.reward.contract import RewardError, RewardFunction, compile_reward
 from eureka.training.files import PROGRESS_FILE
 from eureka.training.fitness import Fitness
@@ -40,6 +41,32 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def check_device(device: str) -> str:
+    """`device` when torch here can train on it (`auto`, `cpu`, `cuda` or `cuda:N`); else a
+    ConfigError saying what to give instead."""
+    if device in ("auto", "cpu"):
+        return device
+    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ConfigError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {device}: torch {torch.__version__} sees no CUDA device here; "
+            "use --device cpu (or auto), or install a CUDA build of torch"
+        )
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def device_name(device: str) -> str:
+    """`device` with the card's name when it is a CUDA device (e.g. `cuda:0 (NVIDIA H200)`)."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return device
+    index = int(device[5:]) if device[5:].isdigit() else 0
+    return f"{device} ({torch.cuda.get_device_name(index)})"
 
 
 class StatsRecorder:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
 
 from eureka import tasks
-from eureka.training.session import resolve_device, seed_everything
+from eureka.training.session import device_name, resolve_device, seed_everything
 from eureka.types import Task, TrainJob, TrainResult
 
 
@@ -17,15 +18,20 @@ def train(job: TrainJob) -> TrainResult:
     task = tasks.load(str(job.task_folder))
     torch.set_num_threads(max(1, job.threads))
     device = resolve_device(job.device)
+    if device.type == "cuda" and job.gpu_memory_fraction is not None:
+        torch.cuda.set_per_process_memory_fraction(job.gpu_memory_fraction, device)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{job.gpu_memory_fraction:.3f}")  # MJX
     seed_everything(job.seed)
     job.out_dir.mkdir(parents=True, exist_ok=True)
     if tasks.training_path(task, job.backend) == "batched":
         from eureka.training.batched import train_batched
 
-        return train_batched(job, task, device, start)
-    from eureka.training.sb3 import train_sb3
+        result = train_batched(job, task, device, start)
+    else:
+        from eureka.training.sb3 import train_sb3
 
-    return train_sb3(job, task, device, start)
+        result = train_sb3(job, task, device, start)
+    return result.model_copy(update={"device": device_name(result.device)})
 
 
 def path_note(task: Task, override: str | None = None) -> str:

@@ -263,11 +263,20 @@ SUPPORTED: tuple[str, ...] = tuple(_PORTS)
 """The gymnasium ids this backend ports."""
 
 
-def _options(env: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+def options_of(env: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Every constructor option of the gymnasium env: its defaults, overridden by `kwargs`."""
     params = inspect.signature(type(env).__init__).parameters.values()
     defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
     return {**defaults, **kwargs}
+
+
+def body_id(model: Any, env_id: str, name: str) -> int:
+    """Index of the body `name` in the model's bodies (and so in `sim["xpos"]`)."""
+    body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+    if body < 0:
+        names = [model.body(i).name for i in range(model.nbody)]
+        raise KeyError(f"{env_id} has no body '{name}'{did_you_mean(name, names)}")
+    return int(body)
 
 
 # ---------------------------------------------------------------- the thread pool
@@ -383,7 +392,7 @@ class MujocoBatch(BatchedEnv):
         self.env_id = env_id
         self.model = env.model
         self.frame_skip = int(env.frame_skip)
-        self.port = _PORTS[env_id](env, _options(env, kwargs))
+        self.port = _PORTS[env_id](env, options_of(env, kwargs))
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.obs_dim = int(env.observation_space.shape[0])
@@ -488,11 +497,7 @@ class MujocoBatch(BatchedEnv):
 
     def body_id(self, name: str) -> int:
         """Index of a body in `sim["xpos"]`."""
-        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
-        if body < 0:
-            names = [self.model.body(i).name for i in range(self.model.nbody)]
-            raise KeyError(f"{self.env_id} has no body '{name}'{did_you_mean(name, names)}")
-        return int(body)
+        return body_id(self.model, self.env_id, name)
 
     def close(self) -> None:
         self._finalizer()

@@ -20,11 +20,15 @@ from eureka.training.sim.gym_vector import GymVector
 from eureka.types import Task
 
 Backend = Literal["auto", "native", "gym"]
+Physics = Literal["auto", "cpu", "mjx"]
+"""Where MuJoCo's physics runs (`BatchedSpec.physics`)."""
 StateFn = Callable[[Any, torch.Tensor], dict[str, torch.Tensor]]
 """get_state_batched(env, obs): `env` is the backend (or a view of it with another `sim`)."""
 
 
-def _native_class(task: Task, threads: int = 1) -> Callable[..., BatchedEnv] | None:
+def _native_class(
+    task: Task, threads: int = 1, device: torch.device | None = None, physics: Physics = "auto"
+) -> Callable[..., BatchedEnv] | None:
     """The native backend's constructor for this task, taking (num_envs, device, seed, ...)."""
     spec = task.spec.env
     if spec.batched:
@@ -37,10 +41,22 @@ def _native_class(task: Task, threads: int = 1) -> Callable[..., BatchedEnv] | N
                 f"{class_name} in {module_name}.py of {task.folder}"
             )
         return cls
-    from eureka.training.sim import classic, mujoco
+    from eureka.training.sim import classic, mjx, mujoco
 
     if spec.id in classic.REGISTRY:
         return classic.REGISTRY[spec.id]
+    if physics == "mjx" and spec.id not in mjx.SUPPORTED:
+        raise TaskError(
+            f"task {task.name}: physics 'mjx' has no port of {spec.id} "
+            f"(MJX ports: {', '.join(mjx.SUPPORTED)})"
+        )
+    on_gpu = device is not None and device.type == "cuda"
+    if physics == "mjx" or (physics == "auto" and on_gpu and spec.id in mjx.SUPPORTED and mjx.available()):
+
+        def make_mjx(num_envs: int, device: torch.device, seed: int, **kwargs: Any) -> BatchedEnv:
+            return mjx.MjxBatch(spec.id, num_envs, device, seed, **kwargs)
+
+        return make_mjx
     if spec.id in mujoco.SUPPORTED:
 
         def make(num_envs: int, device: torch.device, seed: int, **kwargs: Any) -> BatchedEnv:
@@ -78,13 +94,15 @@ def make_batched(
     seed: int = 0,
     backend: Backend = "auto",
     threads: int = 1,
+    physics: Physics = "auto",
 ) -> BatchedEnv:
     """A batched environment for the task: native where possible (`auto`), or as asked.
-    `threads`: simulator threads for backends that step on the CPU in parallel (MuJoCo)."""
+    `threads`: simulator threads for backends that step on the CPU in parallel (MuJoCo);
+    `physics`: where MuJoCo steps (`BatchedSpec.physics`)."""
     if backend != "gym":
         ok, why = native_available(task)
         if ok:
-            cls = _native_class(task, threads)
+            cls = _native_class(task, threads, device, physics)
             assert cls is not None
             spec = task.spec.env
             return cls(num_envs, device, seed, max_episode_steps=spec.max_episode_steps, **spec.kwargs)
