@@ -2,17 +2,20 @@
 
 Small on purpose and importable without the rest of eureka. `run` starts a command
 
-- under bubblewrap (`isolation="bwrap"`, the default where it works): its own PID, network,
+- in namespaces (`isolation="bwrap"`, bubblewrap, the default where it works; or
+  `isolation="unshare"`, util-linux's `unshare`, where bwrap is missing): its own PID, network,
   IPC and UTS namespaces, no network at all, `/` read-only, the usual places of secrets
   (`/home`, `/root`, `/run`, `/var`, `/tmp`, ...) hidden, the working directory the only
-  writable path that outlives the run; as `nobody` when the caller is root;
+  writable path that outlives the run (`_fs.plan`, the same for both); as `nobody` when the
+  caller is root, else in a user namespace;
 - with a clean environment (an allow-list: no API keys or tokens);
 - under resource limits set in the child just before the command (CPU time, memory, file size,
   open files, processes, no core files) plus a cap on what it writes into its directory;
 - in its own process group, killed as a whole at the wall-clock timeout.
 
-Without bubblewrap (`isolation="none"`, or `"auto"` where bwrap is missing or broken, with a
-loud warning) only the environment, the limits and the process group remain.
+`isolation="auto"` takes bwrap, else unshare, whichever works first here (each probed once);
+where neither does (`"auto"` then warns loudly, or `isolation="none"`) only the environment,
+the limits and the process group remain.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sandbox import _bwrap, _limits
+from sandbox import _bwrap, _limits, _unshare
 
 __all__ = [
     "Isolation",
@@ -45,18 +48,26 @@ __all__ = [
     "run",
 ]
 
-Isolation = Literal["auto", "bwrap", "none"]
+Isolation = Literal["auto", "bwrap", "unshare", "none"]
+MECHANISMS = ("bwrap", "unshare")
+"""The isolating mechanisms, in the order `auto` tries them."""
+_PROBES = {"bwrap": _bwrap.probe, "unshare": _unshare.probe}
+INSTALL_HINTS = {
+    "bwrap": "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)",
+    "unshare": "install util-linux and allow user namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+}
 
 PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ", "MUJOCO_GL", "PYOPENGL_PLATFORM", "CUDA_VISIBLE_DEVICES")
 """Variables copied from the parent; everything else (API keys, tokens) is dropped."""
 ISOLATION_VARIABLE = "EUREKA_SANDBOX"
-"""`auto` | `bwrap` | `none`: overrides a Policy's `auto` (how a user asks for `none` explicitly)."""
+"""`auto` | `bwrap` | `unshare` | `none`: overrides a Policy's `auto` (how a user asks for `none`
+explicitly, and how tests force a mechanism)."""
 GiB = 1 << 30
 MiB = 1 << 20
 
 
 class SandboxUnavailable(RuntimeError):
-    """bubblewrap isolation was required but cannot be used on this machine."""
+    """An isolation mechanism was required but cannot be used on this machine."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +81,9 @@ class Policy:
     extra_env: dict[str, str] = field(default_factory=dict)
     """Non-secret variables the worker needs (set by the caller)."""
     isolation: Isolation = "auto"
-    """`bwrap` (fail when unavailable), `none` (no namespaces; must be asked for), or `auto`
-    (bwrap where it works, else `none` with a warning; the EUREKA_SANDBOX variable overrides)."""
+    """`bwrap` or `unshare` (fail when unavailable), `none` (no namespaces; must be asked for),
+    or `auto` (bwrap where it works, else unshare, else `none` with a warning; the
+    EUREKA_SANDBOX variable overrides)."""
     read_paths: tuple[str, ...] = ()
     """Extra paths the command must be able to read (a task folder outside the repository);
     the interpreter, its venv and PYTHONPATH entries are always readable."""
@@ -87,7 +99,7 @@ class Policy:
     """RLIMIT_NOFILE."""
     processes: int = 512
     """Processes and threads the command may add (RLIMIT_NPROC, which binds only when the
-    command does not run as root: bwrap runs it as `nobody` when the caller is root)."""
+    command does not run as root: it runs as `nobody` when the caller is root)."""
 
     def cpu_limit(self) -> int:
         return int(self.cpu_s if self.cpu_s is not None else self.timeout_s * max(1, self.threads) + 60)
@@ -108,7 +120,7 @@ class Outcome:
     """One line when a resource limit ended the run or cut it short (CPU time, file size, disk,
     a kill by SIGKILL that was not the timeout); None otherwise."""
     isolation: str = "none"
-    """What was used: `bwrap` or `none`."""
+    """What was used: `bwrap`, `unshare` or `none`."""
 
     @property
     def signal(self) -> int | None:
@@ -121,24 +133,31 @@ _warn_lock = threading.Lock()
 
 
 def resolve_isolation(requested: Isolation = "auto") -> str:
-    """`bwrap` or `none` for a request; raises SandboxUnavailable for `bwrap` where it fails."""
+    """`bwrap`, `unshare` or `none` for a request; raises SandboxUnavailable for a mechanism
+    asked for by name where it fails."""
     if requested == "auto":
         override = os.environ.get(ISOLATION_VARIABLE, "auto").strip().lower() or "auto"
-        if override not in ("auto", "bwrap", "none"):
-            raise SandboxUnavailable(f"{ISOLATION_VARIABLE}={override!r}: use auto, bwrap or none")
+        if override not in ("auto", *MECHANISMS, "none"):
+            raise SandboxUnavailable(f"{ISOLATION_VARIABLE}={override!r}: use auto, bwrap, unshare or none")
         requested = override  # type: ignore[assignment]
     if requested == "none":
         return "none"
-    works, reason = _bwrap.probe()
-    if works:
-        return "bwrap"
-    if requested == "bwrap":
-        raise SandboxUnavailable(
-            f"bubblewrap isolation was requested but is unavailable: {reason}. Install it "
-            "(Debian/Ubuntu: apt-get install bubblewrap) or ask for isolation 'none' explicitly "
-            f"({ISOLATION_VARIABLE}=none)"
-        )
-    _warn_once(reason)
+    if requested in MECHANISMS:
+        works, reason = isolation_status(requested)
+        if not works:
+            raise SandboxUnavailable(
+                f"{requested} isolation was requested but is unavailable: {reason}. "
+                f"{INSTALL_HINTS[requested].capitalize()}, or ask for 'auto' or for isolation "
+                f"'none' explicitly ({ISOLATION_VARIABLE}=none)"
+            )
+        return requested
+    reasons = []
+    for name in MECHANISMS:
+        works, reason = isolation_status(name)
+        if works:
+            return name
+        reasons.append(reason)
+    _warn_once("; ".join(reasons))
     return "none"
 
 
@@ -153,15 +172,16 @@ def _warn_once(reason: str) -> None:
         f"{bar}\nWARNING: the sandbox runs WITHOUT isolation: {reason}.\n"
         "Generated code can read your files and reach the network; only the clean environment,\n"
         "the resource limits and the timeout protect you. Install bubblewrap (apt-get install\n"
-        f"bubblewrap), or set {ISOLATION_VARIABLE}=none to run like this without this warning.\n{bar}",
+        "bubblewrap) or make util-linux's `unshare` work (user namespaces), or set\n"
+        f"{ISOLATION_VARIABLE}=none to run like this without this warning. `eureka doctor` says more.\n{bar}",
         file=sys.stderr,
         flush=True,
     )
 
 
-def isolation_status() -> tuple[bool, str]:
-    """(bwrap works here, why not) without starting a run; cached."""
-    return _bwrap.probe()
+def isolation_status(mechanism: str = "bwrap") -> tuple[bool, str]:
+    """(`mechanism` works here, why not) without starting a run; probed once, then cached."""
+    return _PROBES[mechanism]()
 
 
 def clean_environment(workdir: Path, policy: Policy) -> dict[str, str]:
@@ -217,7 +237,8 @@ def _kill_group(pgid: int) -> None:
 
 
 def _namespace_init(info_fd: int) -> int | None:
-    """The host PID of the run's PID-namespace init, from what bwrap wrote to `--info-fd`."""
+    """The host PID of the run's PID-namespace init, from what bwrap (`--info-fd`) or the
+    unshare init wrote to `info_fd`."""
     with contextlib.suppress(OSError):
         match = re.search(rb'"child-pid"\s*:\s*(\d+)', os.read(info_fd, 4096))
         return int(match.group(1)) if match else None
@@ -227,7 +248,8 @@ def _namespace_init(info_fd: int) -> int | None:
 def _await_namespace(init_pid: int, grace_s: float = 10.0) -> None:
     """Return once the namespace's init is gone or a zombie: the kernel makes an exiting init
     kill and reap every other process of its namespace first, so nothing the worker started
-    outlives `run`. bwrap reports the command's exit before its init has finished that. An
+    outlives `run`. bwrap reports the command's exit before its init has finished that (and a
+    killed `unshare` leaves its init to die on its own). An
     init still there after `grace_s` is killed, and given `grace_s` more."""
     for last_try in (False, True):
         deadline = time.monotonic() + grace_s
@@ -244,10 +266,12 @@ def _await_namespace(init_pid: int, grace_s: float = 10.0) -> None:
                 os.kill(init_pid, signal.SIGKILL)
 
 
-def _end(proc: subprocess.Popen[bytes], info_fd: int) -> None:
+def _end(proc: subprocess.Popen[bytes], info_fd: int, life_fd: int = -1) -> None:
     """Kill what is left of a run and wait until all of it is gone, namespace included."""
     _kill_group(proc.pid)
     proc.wait()
+    if life_fd >= 0:
+        os.close(life_fd)
     if info_fd >= 0:
         init_pid = _namespace_init(info_fd)
         os.close(info_fd)
@@ -383,8 +407,8 @@ def run(
     owner: tuple[int, int] | None = None
     uid: int | None = None
     gid: int | None = None
-    info_read = info_write = -1
-    if isolation == "bwrap":
+    info_read = info_write = life_read = life_write = -1
+    if isolation != "none":
         read_paths = [
             sys.prefix,
             sys.base_prefix,
@@ -397,9 +421,13 @@ def run(
         ]
         info_read, info_write = os.pipe()
         os.set_blocking(info_read, False)
-        command = _bwrap.build_args(workdir, env, read_paths, info_fd=info_write)
-        if _bwrap.privileged():
-            uid = gid = _bwrap.SANDBOX_UID
+        if isolation == "bwrap":
+            command = _bwrap.build_args(workdir, env, read_paths, info_fd=info_write)
+        else:  # unshare has no --die-with-parent: its init watches a pipe only we hold open
+            life_read, life_write = os.pipe()
+            command = _unshare.build_args(workdir, read_paths, info_fd=info_write, life_fd=life_read)
+        if _limits.privileged():
+            uid = gid = _limits.SANDBOX_UID
             info = workdir.stat()
             owner = (info.st_uid, info.st_gid)
             _chown_tree(workdir, uid, gid)
@@ -423,16 +451,18 @@ def run(
             stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=(info_write,) if info_write >= 0 else (),
+            pass_fds=tuple(fd for fd in (info_write, life_read) if fd >= 0),
         )
     except BaseException:
-        if info_read >= 0:
-            os.close(info_read)
+        for fd in (info_read, life_write):
+            if fd >= 0:
+                os.close(fd)
         raise
     finally:
         os.close(log_fd)
-        if info_write >= 0:
-            os.close(info_write)
+        for fd in (info_write, life_read):
+            if fd >= 0:
+                os.close(fd)
     timed_out = False
     returncode: int | None = None
     deadline = start + policy.timeout_s
@@ -459,12 +489,12 @@ def run(
                 if on_tick is not None:
                     on_tick()
     except BaseException:  # Ctrl-C in the orchestrator: never leave a worker behind
-        _end(proc, info_read)
+        _end(proc, info_read, life_write)
         _sanitize(workdir, owner)
         raise
-    _end(proc, info_read)  # whatever the worker left running dies with it
-    if returncode is not None and isolation == "bwrap" and returncode > 128:
-        returncode = -(returncode - 128)  # bwrap reports a child killed by signal N as 128 + N
+    _end(proc, info_read, life_write)  # whatever the worker left running dies with it
+    if returncode is not None and isolation != "none" and returncode > 128:
+        returncode = -(returncode - 128)  # the namespace's init reports signal N as 128 + N
     _sanitize(workdir, owner)
     return Outcome(
         returncode=None if (timed_out or disk_over) else returncode,

@@ -10,6 +10,17 @@ from __future__ import annotations
 import json
 import os
 
+SANDBOX_UID = 65534
+"""`nobody`: the uid the command runs as when the orchestrator is root, so that RLIMIT_NPROC
+applies (it never does to root) and root-only files stay unreadable."""
+
+
+def privileged() -> bool:
+    """The orchestrator is root: namespaces need no user namespace, and the launcher drops the
+    command to SANDBOX_UID."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 LAUNCHER = r"""
 import json, os, resource, sys
 cfg = json.loads(sys.argv[1])

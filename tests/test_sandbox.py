@@ -1,5 +1,5 @@
-"""The worker process: isolation (bubblewrap), resource limits, a clean environment and a
-wall-clock timeout that kills everything it started.
+"""The worker process: isolation (bubblewrap, or util-linux's unshare), resource limits, a clean
+environment and a wall-clock timeout that kills everything it started.
 
 Each limit is first shown to hold on a harmless, bounded case here; the hostile corpus
 (test_hostile.py) relies on these proofs before it runs anything that would hurt without them.
@@ -8,29 +8,38 @@ Each limit is first shown to hold on a harmless, bounded case here; the hostile 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, REPO
+from conftest import FAKE_KEY, FIXTURES, REPO
 
 import sandbox
-from sandbox import _bwrap
+from sandbox import _bwrap, _limits, _unshare
 
-BWRAP, WHY_NOT = sandbox.isolation_status()
-needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap unavailable: {WHY_NOT}")
-MODES = [pytest.param("none", id="none"), pytest.param("bwrap", id="bwrap", marks=needs_bwrap)]
+STATUS = {name: sandbox.isolation_status(name) for name in sandbox.MECHANISMS}
+BWRAP, WHY_NOT = STATUS["bwrap"]
+ISOLATED = [
+    pytest.param(name, id=name, marks=pytest.mark.skipif(not works, reason=f"{name} unavailable: {why}"))
+    for name, (works, why) in STATUS.items()
+]
+"""The isolating mechanisms, each skipped where it does not work."""
+MODES = [pytest.param("none", id="none"), *ISOLATED]
 IS_ROOT = os.geteuid() == 0
 
 
 def _run(
     code: str, tmp_path: Path, timeout: float = 30.0, isolation: str = "bwrap", **limits: object
 ) -> sandbox.Outcome:
-    if isolation == "bwrap" and not BWRAP:
-        pytest.skip(f"bubblewrap unavailable: {WHY_NOT}")
+    if isolation in STATUS and not STATUS[isolation][0]:
+        pytest.skip(f"{isolation} unavailable: {STATUS[isolation][1]}")
     return sandbox.run(
         [sys.executable, "-c", code],
         tmp_path / "work",
@@ -206,11 +215,11 @@ def test_disk_limit_kills_a_run_that_fills_its_directory(tmp_path: Path, isolati
     assert len(list((tmp_path / "work").glob("f*.bin"))) < 32
 
 
-# ---------------------------------------------------------------- bubblewrap
+# ---------------------------------------------------------------- namespaces (bwrap and unshare)
 
 
-@needs_bwrap
-def test_pid_namespace_contains_detached_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATED)
+def test_pid_namespace_contains_detached_processes(tmp_path: Path, isolation: str) -> None:
     """The harmless proof that nothing outlives a run: daemons that left the process group
     and the session are gone by the time `run` returns (it waits for the namespace's init to
     have reaped them, which bwrap does not), and the command's parent is that init."""
@@ -221,14 +230,14 @@ def test_pid_namespace_contains_detached_processes(tmp_path: Path) -> None:
         f"    subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
         "print('pid', os.getpid(), 'ppid', os.getppid(), flush=True)\n"
     )
-    out = _run(code, tmp_path)
-    assert out.returncode == 0 and not out.timed_out
+    out = _run(code, tmp_path, isolation=isolation)
+    assert out.returncode == 0 and not out.timed_out and out.isolation == isolation
     assert "pid 2 ppid 1" in out.output_tail
     assert _host_processes_with(f"sleep {marker}") == []
 
 
-@needs_bwrap
-def test_signals_cannot_reach_outside_the_pid_namespace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATED)
+def test_signals_cannot_reach_outside_the_pid_namespace(tmp_path: Path, isolation: str) -> None:
     # kill(-1) is only sent from inside a fresh PID namespace (pid < 50), proven just above.
     marker = f"33{uuid.uuid4().int % 10**6}.5"
     code = (
@@ -243,14 +252,14 @@ def test_signals_cannot_reach_outside_the_pid_namespace(tmp_path: Path) -> None:
         "os.kill(-1, signal.SIGKILL)  # everything it may signal but itself\n"
         "print('child', child.wait(), flush=True)\n"
     )
-    out = _run(code, tmp_path)
+    out = _run(code, tmp_path, isolation=isolation)
     assert out.returncode == 0, out.output_tail
     assert "parent survived\nchild -9\n" in out.output_tail
     assert _host_processes_with(f"sleep {marker}") == []
 
 
-@needs_bwrap
-def test_network_is_unreachable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATED)
+def test_network_is_unreachable(tmp_path: Path, isolation: str) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -264,19 +273,19 @@ def test_network_is_unreachable(tmp_path: Path) -> None:
         "        print(host, 'connected')\n"
         "    except OSError as exc:\n"
         "        print(host, 'failed:', exc)\n"
-        "print(sorted(name for _, name in socket.if_nameindex()))\n"
+        "print(sorted(name for _, name in socket.if_nameindex()), socket.gethostname())\n"
     )
-    out = _run(code, tmp_path)
+    out = _run(code, tmp_path, isolation=isolation)
     with pytest.raises(BlockingIOError):
         server.accept()
     server.close()
     assert "127.0.0.1 failed: [Errno 111] Connection refused" in out.output_tail
     assert "1.1.1.1 failed: [Errno 101] Network is unreachable" in out.output_tail
-    assert "['lo']" in out.output_tail
+    assert "['lo'] sandbox" in out.output_tail
 
 
-@needs_bwrap
-def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATED)
+def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path, isolation: str) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("CANARY-SECRET")
     targets = [str(tmp_path / "escaped.txt"), str(REPO / "escaped.txt"), "/etc/escaped.txt", "/escaped.txt"]
@@ -297,6 +306,13 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
         "    except OSError as exc:\n"
         "        print('unreadable', path, exc.strerror)\n"
         "print('root holds', sorted(os.listdir('/root')) if os.path.isdir('/root') else None)\n"
+        "print('dev holds', sorted(os.listdir('/dev')))\n"
+        "for path in ['/dev/null', '/dev/x', '/run/x']:\n"
+        "    try:\n"
+        "        open(path, 'w').write('x')\n"
+        "        print('wrote', path)\n"
+        "    except OSError as exc:\n"
+        "        print('refused', path, exc.strerror)\n"
     )
     candidate = tmp_path / "candidate"
     candidate.mkdir()
@@ -305,7 +321,7 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
         [sys.executable, "-c", code],
         candidate / "work",
         candidate / "work.log",
-        sandbox.Policy(timeout_s=30, isolation="bwrap"),
+        sandbox.Policy(timeout_s=30, isolation=isolation),  # type: ignore[arg-type]
     )
     assert out.returncode == 0, out.output_tail
     log = out.output_tail
@@ -320,6 +336,9 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
     assert "CANARY-SECRET" not in log
     assert f"unreadable {secret} No such file or directory" in log
     assert "unreadable /etc/shadow" in log
+    assert "wrote /dev/null" in log
+    assert "refused /dev/x" in log and "refused /run/x" in log
+    assert {"null", "zero", "urandom"} <= set(eval(log.split("dev holds ")[1].splitlines()[0]))
     for target in targets:
         assert not Path(target).exists(), target
     assert not Path("/tmp/scratch.txt").exists()
@@ -327,25 +346,25 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path) -> None:
     assert secret.read_text() == "CANARY-SECRET"
 
 
-@needs_bwrap
+@pytest.mark.parametrize("isolation", ISOLATED)
 @pytest.mark.skipif(not IS_ROOT, reason="the uid switch applies when the caller is root")
-def test_root_caller_runs_the_command_as_nobody(tmp_path: Path) -> None:
+def test_root_caller_runs_the_command_as_nobody(tmp_path: Path, isolation: str) -> None:
     code = (
         "import os\n"
         "print('uid', os.getuid(), os.geteuid(), os.getgroups())\n"
         "print([ln for ln in open('/proc/self/status') if ln.startswith(('CapEff', 'NoNewPrivs'))])\n"
         "open('made.txt', 'w').write('x')\n"
     )
-    out = _run(code, tmp_path)
-    assert f"uid {_bwrap.SANDBOX_UID} {_bwrap.SANDBOX_UID} []" in out.output_tail
+    out = _run(code, tmp_path, isolation=isolation)
+    assert f"uid {_limits.SANDBOX_UID} {_limits.SANDBOX_UID} []" in out.output_tail
     assert "CapEff:\\t0000000000000000" in out.output_tail and "NoNewPrivs:\\t1" in out.output_tail
     # the caller gets its files back
     assert (tmp_path / "work/made.txt").stat().st_uid == os.getuid()
     assert (tmp_path / "work").stat().st_uid == os.getuid()
 
 
-@needs_bwrap
-def test_process_limit_stops_a_bounded_fork_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATED)
+def test_process_limit_stops_a_bounded_fork_loop(tmp_path: Path, isolation: str) -> None:
     code = (
         "import os, time\n"
         "made = 0\n"
@@ -359,14 +378,14 @@ def test_process_limit_stops_a_bounded_fork_loop(tmp_path: Path) -> None:
         "    print('fork stopped:', exc.strerror, flush=True)\n"
         "print('made', made, flush=True)\n"
     )
-    out = _run(code, tmp_path, processes=40)
+    out = _run(code, tmp_path, isolation=isolation, processes=40)
     assert "fork stopped: Resource temporarily unavailable" in out.output_tail
     made = int(out.output_tail.split("made ")[1].split()[0])
     assert 0 < made <= 40
 
 
-@needs_bwrap
-def test_links_and_special_files_are_removed_after_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATED)
+def test_links_and_special_files_are_removed_after_the_run(tmp_path: Path, isolation: str) -> None:
     canary = tmp_path / "canary.txt"
     canary.write_text("untouched")
     code = (
@@ -378,7 +397,7 @@ def test_links_and_special_files_are_removed_after_the_run(tmp_path: Path) -> No
         "open('sub/keep.txt', 'w').write('kept')\n"
         f"os.symlink({str(tmp_path)!r}, 'sub/dir_link')\n"
     )
-    out = _run(code, tmp_path)
+    out = _run(code, tmp_path, isolation=isolation)
     assert out.returncode == 0, out.output_tail
     work = tmp_path / "work"
     assert sorted(p.name for p in work.rglob("*")) == ["keep.txt", "sub", "tmp"]
@@ -413,10 +432,27 @@ def test_read_text_refuses_links_fifos_and_big_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- choosing the mode
 
 
-def test_fallback_warns_once_and_bwrap_can_be_required(
+def test_without_bwrap_auto_takes_unshare_and_it_can_be_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not STATUS["unshare"][0]:
+        pytest.skip(f"unshare unavailable: {STATUS['unshare'][1]}")
+    monkeypatch.setattr(_bwrap, "_probe_result", (False, "the `bwrap` executable is not installed"))
+    monkeypatch.setattr(sandbox, "_warned", False)
+    monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
+    assert _run("pass", tmp_path, isolation="auto").isolation == "unshare"
+    assert capsys.readouterr().err == ""  # isolated: no warning
+    monkeypatch.setattr(_bwrap, "_probe_result", STATUS["bwrap"])
+    monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, "unshare")
+    assert sandbox.resolve_isolation("auto") == "unshare"
+    assert _run("pass", tmp_path, isolation="auto").isolation == "unshare"
+
+
+def test_fallback_warns_once_and_a_mechanism_can_be_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(_bwrap, "_probe_result", (False, "the `bwrap` executable is not installed"))
+    monkeypatch.setattr(_unshare, "_probe_result", (False, "`unshare` fails here (Operation not permitted)"))
     monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
     first = _run("print('ran')", tmp_path, isolation="auto")
@@ -424,14 +460,15 @@ def test_fallback_warns_once_and_bwrap_can_be_required(
     assert first.isolation == second.isolation == "none" and "ran" in second.output_tail
     err = capsys.readouterr().err
     assert err.count("WARNING: the sandbox runs WITHOUT isolation") == 1
-    assert "the `bwrap` executable is not installed" in err
-    with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap isolation was requested"):
-        sandbox.run(
-            [sys.executable, "-c", "pass"],
-            tmp_path / "w2",
-            tmp_path / "w2.log",
-            sandbox.Policy(isolation="bwrap"),
-        )
+    assert "the `bwrap` executable is not installed; `unshare` fails here (Operation not permitted)" in err
+    for name in sandbox.MECHANISMS:
+        with pytest.raises(sandbox.SandboxUnavailable, match=f"{name} isolation was requested"):
+            sandbox.run(
+                [sys.executable, "-c", "pass"],
+                tmp_path / "w2",
+                tmp_path / "w2.log",
+                sandbox.Policy(isolation=name),  # type: ignore[arg-type]
+            )
     assert not (tmp_path / "w2.log").exists()
 
 
@@ -444,8 +481,82 @@ def test_none_must_be_asked_for_and_is_quiet(
     assert _run("pass", tmp_path, isolation="auto").isolation == "none"
     assert capsys.readouterr().err == ""
     monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, "chroot")
-    with pytest.raises(sandbox.SandboxUnavailable, match="use auto, bwrap or none"):
+    with pytest.raises(sandbox.SandboxUnavailable, match="use auto, bwrap, unshare or none"):
         sandbox.resolve_isolation("auto")
     if BWRAP:
         monkeypatch.delenv(sandbox.ISOLATION_VARIABLE)
         assert sandbox.resolve_isolation("auto") == "bwrap"
+
+
+# ---------------------------------------------------------------- unshare only
+
+
+@pytest.mark.skipif(not STATUS["unshare"][0], reason=f"unshare unavailable: {STATUS['unshare'][1]}")
+def test_unshare_run_dies_with_its_orchestrator(tmp_path: Path) -> None:
+    """bwrap has --die-with-parent; unshare's init watches a pipe that only the orchestrator
+    holds open, so a killed orchestrator takes the namespace with it."""
+    marker = f"35{uuid.uuid4().int % 10**6}.5"
+    inner = (
+        "import subprocess, time\n"
+        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "time.sleep(300)\n"
+    )
+    orchestrator = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom pathlib import Path\nimport sandbox\n"
+            f"sandbox.run([sys.executable, '-c', {inner!r}], Path({str(tmp_path / 'w')!r}), "
+            f"Path({str(tmp_path / 'w.log')!r}), sandbox.Policy(timeout_s=120, isolation='unshare'))\n",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _host_processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _host_processes_with(f"sleep {marker}"), "the sandboxed command never started"
+    finally:
+        orchestrator.send_signal(signal.SIGKILL)
+        orchestrator.wait()
+    deadline = time.monotonic() + 10
+    while _host_processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _host_processes_with(f"sleep {marker}") == []
+
+
+@pytest.mark.parametrize("isolation", ISOLATED)
+@pytest.mark.skipif(not IS_ROOT or not shutil.which("setpriv"), reason="needs root to become another user")
+def test_unprivileged_caller_gets_a_user_namespace(isolation: str) -> None:
+    """The orchestrator as a plain user (`nobody`, through setpriv): the sandbox maps it to
+    root in a user namespace that the command holds no capabilities in; limits and the
+    read-only filesystem hold."""
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 that a plain user can run")
+    work = Path(tempfile.mkdtemp(prefix="eureka-unprivileged-"))  # not under root's 0700 tmp_path
+    try:
+        shutil.copytree(REPO / "sandbox", work / "sandbox")  # stdlib only: runs on any python3
+        shutil.copy(FIXTURES / "unprivileged_sandbox.py", work / "check.py")
+        for path in [work, *work.rglob("*")]:
+            path.chmod(0o777 if path.is_dir() else 0o644)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        done = subprocess.run(
+            [*as_nobody, python, "check.py", str(work), isolation],
+            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(work), "HOME": str(work)},
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        out = done.stdout
+        assert done.returncode == 0 and f"outcome {isolation} 0" in out, out + done.stderr
+        # PID 2 under the init; unshare maps the caller to root of its user namespace, bwrap to itself
+        assert f"ids 2 1 {0 if isolation == 'unshare' else 65534}" in out
+        assert "caps 0000000000000000 0000000000000000 1" in out  # no capabilities, no_new_privs
+        assert "refused /etc/x Read-only file system" in out and "refused /root/x" in out
+        assert "wrote inside.txt" in out and (work / "w/inside.txt").stat().st_uid == 65534
+        assert "mount 0" not in out and "umount 0" not in out
+        assert 0 < int(out.split("fork stopped at ")[1].split()[0]) <= 30
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
