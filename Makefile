@@ -1,5 +1,8 @@
 # Common tasks: `make install test` on a fresh machine; then `make lint`, `make demo`.
+# `make install LOCAL=0` skips the embedded local model (llama-cpp-python, a ~10-minute build):
+# enough for anyone who uses a provider's API (--model gpt-4o, ...); its tests are then skipped.
 PYTHON ?= python3
+LOCAL ?= 1
 VENV ?= .venv
 BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/eureka/wheels
@@ -19,16 +22,24 @@ $(BIN)/python:
 # llama-cpp-python (the embedded local model) is built once, ~10 minutes, and kept in $(WHEELS).
 install: $(BIN)/python system-deps
 	$(BIN)/pip install -q torch==2.13.0
+ifeq ($(LOCAL),0)
+	@echo "LOCAL=0: skipping the embedded local model (llama-cpp-python); use a provider (--model gpt-4o, ...)"
+	$(BIN)/pip install -q -e ".[dev]"
+else
 	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
-		echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes)"; \
+		echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes), for the embedded local model;"; \
+		echo "if you use a provider's API instead, interrupt and run: make install LOCAL=0"; \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-deps -w $(WHEELS) \
 			llama-cpp-python==$(LLAMA_VERSION); }
 	$(BIN)/pip install -q $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(BIN)/pip install -q -e ".[dev,local]"
+endif
+	@echo "installed; \`$(BIN)/eureka doctor\` shows the isolation, rendering, GPU, model and keys found here"
 
 # System packages, installed here when we are root on Debian/Ubuntu (otherwise a note says what
-# to install): bubblewrap, the sandbox's isolation (without it eureka runs generated code
-# unisolated and says so loudly); chromium, for the browser tests of the ranking page and report.
+# to install): bubblewrap, the sandbox's isolation (without it eureka isolates with util-linux's
+# `unshare` where user namespaces work, else runs generated code unisolated and says so loudly);
+# chromium, for the browser tests of the ranking page and report.
 SYSTEM_PACKAGES := bubblewrap:bwrap chromium:chromium
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \

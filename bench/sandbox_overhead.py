@@ -1,8 +1,9 @@
 """Benchmark: what the sandbox costs per candidate, in seconds (prints figures, asserts nothing).
 
-Measures, with bubblewrap and without isolation: starting a trivial Python command, and the
-critic's smoke test of the cartpole human reward (a real worker: imports torch, gymnasium,
-SB3, steps the env) — the fixed part of every candidate's cost.
+Measures, under each isolation that works here (bubblewrap, unshare) and without isolation:
+starting a trivial Python command, and the critic's smoke test of the cartpole human reward
+(a real worker: imports torch, gymnasium, SB3, steps the env) — the fixed part of every
+candidate's cost.
 
     python bench/sandbox_overhead.py [--repeats 5]
 """
@@ -55,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    modes = ["none"] + (["bwrap"] if sandbox.isolation_status()[0] else [])
+    modes = ["none"] + [name for name in sandbox.MECHANISMS if sandbox.isolation_status(name)[0]]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name, fn in (("start a trivial command", _trivial), ("critic smoke test (cartpole)", _smoke)):
@@ -65,8 +66,8 @@ def main() -> None:
                 row[mode] = statistics.median(times)
                 spread = f"(min {min(times):.3f}, max {max(times):.3f})"
                 print(f"{name:32s} {mode:6s} median {row[mode]:.3f} s  {spread}")
-            if "bwrap" in row:
-                print(f"{name:32s} bubblewrap overhead {row['bwrap'] - row['none']:+.3f} s")
+            for mode in modes[1:]:
+                print(f"{name:32s} {mode} overhead {row[mode] - row['none']:+.3f} s")
 
 
 if __name__ == "__main__":

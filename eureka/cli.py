@@ -66,8 +66,8 @@ def use_sandbox(mode: str | None) -> None:
     """Apply `--sandbox` (None: SolveConfig's default) to every worker this process starts; fail
     now if it cannot be had."""
     mode = mode or SolveConfig.model_fields["sandbox"].default
-    if mode not in ("auto", "bwrap", "none"):
-        raise ConfigError(f"--sandbox {mode!r}: use auto, bwrap or none")
+    if mode not in ("auto", *sandbox.MECHANISMS, "none"):
+        raise ConfigError(f"--sandbox {mode!r}: use auto, bwrap, unshare or none")
     os.environ[sandbox.ISOLATION_VARIABLE] = mode
     sandbox.resolve_isolation()
 
@@ -539,6 +539,18 @@ def batch(
         )
         console.print(f"results: {out / batching.RESULTS_FILE}", highlight=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def doctor() -> None:
+    """What this machine gives eureka: isolation, rendering, GPU, local model, provider keys, browser."""
+    from eureka.runs.doctor import diagnose
+
+    for f in diagnose():
+        mark = "[green]ok[/green]" if f.ok else "[yellow]--[/yellow]"
+        console.print(f"{mark} {f.topic:<14} {f.summary}", highlight=False, soft_wrap=True)
+        if f.hint:
+            console.print(f"   {'':<14} [dim]{f.hint}[/dim]", highlight=False, soft_wrap=True)
 
 
 def _judge(mode: str, rank_ui: str, open_videos: bool) -> Human | None:

@@ -393,9 +393,10 @@ class SolveConfig(Strict):
     """The Ray cluster (`auto`, `HOST:PORT`, `ray://HOST:10001`); None: `auto`."""
     ray_retries: int = Field(default=1, ge=0)
     """Tries more for a job whose Ray worker died, before its candidate ends `crashed`."""
-    sandbox: Literal["auto", "bwrap", "none"] = "auto"
-    """Isolation of generated code: bubblewrap where it works (`auto`, else a warning),
-    required (`bwrap`), or none (`none`, only when asked for)."""
+    sandbox: Literal["auto", "bwrap", "unshare", "none"] = "auto"
+    """Isolation of generated code: bubblewrap where it works, else util-linux's unshare
+    (`auto`, else a warning), one of them required (`bwrap`, `unshare`), or none (`none`, only
+    when asked for)."""
 
 
 class Ranking(BaseModel):

