@@ -37,6 +37,8 @@ from typing import Literal
 from sandbox import _bwrap, _limits, _unshare
 
 __all__ = [
+    "INSTALL_HINTS",
+    "MECHANISMS",
     "Isolation",
     "Outcome",
     "Policy",

@@ -532,8 +532,9 @@ def test_unprivileged_caller_gets_a_user_namespace(isolation: str) -> None:
     root in a user namespace that the command holds no capabilities in; limits and the
     read-only filesystem hold."""
     python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
-    if python is None:
-        pytest.skip("no system python3 that a plain user can run")
+    too_old = "import sys; sys.exit(sys.version_info < (3, 10))"
+    if python is None or subprocess.run([python, "-c", too_old], check=False).returncode != 0:
+        pytest.skip("no system python3 (>= 3.10) that a plain user can run")
     work = Path(tempfile.mkdtemp(prefix="eureka-unprivileged-"))  # not under root's 0700 tmp_path
     try:
         shutil.copytree(REPO / "sandbox", work / "sandbox")  # stdlib only: runs on any python3
