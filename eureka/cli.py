@@ -544,13 +544,15 @@ def batch(
 @app.command()
 def doctor() -> None:
     """What this machine gives eureka: isolation, rendering, GPU, local model, provider keys, browser."""
+    from rich.markup import escape
+
     from eureka.runs.doctor import diagnose
 
     for f in diagnose():
         mark = "[green]ok[/green]" if f.ok else "[yellow]--[/yellow]"
-        console.print(f"{mark} {f.topic:<14} {f.summary}", highlight=False, soft_wrap=True)
+        console.print(f"{mark} {f.topic:<14} {escape(f.summary)}", highlight=False, soft_wrap=True)
         if f.hint:
-            console.print(f"   {'':<14} [dim]{f.hint}[/dim]", highlight=False, soft_wrap=True)
+            console.print(f"   {'':<14} [dim]{escape(f.hint)}[/dim]", highlight=False, soft_wrap=True)
 
 
 def _judge(mode: str, rank_ui: str, open_videos: bool) -> Human | None:

@@ -138,7 +138,7 @@ def _provider_keys() -> Finding:
     present = [key for key in PROVIDER_KEYS if os.environ.get(key)]
     absent = [key for key in PROVIDER_KEYS if key not in present]
     summary = f"set: {', '.join(present) or 'none'}; not set: {', '.join(absent) or 'none'}"
-    hint = "" if present else "export one (e.g. OPENAI_API_KEY) to use a provider; else the local model runs"
+    hint = "" if present else "export one (e.g. OPENAI_API_KEY) to use a provider; without, the local model runs"
     return Finding("provider keys", bool(present), summary, hint)
 
 
