@@ -7,13 +7,12 @@ init as PID 1 and the command as PID 2.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox import _fs, _limits
+from sandbox._probe import Once, try_command
 
 
 def bwrap_path() -> str | None:
@@ -41,20 +40,8 @@ def namespace_args() -> list[str]:
     return ["--unshare-all", "--unshare-user", "--disable-userns"]
 
 
-_probe_lock = threading.Lock()
-_probe_result: tuple[bool, str] | None = None
-
-
-def probe() -> tuple[bool, str]:
-    """(works, reason): bwrap is installed and can start a trivial sandbox here. Run once."""
-    global _probe_result
-    with _probe_lock:
-        if _probe_result is None:
-            _probe_result = _probe()
-        return _probe_result
-
-
-def _probe() -> tuple[bool, str]:
+def _find() -> tuple[bool, str]:
+    """(works, reason): bwrap is installed and can start a trivial sandbox here."""
     if not sys.platform.startswith("linux"):
         return False, f"bubblewrap needs Linux (this is {sys.platform})"
     exe = bwrap_path()
@@ -82,14 +69,11 @@ def _probe() -> tuple[bool, str]:
         "--clearenv",
         true,
     ]
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"`bwrap` could not start: {exc}"
-    if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip().splitlines()
-        return False, f"`bwrap` fails here ({err[-1] if err else f'exit code {done.returncode}'})"
-    return True, "ok"
+    return try_command("bwrap", argv)
+
+
+probe = Once(_find)
+"""(works, reason) for bwrap, found out once."""
 
 
 def _flags(op: _fs.Op) -> list[str]:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox import _fs, _limits
+from sandbox._probe import Once, try_command
 
 SETUP = r"""
 import ctypes, fcntl, json, os, select, signal, socket, stat, struct, sys
@@ -240,20 +239,8 @@ def build_args(workdir: Path, read_paths: Iterable[str], info_fd: int = -1, life
     return [exe, *namespace_args(), "--", sys.executable, "-I", "-S", "-c", SETUP, json.dumps(config), "--"]
 
 
-_probe_lock = threading.Lock()
-_probe_result: tuple[bool, str] | None = None
-
-
-def probe() -> tuple[bool, str]:
-    """(works, reason): `unshare` is installed and SETUP can build a sandbox here. Run once."""
-    global _probe_result
-    with _probe_lock:
-        if _probe_result is None:
-            _probe_result = _probe()
-        return _probe_result
-
-
-def _probe() -> tuple[bool, str]:
+def _find() -> tuple[bool, str]:
+    """(works, reason): `unshare` is installed and SETUP can build a sandbox here."""
     if not sys.platform.startswith("linux"):
         return False, f"unshare needs Linux (this is {sys.platform})"
     if unshare_path() is None:
@@ -261,14 +248,8 @@ def _probe() -> tuple[bool, str]:
     true = shutil.which("true") or "/bin/true"
     with tempfile.TemporaryDirectory(prefix="eureka-probe-") as tmp:
         work = Path(tmp)
-        argv = [*build_args(work, [sys.prefix, sys.base_prefix]), true]
-        try:
-            done = subprocess.run(
-                argv, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return False, f"`unshare` could not start: {exc}"
-    if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip().splitlines()
-        return False, f"`unshare` fails here ({err[-1] if err else f'exit code {done.returncode}'})"
-    return True, "ok"
+        return try_command("unshare", [*build_args(work, [sys.prefix, sys.base_prefix]), true], work)
+
+
+probe = Once(_find)
+"""(works, reason) for unshare, found out once."""

@@ -59,8 +59,8 @@ def _isolation(monkeypatch: pytest.MonkeyPatch, variable: str | None) -> doctor.
 
 def test_doctor_says_what_to_install_for_the_missing_isolation(monkeypatch: pytest.MonkeyPatch) -> None:
     no_bwrap = (False, "the `bwrap` executable (package bubblewrap) is not installed")
-    monkeypatch.setattr(_bwrap, "_probe_result", no_bwrap)
-    monkeypatch.setattr(_unshare, "_probe_result", (True, "ok"))
+    monkeypatch.setattr(_bwrap.probe, "result", no_bwrap)
+    monkeypatch.setattr(_unshare.probe, "result", (True, "ok"))
     found = _isolation(monkeypatch, None)
     assert found.ok and found.summary.startswith(
         "unshare in use; works here: unshare; not: bwrap: the `bwrap`"
@@ -69,7 +69,7 @@ def test_doctor_says_what_to_install_for_the_missing_isolation(monkeypatch: pyte
     found = _isolation(monkeypatch, "bwrap")  # asked for by name: reported, not raised
     assert not found.ok and found.summary.startswith("bwrap isolation was requested but is unavailable")
 
-    monkeypatch.setattr(_unshare, "_probe_result", (False, "`unshare` fails here (Operation not permitted)"))
+    monkeypatch.setattr(_unshare.probe, "result", (False, "`unshare` fails here (Operation not permitted)"))
     monkeypatch.setattr(sandbox, "_warned", False)
     found = _isolation(monkeypatch, None)
     assert not found.ok and found.summary.startswith("none in use; works here: none")

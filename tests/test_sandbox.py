@@ -437,12 +437,12 @@ def test_without_bwrap_auto_takes_unshare_and_it_can_be_forced(
 ) -> None:
     if not STATUS["unshare"][0]:
         pytest.skip(f"unshare unavailable: {STATUS['unshare'][1]}")
-    monkeypatch.setattr(_bwrap, "_probe_result", (False, "the `bwrap` executable is not installed"))
+    monkeypatch.setattr(_bwrap.probe, "result", (False, "the `bwrap` executable is not installed"))
     monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
     assert _run("pass", tmp_path, isolation="auto").isolation == "unshare"
     assert capsys.readouterr().err == ""  # isolated: no warning
-    monkeypatch.setattr(_bwrap, "_probe_result", STATUS["bwrap"])
+    monkeypatch.setattr(_bwrap.probe, "result", STATUS["bwrap"])
     monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, "unshare")
     assert sandbox.resolve_isolation("auto") == "unshare"
     assert _run("pass", tmp_path, isolation="auto").isolation == "unshare"
@@ -451,8 +451,8 @@ def test_without_bwrap_auto_takes_unshare_and_it_can_be_forced(
 def test_fallback_warns_once_and_a_mechanism_can_be_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_bwrap, "_probe_result", (False, "the `bwrap` executable is not installed"))
-    monkeypatch.setattr(_unshare, "_probe_result", (False, "`unshare` fails here (Operation not permitted)"))
+    monkeypatch.setattr(_bwrap.probe, "result", (False, "the `bwrap` executable is not installed"))
+    monkeypatch.setattr(_unshare.probe, "result", (False, "`unshare` fails here (Operation not permitted)"))
     monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv(sandbox.ISOLATION_VARIABLE, raising=False)
     first = _run("print('ran')", tmp_path, isolation="auto")
