@@ -1,0 +1,1 @@
+"""Runs: the run directory, the HTML report, batch runs, and the live display."""
