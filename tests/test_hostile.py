@@ -321,18 +321,45 @@ def test_hostile_reward_is_contained(
             log.unlink()  # huge_stdout leaves 512 MiB here
 
 
-@pytest.mark.parametrize("mechanism", MECHANISMS)
+LOOP_CASES = (
+    "ast_import_os",
+    "builtins_import",
+    "cpu_loop",
+    "env_read_key",
+    "fifo_metrics",
+    "fs_read_hidden_secret",
+    "fs_write_repo",
+    "huge_stdout",
+    "kill_parent",
+    "memory_bomb_torch",
+    "mutates_inputs",
+    "net_localhost",
+    "recursion_infinite",
+    "returns_nan_component",
+    "subprocess_run_capture",
+    "symlink_metrics",
+    "threads_forever",
+    "wrong_shape",
+)
+"""One case of each kind of attack for the loop test (every case already runs alone above,
+under every mechanism): what the loop adds is that one iteration survives them all at once."""
+
+
+@pytest.mark.skipif(PREFERRED is None, reason="no isolation mechanism works here")
 def test_hostile_corpus_through_the_loop(
-    mechanism: str,
     tmp_path: Path,
     proofs: Callable[[str], set[str]],
     canaries: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every case this machine can contain, as the replies of one iteration of `eureka solve`:
-    each candidate ends with its status, the run reaches its end, nothing leaks or changes."""
+    """One case of each kind, as the replies of one iteration of `eureka solve` under the
+    mechanism `auto` picks: each candidate ends with its status, the run reaches its end,
+    nothing leaks or changes."""
+    assert PREFERRED is not None
+    mechanism = PREFERRED
     monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, mechanism)
-    cases = [c for c in CASES if all(g in proofs(mechanism) for g in c.guards)]
+    cases = [c for c in CASES if c.file.stem in LOOP_CASES and all(g in proofs(mechanism) for g in c.guards)]
+    assert {c.file.stem for c in CASES} >= set(LOOP_CASES)
     task_dir = shutil.copytree(REPO / "tasks" / "cartpole", tmp_path / "cartpole")
     spec = yaml.safe_load((task_dir / "task.yaml").read_text())
     spec["training"]["timeout"] = 30  # the hanging cases end soon
