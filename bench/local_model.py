@@ -84,5 +84,6 @@ def main() -> None:
             f"(all cached: {all(r.cached for r in again)}, identical: {same})"
         )
 
+
 if __name__ == "__main__":
     main()

@@ -322,7 +322,10 @@ def train(
 @app.command()
 def solve(
     task: Annotated[str | None, typer.Argument(help="task name or folder")] = None,
-    model: Annotated[str | None, typer.Option(help="litellm model, local/smollm2, or replay:RUN_DIR")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="litellm model, local/smollm2, replay:RUN_DIR, or none (human reward + optimiser)"),
+    ] = None,
     api_base: Annotated[str | None, _config_option("api_base")] = None,
     iterations: Annotated[int | None, _config_option("iterations")] = None,
     samples: Annotated[int | None, _config_option("samples")] = None,
@@ -334,6 +337,8 @@ def solve(
     eval_seeds: Annotated[int | None, _config_option("eval_seeds")] = None,
     human_init: Annotated[bool | None, _config_option("human_init")] = None,
     tune: Annotated[int | None, _config_option("tune")] = None,
+    tuner: Annotated[str | None, _config_option("tuner")] = None,
+    structure: Annotated[int | None, _config_option("structure")] = None,
     critic: Annotated[str | None, _config_option("critic")] = None,
     repair_rounds: Annotated[int | None, _config_option("repair_rounds")] = None,
     max_failed_iterations: Annotated[int | None, _config_option("max_failed_iterations")] = None,
@@ -375,10 +380,11 @@ def solve(
             spec = tasks.load(task)
             if workers is not None:
                 given["workers"] = worker_count(workers)
+            chosen = set(given)
             given.update(task=str(spec.folder), model=model or default_model())
             if given.get("device") is not None:
                 given["device"] = _device(given["device"])
-            config = SolveConfig(**given)
+            config = loop.offline_defaults(SolveConfig(**given), chosen)
             use_sandbox(config.sandbox)
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)
@@ -388,9 +394,11 @@ def solve(
         use_sandbox(config.sandbox)
         if config.model == LOCAL_MODEL:
             err_console.print(
-                "[yellow]note:[/yellow] no model given and no provider key set: using the embedded "
-                "SmolLM2-135M. It writes poor reward code; expect most candidates to fail and the loop "
-                "to show how it handles that. Use --model (e.g. gpt-4o) for real results.",
+                "[yellow]note:[/yellow] no model given and no provider key set: starting from the "
+                f"task's human reward, tuned by the optimiser ({config.tune} trials per iteration) and "
+                f"recombined ({config.structure} per iteration), with the embedded SmolLM2-135M "
+                f"proposing {config.samples} more under a reward grammar. Use --model (e.g. gpt-4o) "
+                "for an LLM that writes rewards, or --model none for no LLM at all.",
                 soft_wrap=True,
             )
         llm = for_run(config, run_dir)

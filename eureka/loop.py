@@ -8,26 +8,27 @@ stopped: saved replies are not re-requested and finished candidates are not retr
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import random
 import shutil
 import statistics
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import cast
 
 from eureka import tasks
 from eureka.errors import EurekaError
 from eureka.feedback import analyzer, reflection
 from eureka.feedback import judges as feedback
 from eureka.llm import prompts
-from eureka.llm.client import LLM, BudgetExceeded, LLMError, Message
+from eureka.llm.client import LLM, LOCAL_MODEL, NO_MODEL, BudgetExceeded, LLMError, Message
 from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
 from eureka.training import halving as schedule
-from eureka.training import tune
+from eureka.training import optimise
 from eureka.training.executors import Executor, make_executor
 from eureka.types import (
     METRICS_FILE,
@@ -40,6 +41,7 @@ from eureka.types import (
     Feedback,
     FinalEvaluation,
     IterationSummary,
+    Origin,
     Progress,
     Reporter,
     SolveConfig,
@@ -89,6 +91,14 @@ class Loop:
         self.executor: Executor = executor or make_executor(config)
         self.start = time.monotonic()
         self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
+        if config.model == NO_MODEL and self.human_reward is None:
+            raise EurekaError(
+                f"--model none starts from the task's human reward, and task {self.task.name} has none: "
+                f"add {tasks.HUMAN_REWARD_FILE} to its folder, or give a --model"
+            )
+        self.proposer = optimise.Proposer(run_dir, config.tuner, config.seed)
+        self.proposed: dict[str, optimise.Proposed] = {}
+        """Candidates made by the optimiser or a structure operator, by name."""
         if config.halving > 1 and tasks.training_path(self.task, self.config.backend) != "batched":
             raise EurekaError(
                 f"--halving continues training from checkpoints, which only the batched path writes; task "
@@ -210,7 +220,7 @@ class Loop:
         self,
         iteration: int,
         index: int,
-        origin: Literal["llm", "tune", "human"],
+        origin: Origin,
         response: str,
         messages: list[Message],
     ) -> Candidate:
@@ -345,19 +355,15 @@ class Loop:
         self.report(
             Progress("iteration", f"iteration {number}" + (" (repeat with errors)" if repeat else ""))
         )
-        files = [iter_dir / f"cand_{j}" / RESPONSE_FILE for j in range(self.config.samples)]
-        responses = self._ask(files, messages, "reward")
-        work: list[tuple[int, Literal["llm", "tune", "human"], str]] = [
-            (j, "llm", r) for j, r in enumerate(responses)
-        ]
+        samples = 0 if self.config.model == NO_MODEL else self.config.samples
+        files = [iter_dir / f"cand_{j}" / RESPONSE_FILE for j in range(samples)]
+        responses = self._ask(files, messages, "reward") if files else []
+        work: list[tuple[int, Origin, str]] = [(j, "llm", r) for j, r in enumerate(responses)]
         if number == 0 and self.config.human_init and self.human_reward is not None:
             work.append((len(work), "human", self.human_reward.read_text()))
-        if self.elite is not None:
-            rng = random.Random(f"{self.config.seed}-{number}")
-            for _ in range(self.config.tune):
-                code = tune.perturb(self.elite.code, rng)
-                if code is not None:
-                    work.append((len(work), "tune", code))
+        for proposal in self._proposals(number):
+            self.proposed[f"iter_{number}/cand_{len(work)}"] = proposal
+            work.append((len(work), cast(Origin, proposal.origin), proposal.code))
         summary = IterationSummary(iteration=number, repeat=repeat)
         self.summary.iterations.append(summary)
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
@@ -365,6 +371,7 @@ class Loop:
         ready = [c for c in prepared if c.status == Status.OK and c.result is None]
         trained = {c.name: c for c in self._train_all(ready, summary)}
         candidates = [trained.get(c.name, c) for c in prepared]
+        self._tell(candidates, summary)
         fresh = []
         for cand in candidates:
             if cand.name in trained:
@@ -382,6 +389,44 @@ class Loop:
         self.summary.best = best.outcome(self.elo.get(best.name)) if best else None
         self._save()
         return [] if fresh else candidates
+
+    # ------------------------------------------------------------ proposals without the LLM
+
+    @staticmethod
+    def _as_elite(cand: Candidate) -> optimise.Elite:
+        names = tuple(c.name for c in cand.result.components) if cand.result else ()
+        return optimise.Elite(cand.code, names, cand.fitness or 0.0)
+
+    def _proposals(self, number: int) -> list[optimise.Proposed]:
+        """The optimiser's trials and the structure operators' recombinations of the elite."""
+        if self.elite is None or not (self.config.tune or self.config.structure):
+            return []
+        elite = self.elite
+        others = sorted(
+            (c for c in self.trained.values() if c.code.strip() != elite.code.strip()),
+            key=lambda c: c.fitness if c.fitness is not None else float("-inf"),
+            reverse=True,
+        )[:4]
+        human = self.human_reward.read_text() if self.human_reward is not None else None
+        return self.proposer.propose(
+            number,
+            self._as_elite(elite),
+            [self._as_elite(c) for c in others],
+            human,
+            self.config.tune,
+            self.config.structure,
+        )
+
+    def _tell(self, candidates: list[Candidate], summary: IterationSummary) -> None:
+        """Give the optimiser each of its trials' F (pruned: stopped early by successive halving)."""
+        finalists = set(summary.halving.survivors[-1]) if summary.halving else None
+        for cand in candidates:
+            proposal = self.proposed.get(cand.name)
+            if proposal is None:
+                continue
+            ok = cand.status == Status.OK and cand.fitness is not None
+            pruned = finalists is not None and cand.name not in finalists
+            self.proposer.tell(proposal, cand.fitness if ok else None, pruned)
 
     # ------------------------------------------------------------ final evaluation
 
@@ -515,6 +560,30 @@ def human_normalized_score(best: float | None, human: float | None, sparse: floa
     if best is None or human is None or sparse is None or human == sparse:
         return None
     return (best - sparse) / abs(human - sparse)
+
+
+DEFAULT_TUNE = 8
+"""Optimiser trials per iteration when no LLM writes rewards (or only the embedded one)."""
+DEFAULT_STRUCTURE = 2
+"""Structure-operator candidates per iteration in that case."""
+EMBEDDED_SAMPLES = 2
+"""Rewards the embedded model proposes per iteration when it is the no-key default."""
+
+
+def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig:
+    """The settings of a run without a provider's model (`given`: the fields the user set).
+    `--model none`: the human reward, the optimiser and the structure operators. No key and no
+    --model: the same, with the embedded model as an extra proposer, so the run ends with a
+    reward at least as good as the human one. What the user set stays as set."""
+    offline = config.model == NO_MODEL or (config.model == LOCAL_MODEL and "model" not in given)
+    if not offline:
+        return config
+    defaults: dict[str, object] = {"human_init": True, "tune": DEFAULT_TUNE, "structure": DEFAULT_STRUCTURE}
+    if config.model == LOCAL_MODEL and importlib.util.find_spec("llama_cpp") is None:
+        defaults["model"] = NO_MODEL  # the embedded model is not installed: the run still serves
+    elif config.model == LOCAL_MODEL:
+        defaults["samples"] = EMBEDDED_SAMPLES
+    return config.model_copy(update={k: v for k, v in defaults.items() if k not in given})
 
 
 def load_config(run_dir: Path) -> SolveConfig:

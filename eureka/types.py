@@ -329,7 +329,8 @@ class SolveConfig(Strict):
     task: str
     """Task name or folder."""
     model: str
-    """A litellm model string, `local/smollm2`, or `replay:<run dir or transcript>`."""
+    """A litellm model string, `local/smollm2`, `replay:<run dir or transcript>`, or `none` (no
+    LLM: the human reward, the optimiser and the structure operators)."""
     api_base: str | None = None
     """Base URL of an OpenAI-compatible server."""
     iterations: int = Field(default=5, ge=1)
@@ -353,7 +354,15 @@ class SolveConfig(Strict):
     human_init: bool = False
     """Add the task's human reward as a candidate of the first iteration (Eureka's human init)."""
     tune: int = Field(default=0, ge=0)
-    """Extra candidates per iteration made by perturbing the numeric constants of the best reward."""
+    """Extra candidates per iteration that tune the best reward's numbers: trials of the optimiser
+    (its constants and blend weights over its components and the human reward), or random
+    perturbations of its constants (`tuner: random`)."""
+    tuner: Literal["optuna", "random"] = "optuna"
+    """How `tune` candidates are made: an Optuna study (TPE) stored in the run directory, or
+    random log-uniform perturbation of the constants."""
+    structure: int = Field(default=0, ge=0)
+    """Extra candidates per iteration made by the structure operators: crossover of components
+    with other trained rewards, dropping one, adding one from another reward."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     halving: int = Field(default=0, ge=0)
@@ -453,6 +462,10 @@ METRICS_FILE = "metrics.json"
 """The TrainResult a training job writes in its folder (also for a crash or a timeout)."""
 
 
+Origin = Literal["llm", "tune", "human", "crossover", "drop", "add"]
+"""Who proposed a candidate."""
+
+
 class Candidate(BaseModel):
     """One reward candidate: where it came from, every attempt at its code (the reply and each
     repair, with the critic's verdict), its training result and how it ended.
@@ -463,7 +476,8 @@ class Candidate(BaseModel):
 
     iteration: int
     index: int
-    origin: Literal["llm", "tune", "human"] = "llm"
+    origin: Origin = "llm"
+    """Who proposed it: the LLM, the optimiser (tune), a structure operator, or the task's human."""
     status: Status
     message: str = ""
     fitness: float | None = None

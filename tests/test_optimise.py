@@ -4,24 +4,28 @@ parametrised reward family it searches, and the structure operators (crossover, 
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+from typer.testing import CliRunner
 
 from eureka import tasks
+from eureka.cli import app
 from eureka.llm.context import environment_context
 from eureka.reward import compose, parametrise
 from eureka.reward.critic import review
 from eureka.training import optimise
 from eureka.training.jobs import run_training
-from eureka.types import Status
+from eureka.types import Status, Summary
 
 TASK = tasks.load("pendulum")
 HUMAN = (REPO / "tasks/pendulum/human_reward.py").read_text()
 HUMAN_PARTS = ("angle_cost", "spin_cost", "torque_cost")
-WRITTEN = '''import torch
+runner = CliRunner()
+WRITTEN = """import torch
 SCALE = 0.5
 
 
@@ -34,7 +38,7 @@ def compute_reward(pole_angle: torch.Tensor, angular_velocity: torch.Tensor):
     calm = -0.05 * angular_velocity ** 2
     total = 2.0 * upright + calm
     return total, {"upright": upright, "calm": calm}
-'''
+"""
 """An LLM-style reward: a module constant, a helper, weights, an exponent that is not tuned."""
 
 
@@ -53,7 +57,8 @@ def test_family_finds_the_constants_and_renders_its_start_unchanged() -> None:
     assert "** 2" in family.render({"c1": 0.2})  # exponents are not parameters
     assert "0.2 * angular_velocity ** 2" in family.render({"c1": 0.2})
     # the human reward is not blended into itself
-    assert [p.name for p in parametrise.Family.of(HUMAN, HUMAN_PARTS, human=HUMAN).params][-1] == "w_torque_cost"
+    own = parametrise.Family.of(HUMAN, HUMAN_PARTS, human=HUMAN)
+    assert [p.name for p in own.params][-1] == "w_torque_cost"
 
 
 def test_optimiser_proposes_within_bounds_and_resumes_from_its_stored_study(tmp_path: Path) -> None:
@@ -122,14 +127,19 @@ def test_structure_operators_yield_code_that_passes_the_critic(tmp_path: Path) -
         imp, rest = compose.prefixed(code, f"_t{i}_")
         imports += imp
         body += rest
-        calls.append(f"    t{i}, parts{i} = _t{i}_compute_reward(" + ", ".join(
-            f"{p}={p}" for p in compose.parameters(code)) + ")")
+        calls.append(
+            f"    t{i}, parts{i} = _t{i}_compute_reward("
+            + ", ".join(f"{p}={p}" for p in compose.parameters(code))
+            + ")"
+        )
     params = compose.union([compose.parameters(c) for c in [crossed, dropped, added, blended]])
-    wrapper = "\n".join([
-        compose.signature(params),
-        *calls,
-        "    return t0 + t1 + t2 + t3, {**parts0, **parts1, **parts2, **parts3}",
-    ])
+    wrapper = "\n".join(
+        [
+            compose.signature(params),
+            *calls,
+            "    return t0 + t1 + t2 + t3, {**parts0, **parts1, **parts2, **parts3}",
+        ]
+    )
     combined = compose.module(imports, body, wrapper)
     context = environment_context(TASK)
     report = review(combined, TASK, tmp_path / "cand", context, run_training, backend="batched")
@@ -140,3 +150,30 @@ def test_structure_operators_yield_code_that_passes_the_critic(tmp_path: Path) -
 def test_unparseable_parents_are_refused_with_a_reason(bad: str) -> None:
     with pytest.raises(compose.ComposeError):
         compose.recombine([compose.Parent(bad, ("a",))], [(0, "a")])
+
+
+def test_model_none_tunes_and_recombines_the_human_reward_and_resumes(tmp_path: Path) -> None:
+    """`--model none`: the human reward, then the optimiser's trials and a structure operator;
+    a resumed run retrains nothing and asks the study for nothing new."""
+    args = ["solve", "mountain_car_continuous", "--model", "none", "--iterations", "2", "--tune", "2"]
+    args += ["--structure", "1", "--timesteps", "2000", "--eval-seeds", "0", "--no-video"]
+    args += ["--workers", "2", "--backend", "batched"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("mountain_car_continuous/*")
+    summary = Summary.model_validate_json((run_dir / "summary.json").read_text())
+    assert summary.model == "none" and summary.llm_calls == 0 and summary.status == "ok"
+    first, second = summary.iterations
+    assert [c.origin for c in first.candidates] == ["human"]
+    assert [c.origin for c in second.candidates] == ["tune", "tune", "drop"]
+    assert all(c.status == Status.OK for c in second.candidates), second.candidates
+    trials = optimise.all_trials(run_dir / optimise.STUDY_FILE)
+    assert [t.state for t in trials] == ["COMPLETE"] * 3  # the human reward's start, then two trials
+    assert trials[0].fitness == first.candidates[0].fitness
+    assert 'id="optimiser"' in (run_dir / "report.html").read_text()
+
+    again = runner.invoke(app, ["solve", "--resume", str(run_dir)])
+    assert again.exit_code == 0, again.output
+    assert optimise.all_trials(run_dir / optimise.STUDY_FILE) == trials
+    resumed = Summary.model_validate_json((run_dir / "summary.json").read_text())
+    assert [c.fitness for c in resumed.iterations[1].candidates] == [c.fitness for c in second.candidates]

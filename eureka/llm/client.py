@@ -23,6 +23,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # importing litel
 
 Message = dict[str, str]
 LOCAL_MODEL = "local/smollm2"
+NO_MODEL = "none"
 PROVIDER_KEYS = {
     "OPENAI_API_KEY": "gpt-4o",
     "ANTHROPIC_API_KEY": "anthropic/claude-sonnet-4-5",
@@ -254,6 +255,18 @@ class LocalBackend:
         return out
 
 
+class NoModel:
+    """`--model none`: the run asks no model; a request is a mistake in the caller's settings."""
+
+    model = NO_MODEL
+
+    def complete(self, messages: list[Message], n: int, temperature: float) -> list[Completion]:
+        raise LLMError(
+            "--model none asks no model, but this run needs one (--critic llm or --analyzer llm?): "
+            "drop those options or give a --model"
+        )
+
+
 # ---------------------------------------------------------------- replay of a recorded run
 
 
@@ -373,6 +386,8 @@ def make_backend(
         return ReplayBackend(Path(model.removeprefix("replay:")))
     if model == LOCAL_MODEL or model == "local":
         return LocalBackend(seed=seed, grammar=grammar)
+    if model == NO_MODEL:
+        return NoModel()
     return LiteLLMBackend(model, api_base)
 
 
@@ -477,9 +492,16 @@ def cache_dir() -> Path:
 
 
 def for_run(config: Any, run_dir: Path) -> LLM:
-    """The client a solve run uses (a SolveConfig's model, budgets and cache; its transcript)."""
+    """The client a solve run uses (a SolveConfig's model, budgets and cache; its transcript). The
+    embedded model writes under the task's reward grammar."""
+    grammar = None
+    if config.model in (LOCAL_MODEL, "local"):
+        from eureka import tasks
+        from eureka.llm.grammar import reward_grammar
+
+        grammar = reward_grammar(tasks.load(config.task))
     return LLM(
-        make_backend(config.model, config.api_base, config.seed),
+        make_backend(config.model, config.api_base, config.seed, grammar),
         transcript=run_dir / "transcript.jsonl",
         cache_dir=cache_dir() if config.cache else None,
         temperature=config.temperature,

@@ -55,8 +55,8 @@ def reward_grammar(task: Task, max_components: int = 4) -> str:
         'entry ::= "        \\"" name "\\": " expr2 ",\\n"',
         "name ::= [a-z] [a-z_]{1,20}",
         "expr2 ::= sign term2 (op term2){0,2}",
-        "term2 ::= (number \" * \")? factor2",
-        "factor2 ::= atom | func \"(\" expr1 \")\" | \"torch.exp(-torch.abs(\" expr1 \"))\" "
+        'term2 ::= (number " * ")? factor2',
+        'factor2 ::= atom | func "(" expr1 ")" | "torch.exp(-torch.abs(" expr1 "))" '
         '| "torch.clamp(" expr1 ", min=" sign number ", max=" sign number ")" | "(" expr1 ")"',
         "expr1 ::= sign term1 (op term1){0,2}",
         'term1 ::= (number " * ")? atom',

@@ -96,8 +96,8 @@ def prefixed(code: str, prefix: str) -> tuple[list[ast.stmt], list[ast.stmt]]:
     tree = parse(code)
     names = {n: f"{prefix}{n}" for n in _top_level_names(tree)}
     tree = _Rename(names).visit(tree)
-    imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
-    rest = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+    imports: list[ast.stmt] = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+    rest: list[ast.stmt] = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
     return imports, rest
 
 
@@ -193,9 +193,7 @@ def add(a: Parent, b: Parent, rng: random.Random) -> str | None:
 OPERATORS = ("crossover", "drop", "add")
 
 
-def propose(
-    parents: list[Parent], count: int, rng: random.Random
-) -> list[tuple[str, str]]:
+def propose(parents: list[Parent], count: int, rng: random.Random) -> list[tuple[str, str]]:
     """Up to `count` distinct (operator, code) proposals from the parents (the first is the elite),
     cycling through the operators; fewer when the parents offer no more."""
     out: list[tuple[str, str]] = []

@@ -15,6 +15,7 @@ import ast
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from eureka.reward import compose
 from eureka.reward.contract import ENTRY
@@ -102,7 +103,7 @@ class Family:
         tree = compose.parse(code)
         params = []
         for i, node in enumerate(_tunable(tree)[:MAX_CONSTANTS]):
-            value = abs(float(node.value))
+            value = abs(cast(float, node.value))
             params.append(Param(f"c{i}", value, value / LOG_SPAN, value * LOG_SPAN, log=True))
         params.append(Param("w_total", 1.0, 0.0, 2.0, log=False))
         for name in components:
@@ -122,10 +123,7 @@ class Family:
         """The reward at `values` (missing names keep their start value)."""
         point = {**self.start, **values}
         constants = [point[p.name] for p in self.params if p.name.startswith("c") and p.name[1:].isdigit()]
-        tree = compose.parse(self.code)
-        for node, value in zip(_tunable(tree), constants, strict=False):
-            node.value = float(f"{value:.4g}") if node.value > 0 else -float(f"{value:.4g}")
-        code = ast.unparse(tree) + "\n"
+        code = substitute(self.code, constants)
         weights = {n: point[f"w_{_identifier(n)}"] for n in self.components}
         w_total = point["w_total"]
         w_human = point.get("w_human", 0.0)

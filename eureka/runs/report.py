@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from eureka.training import optimise
 from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult
 
 REPORT_FILE = "report.html"
@@ -183,6 +184,34 @@ def _candidates_table(info: RunInfo) -> str:
     return f'<table id="candidates">{head}{"".join(rows)}</table>'
 
 
+def _optimiser_table(info: RunInfo) -> str:
+    """The optimiser's trials (F of each, by study) and the parameters of each study's best."""
+    trials = optimise.all_trials(info.run_dir / optimise.STUDY_FILE)
+    if not trials:
+        return ""
+    rows = []
+    studies = sorted({t.study for t in trials}, key=[t.study for t in trials].index)
+    for study in studies:
+        mine = [t for t in trials if t.study == study]
+        done = [t for t in mine if t.state == "COMPLETE" and t.fitness is not None]
+        best = max(done, key=lambda t: t.fitness or 0.0) if done else None
+        for t in mine:
+            label = "start (the elite)" if t.number == 0 else str(t.number)
+            row_class = "best" if best is not None and t.number == best.number else ""
+            rows.append(
+                f'<tr class="{row_class}"><td>{html.escape(study)}</td><td>{label}</td>'
+                f"<td>{t.state.lower()}</td><td>{_fmt(t.fitness)}</td></tr>"
+            )
+        if best is not None:
+            values = ", ".join(f"{k} = {v:.4g}" for k, v in best.values.items())
+            rows.append(
+                f'<tr><td></td><td colspan="3" class="msg">best of {html.escape(study)}: '
+                f"F {_fmt(best.fitness)} at {html.escape(values)}</td></tr>"
+            )
+    head = "<tr><th>study</th><th>trial</th><th>state</th><th>F</th></tr>"
+    return f'<h2>Optimiser trials</h2><table id="optimiser">{head}{"".join(rows)}</table>'
+
+
 def _final_table(info: RunInfo) -> str:
     final = info.summary.final
     if final is None:
@@ -281,6 +310,7 @@ def render(run_dir: Path) -> str:
         "</div>",
         "<h2>Candidates</h2>",
         _candidates_table(info),
+        _optimiser_table(info),
         _feedback_list(info),
     ]
     return (
