@@ -13,7 +13,7 @@ from conftest import REPO
 from typer.testing import CliRunner
 
 from eureka.cli import app
-from eureka.types import Summary
+from eureka.types import CheckReport, Summary
 
 runner = CliRunner()
 
@@ -49,34 +49,22 @@ def test_readme_demo_replays_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the 'local' extra")
-def test_offline_default_model_runs_a_1x2_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_key_default_starts_from_the_human_reward_with_the_embedded_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No key, no --model: human init + optimiser, the embedded model proposing one reward under
+    the reward grammar (one short constrained reply)."""
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(key, raising=False)
-    result = runner.invoke(
-        app,
-        [
-            "solve",
-            "cartpole",
-            "--iterations",
-            "1",
-            "--samples",
-            "2",
-            "--human-init",
-            "--timesteps",
-            "2000",
-            "--eval-seeds",
-            "0",
-            "--no-video",
-            "--workers",
-            "1",
-        ],
-    )
+    args = ["solve", "cartpole", "--iterations", "1", "--samples", "1", "--timesteps", "2000"]
+    result = runner.invoke(app, [*args, "--eval-seeds", "0", "--no-video", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "using the embedded SmolLM2-135M. It writes poor reward code" in result.output
+    assert "starting from the task's human reward, tuned by the optimiser (8 trials" in result.output
     (path,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*/summary.json")
     summary = Summary.model_validate_json(path.read_text())
-    assert summary.model == "local/smollm2"
-    llm_cands = [c for c in summary.iterations[0].candidates if c.origin == "llm"]
-    assert len(llm_cands) == 2 and all(c.status.value for c in llm_cands)  # every reply ends with a status
-    assert summary.best is not None  # the human seed candidate trains even when the local model fails
-    assert summary.tokens_out > 0
+    assert summary.model == "local/smollm2" and summary.tokens_out > 0
+    assert [c.origin for c in summary.iterations[0].candidates] == ["llm", "human"]
+    reply = summary.iterations[0].candidates[0]
+    check = CheckReport.model_validate_json((path.parent / reply.name / "check.json").read_text())
+    assert check.stage != "static", check.message  # the grammar's reply is a contract reward
+    assert summary.best is not None and summary.status == "ok"

@@ -152,6 +152,7 @@ def test_unparseable_parents_are_refused_with_a_reason(bad: str) -> None:
         compose.recombine([compose.Parent(bad, ("a",))], [(0, "a")])
 
 
+@pytest.mark.slow
 def test_model_none_tunes_and_recombines_the_human_reward_and_resumes(tmp_path: Path) -> None:
     """`--model none`: the human reward, then the optimiser's trials and a structure operator;
     a resumed run retrains nothing and asks the study for nothing new."""
@@ -177,3 +178,41 @@ def test_model_none_tunes_and_recombines_the_human_reward_and_resumes(tmp_path: 
     assert optimise.all_trials(run_dir / optimise.STUDY_FILE) == trials
     resumed = Summary.model_validate_json((run_dir / "summary.json").read_text())
     assert [c.fitness for c in resumed.iterations[1].candidates] == [c.fitness for c in second.candidates]
+
+
+MISLED = """import torch
+
+
+def compute_reward(
+    tip_height: torch.Tensor, prev_tip_height: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    time_cost = -torch.ones_like(tip_height)
+    climb = 2.0 * (tip_height - prev_tip_height)
+    goal = (tip_height > 1.0).float() * 10.0
+    rest = -3.0 * tip_height
+    total = time_cost + climb + goal + rest
+    return total, {"time_cost": time_cost, "climb": climb, "goal": goal, "rest": rest}
+"""
+"""Acrobot's human reward with a misleading term added: it pays for keeping the tip low."""
+
+
+@pytest.mark.slow
+def test_model_none_improves_on_a_misled_human_reward_over_several_seeds(tmp_path: Path) -> None:
+    """End to end with no LLM: from a human reward with one wrong term, the structure operators
+    and the optimiser find a better reward; its final F over 2 evaluation seeds beats the human
+    reward's by a wide margin (the misled reward never swings up: F = -500 on every seed)."""
+    import shutil
+
+    folder = tmp_path / "acrobot_misled"
+    shutil.copytree(REPO / "tasks/acrobot", folder)
+    (folder / "human_reward.py").write_text(MISLED)
+    args = ["solve", str(folder), "--model", "none", "--iterations", "2", "--tune", "1"]
+    args += ["--structure", "4", "--timesteps", "30000", "--eval-seeds", "2", "--no-video"]
+    result = runner.invoke(app, [*args, "--workers", "2", "--backend", "batched"])
+    assert result.exit_code == 0, result.output
+    (path,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("acrobot/*/summary.json")
+    summary = Summary.model_validate_json(path.read_text())
+    final = summary.final
+    assert final is not None and final.best.fitness_mean is not None and final.human.fitness_mean is not None
+    assert summary.best is not None and summary.best.origin != "human"
+    assert all(b > h + 100 for b, h in zip(final.best.fitness, final.human.fitness, strict=True)), final
