@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,7 @@ def test_model_none_improves_on_a_misled_human_reward_over_several_seeds(tmp_pat
     reward's by a wide margin (the misled reward never swings up: F = -500 on every seed)."""
     import shutil
 
-    folder = tmp_path / "acrobot_misled"
+    folder = tmp_path / "misled" / "acrobot"
     shutil.copytree(REPO / "tasks/acrobot", folder)
     (folder / "human_reward.py").write_text(MISLED)
     args = ["solve", str(folder), "--model", "none", "--iterations", "2", "--tune", "1"]
@@ -216,3 +217,12 @@ def test_model_none_improves_on_a_misled_human_reward_over_several_seeds(tmp_pat
     assert final is not None and final.best.fitness_mean is not None and final.human.fitness_mean is not None
     assert summary.best is not None and summary.best.origin != "human"
     assert all(b > h + 100 for b, h in zip(final.best.fitness, final.human.fitness, strict=True)), final
+
+
+def test_random_perturbation_scales_each_constant_within_its_spread() -> None:
+    code = parametrise.perturb(WRITTEN, random.Random(0), spread=2.0)
+    assert code is not None and "** 2" in code
+    old = [0.5, 0.05, 2.0]
+    new = [float(n) for n in re.findall(r"\d+\.\d+", code)]
+    assert len(new) == 3 and all(0.5 <= n / o <= 2.0 for n, o in zip(new, old, strict=True))
+    assert parametrise.perturb("def compute_reward(x):\n    return x, {}\n", random.Random(0)) is None
