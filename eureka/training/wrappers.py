@@ -146,7 +146,7 @@ class RewardVectorEnv(gym.vector.VectorWrapper):
 def _sb3_wrapper(venv: Any, reward: str | Path, task: str | Path | Task, device: str) -> Any:
     from stable_baselines3.common.vec_env import VecEnvWrapper
 
-    class RewardVecEnv(VecEnvWrapper):  # type: ignore[misc]
+    class RewardVecEnv(VecEnvWrapper):
         """An SB3 VecEnv whose reward is computed once per batched step; every info gets
         `reward_components` and `env_reward`. Sub-environments made with `state_env`."""
 
