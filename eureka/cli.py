@@ -591,11 +591,12 @@ def bench_quality(
     with user_errors():
         use_sandbox(sandbox_mode)
         n_workers = worker_count(workers)
-        todo = batching.entries([], batching.load_suite(suite or bench.default_suite()), None)
+        loaded = batching.load_suite(suite or bench.default_suite())
+        todo = batching.entries([], loaded, None)
         wanted = [n for names in task_names or [] for n in names.split(",") if n]
-        if wanted:
+        if wanted:  # tasks of the suite keep their options; others get the suite's defaults
             listed = {e.task: e for e in todo}
-            todo = [listed.get(n, batching.SuiteEntry(task=n)) for n in wanted]
+            todo = [listed.get(n, batching.SuiteEntry(task=n, options=dict(loaded.defaults))) for n in wanted]
         overrides = {
             "model": model,
             "iterations": iterations,
