@@ -156,7 +156,7 @@ def test_the_papers_summary_numbers() -> None:
         _row("d", 5.0, 5.0, 5.0),  # human = sparse: HNS undefined, best ≥ human
         _row("e", 0.0, 1.0, None, outcome="error"),
     ]
-    h = headline(rows, wall_time=1.0)
+    h = headline(rows)
     assert (h.tasks, h.evaluated, h.best_ge_human, h.hns_tasks) == (5, 4, 3, 3)
     assert h.share_best_ge_human == pytest.approx(3 / 5)
     assert h.mean_hns == pytest.approx((2 + 0.5 + 9) / 3)
