@@ -20,7 +20,7 @@ from eureka.types import Summary
 runner = CliRunner()
 
 
-def _args(tmp: Path) -> list[str]:
+def _args(tmp: Path, only: str = "cartpole,pendulum", *extra: str) -> list[str]:
     suite = tmp / "suite.yaml"
     suite.write_text(
         yaml.safe_dump(
@@ -36,7 +36,7 @@ def _args(tmp: Path) -> list[str]:
         "--suite",
         str(suite),
         "--tasks",
-        "cartpole,pendulum",  # acrobot is left out
+        only,  # acrobot is left out
         "--model",
         f"replay:{REPO / 'examples/batch'}/{{task}}",
         "--iterations",
@@ -52,17 +52,17 @@ def _args(tmp: Path) -> list[str]:
         "--no-video",
         "--out",
         str(tmp / "out"),
+        *extra,
     ]
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], object]:
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object]:
     tmp = tmp_path_factory.mktemp("quality")
-    args = _args(tmp)
-    return tmp / "out", args, runner.invoke(app, args)
+    return tmp / "out", tmp, runner.invoke(app, _args(tmp))
 
 
-def test_table_json_summary_report_and_exit_code(bench_run: tuple[Path, list[str], object]) -> None:
+def test_table_json_summary_report_and_exit_code(bench_run: tuple[Path, Path, object]) -> None:
     out, _, result = bench_run
     assert result.exit_code == 2, result.output  # pendulum's run failed
     data = json.loads((out / "results.json").read_text())
@@ -105,15 +105,15 @@ def test_table_json_summary_report_and_exit_code(bench_run: tuple[Path, list[str
     assert "eureka bench quality" in result.output and "of 2 tasks" in result.output
 
 
-def test_a_rerun_resumes_per_task(bench_run: tuple[Path, list[str], object]) -> None:
-    out, args, _ = bench_run
+def test_a_rerun_resumes_per_task(bench_run: tuple[Path, Path, object]) -> None:
+    out, tmp, _ = bench_run
     before = json.loads((out / "results.json").read_text())["tasks"]
     cart_dir = Path(before[0]["run_dir"])
     # as if the cartpole run had been killed before it ended: it is continued, not restarted
     summary = json.loads((cart_dir / "summary.json").read_text())
     summary["status"] = "running"
     (cart_dir / "summary.json").write_text(json.dumps(summary))
-    again = runner.invoke(app, args)
+    again = runner.invoke(app, _args(tmp))
     assert again.exit_code == 2, again.output
     after = {t["task"]: t for t in json.loads((out / "results.json").read_text())["tasks"]}
     assert after["cartpole"]["run_dir"] == str(cart_dir) and not after["cartpole"]["reused"]
@@ -123,7 +123,7 @@ def test_a_rerun_resumes_per_task(bench_run: tuple[Path, list[str], object]) -> 
     assert len(list((out / "runs" / "cartpole").iterdir())) == 1
     assert len(list((out / "runs" / "pendulum").iterdir())) == 1
     # different settings make a new run
-    changed = runner.invoke(app, [*args[:-2], "--seed", "7", "--tasks", "pendulum", *args[-2:]])
+    changed = runner.invoke(app, _args(tmp, "pendulum", "--seed", "7"))
     assert changed.exit_code == 2
     assert len(list((out / "runs" / "pendulum").iterdir())) == 2
 
