@@ -571,14 +571,15 @@ def bench_quality(
     task_names: Annotated[
         list[str] | None, typer.Option("--tasks", help="only these tasks (repeat, or comma-separated)")
     ] = None,
-    iterations: Annotated[int | None, typer.Option(help="rounds of evolution (default 5)")] = None,
-    samples: Annotated[int | None, typer.Option(help="reward candidates per iteration (default 8)")] = None,
-    eval_seeds: Annotated[int | None, typer.Option(help="seeds of the final evaluation (default 3)")] = None,
-    timesteps: Annotated[int | None, typer.Option(help="training budget (default: each task's)")] = None,
-    workers: Annotated[str, typer.Option(help="candidates trained at once; 'auto' = one per core")] = "auto",
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    video: Annotated[bool | None, typer.Option(help="film each trained policy")] = None,
-    sandbox_mode: Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)] = "auto",
+    iterations: Annotated[int | None, _config_option("iterations")] = None,
+    samples: Annotated[int | None, _config_option("samples")] = None,
+    eval_seeds: Annotated[int | None, _config_option("eval_seeds")] = None,
+    timesteps: Annotated[int | None, _config_option("timesteps")] = None,
+    workers: Annotated[str | None, _config_option("workers")] = None,
+    seed: Annotated[int | None, _config_option("seed")] = None,
+    video: Annotated[bool | None, _config_option("video")] = None,
+    sandbox: Annotated[str | None, _config_option("sandbox")] = None,
+    device: Annotated[str | None, _config_option("device")] = None,
 ) -> None:
     """Eureka's protocol on every task of a suite: the table of F_sparse, F_human and F_best over
     the evaluation seeds, HNS, cost; the paper's summary lines. Rerun to resume. Exit 0 when every
@@ -588,29 +589,25 @@ def bench_quality(
     from eureka.runs import batch as batching
     from eureka.runs import bench, display
 
+    overrides = _given(locals())  # the command line's flags, over the suite's options
     with user_errors():
-        use_sandbox(sandbox_mode)
-        n_workers = worker_count(workers)
+        use_sandbox(sandbox)
+        if workers is not None:
+            overrides["workers"] = worker_count(workers)
+        if overrides.get("device") is not None:
+            overrides["device"] = _device(overrides["device"])
         loaded = batching.load_suite(suite or bench.default_suite())
         todo = batching.entries([], loaded, None)
         wanted = [n for names in task_names or [] for n in names.split(",") if n]
         if wanted:  # tasks of the suite keep their options; others get the suite's defaults
             listed = {e.task: e for e in todo}
             todo = [listed.get(n, batching.SuiteEntry(task=n, options=dict(loaded.defaults))) for n in wanted]
-        overrides = {
-            "model": model,
-            "iterations": iterations,
-            "samples": samples,
-            "timesteps": timesteps,
-            "eval_seeds": eval_seeds,
-            "seed": seed,
-            "video": video,
-        }
         fallback = default_model()
-        configs = {e.task: batching.solve_config(e, overrides, fallback, n_workers) for e in todo}
+        configs = {e.task: batching.solve_config(e, overrides, fallback) for e in todo}
 
         def solve_one(entry: batching.SuiteEntry, earlier: Path | None) -> Path:
             config = configs[entry.task]
+            use_sandbox(config.sandbox)
             if earlier is None:
                 run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
                 loop.save_config(run_dir, config)
