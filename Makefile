@@ -54,8 +54,8 @@ system-deps:
 		fi; fi
 
 demo:
-	$(BIN)/eureka solve cartpole --model replay:examples/cartpole_demo --iterations 2 --samples 3 \
-		--timesteps 100000 --eval-seeds 2
+	$(BIN)/eureka solve mountain_car_continuous --model replay:examples/mountain_car_demo --iterations 2 \
+		--samples 3 --timesteps 12000 --eval-seeds 3
 
 test:
 	$(BIN)/python -m pytest

@@ -563,6 +563,88 @@ def doctor() -> None:
             console.print(f"   {'':<14} [dim]{escape(f.hint)}[/dim]", highlight=False, soft_wrap=True)
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of the rewards eureka finds.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("quality")
+def bench_quality(
+    suite: Annotated[Path | None, typer.Option(help="suite.yaml (default: benchmarks/quality.yaml)")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="litellm model or replay:DIR ({task} = the task's name)")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="where results.json, summary.md, report.html and runs/ go")
+    ] = Path("bench-quality"),
+    task_names: Annotated[
+        list[str] | None, typer.Option("--tasks", help="only these tasks (repeat, or comma-separated)")
+    ] = None,
+    iterations: Annotated[int | None, _config_option("iterations")] = None,
+    samples: Annotated[int | None, _config_option("samples")] = None,
+    eval_seeds: Annotated[int | None, _config_option("eval_seeds")] = None,
+    timesteps: Annotated[int | None, _config_option("timesteps")] = None,
+    workers: Annotated[str | None, _config_option("workers")] = None,
+    seed: Annotated[int | None, _config_option("seed")] = None,
+    video: Annotated[bool | None, _config_option("video")] = None,
+    sandbox: Annotated[str | None, _config_option("sandbox")] = None,
+    device: Annotated[str | None, _config_option("device")] = None,
+) -> None:
+    """Eureka's protocol on every task of a suite: the table of F_sparse, F_human and F_best over
+    the evaluation seeds, HNS, cost; the paper's summary lines. Rerun to resume. Exit 0 when every
+    task has a final evaluation, 2 otherwise."""
+    from eureka import loop
+    from eureka.llm.client import default_model, for_run
+    from eureka.runs import batch as batching
+    from eureka.runs import bench, display
+
+    overrides = _given(locals())  # the command line's flags, over the suite's options
+    with user_errors():
+        use_sandbox(sandbox)
+        if workers is not None:
+            overrides["workers"] = worker_count(workers)
+        if overrides.get("device") is not None:
+            overrides["device"] = _device(overrides["device"])
+        loaded = batching.load_suite(suite or bench.default_suite())
+        todo = batching.entries([], loaded, None)
+        wanted = [n for names in task_names or [] for n in names.split(",") if n]
+        if wanted:  # tasks of the suite keep their options; others get the suite's defaults
+            listed = {e.task: e for e in todo}
+            todo = [listed.get(n, batching.SuiteEntry(task=n, options=dict(loaded.defaults))) for n in wanted]
+        fallback = default_model()
+        configs = {e.task: batching.solve_config(e, overrides, fallback) for e in todo}
+
+        def solve_one(entry: batching.SuiteEntry, earlier: Path | None) -> Path:
+            config = configs[entry.task]
+            use_sandbox(config.sandbox)
+            if earlier is None:
+                run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
+                loop.save_config(run_dir, config)
+            else:
+                run_dir = earlier
+                console.print(f"[bold]{entry.task}[/bold]: resuming", highlight=False)
+            console.print(f"[bold]{entry.task}[/bold]: {run_dir}", highlight=False, soft_wrap=True)
+            loop.Loop(config, run_dir, for_run(config, run_dir), display.PlainReporter(console)).run()
+            return run_dir
+
+        def done(row: bench.TaskRow) -> None:
+            colour = "green" if row.outcome == "ok" else "red"
+            again = " (finished earlier)" if row.reused else ""
+            console.print(
+                f"[{colour}]{row.outcome}[/{colour}] {row.task}{again}: {row.message}", soft_wrap=True
+            )
+
+        result = bench.run_quality(todo, configs, solve_one, out, done)
+        table = Table(*bench.TABLE_HEAD, title="eureka bench quality")
+        for cells in bench.table_rows(result.tasks):
+            table.add_row(*cells)
+        console.print(table)
+        for line in bench.summary_lines(result.headline):
+            console.print(line, highlight=False, soft_wrap=True)
+        for name in (bench.RESULTS_FILE, bench.MARKDOWN_FILE, bench.REPORT_FILE):
+            console.print(f"{name}: {out / name}", highlight=False, soft_wrap=True)
+    raise typer.Exit(result.exit_code)
+
+
 def _judge(mode: str, rank_ui: str, open_videos: bool) -> Human | None:
     """Who answers a human feedback mode: the terminal, or the ranking page."""
     from eureka.feedback.judges import TerminalHuman

@@ -135,6 +135,19 @@ def judge(entry: SuiteEntry, run_dir: Path | None, error: str | None) -> TaskRes
     return TaskResult(task=entry.task, outcome=outcome, message=message, min_hns=entry.min_hns, **numbers)
 
 
+def attempt(entry: SuiteEntry, solve: Solve) -> tuple[Path | None, str | None]:
+    """Run one task's solve: its run directory, or the one-line error that stopped it. A task's
+    crash never reaches the caller, so one failing task never stops the others."""
+    try:
+        tasks.load(entry.task)
+        return solve(entry), None
+    except EurekaError as exc:
+        return None, str(exc).splitlines()[0]
+    except Exception as exc:
+        traceback.print_exc()
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def run_batch(
     todo: list[SuiteEntry], solve: Solve, out_dir: Path, on_done: Callable[[TaskResult], None] | None = None
 ) -> BatchResult:
@@ -143,16 +156,7 @@ def run_batch(
     start = time.monotonic()
     results: list[TaskResult] = []
     for entry in todo:
-        run_dir: Path | None = None
-        error: str | None = None
-        try:
-            tasks.load(entry.task)
-            run_dir = solve(entry)
-        except EurekaError as exc:
-            error = str(exc).splitlines()[0]
-        except Exception as exc:  # one task's crash must not stop the others
-            error = f"{type(exc).__name__}: {exc}"
-            traceback.print_exc()
+        run_dir, error = attempt(entry, solve)
         result = judge(entry, run_dir, error)
         results.append(result)
         if on_done is not None:

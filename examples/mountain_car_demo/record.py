@@ -1,12 +1,20 @@
 """Re-record transcript.jsonl, the offline demo of README's first command.
 
-The replies in replies.md were written by the developers in the style of a strong model (with
-two deliberate mistakes that the loop must catch and repair). This script runs the real loop on
-cartpole with those replies and records every exchange, so that
-`eureka solve cartpole --model replay:examples/cartpole_demo ...` replays it offline, reply for
-reply. Run it again whenever a prompt changes (tests/test_demo.py says when).
+The replies in replies.md are SCRIPTED: the developers wrote them in the style of a strong
+model, no model was asked. Iteration 0 holds three plausible first tries that reward being
+near or high up towards the flag (one names a state field that does not exist and is repaired
+once); all three teach the car to push uphill and stall, so no episode reaches the flag.
+Iteration 1 answers the reflection on the best of them (every episode ran into the time limit
+while `closeness` kept rising) with rewards for momentum; the energy-gain reward among them
+reaches the flag within the demo's 12,000-step budget, where the task's human reward usually
+does not yet. The training, the checks, the reflection and the final evaluation are all real.
 
-    python examples/cartpole_demo/record.py
+This script runs the real loop on mountain_car_continuous with those replies and records every
+exchange, so that `eureka solve mountain_car_continuous --model replay:examples/mountain_car_demo
+...` replays it offline, reply for reply. Run it again whenever a prompt changes
+(tests/test_demo.py says when):
+
+    python examples/mountain_car_demo/record.py
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from eureka.loop import Loop, save_config
 from eureka.types import SolveConfig
 
 HERE = Path(__file__).resolve().parent
-DEMO = {"iterations": 2, "samples": 3, "timesteps": 100000, "eval_seeds": 2}
+TASK = "mountain_car_continuous"
+DEMO = {"iterations": 2, "samples": 3, "timesteps": 12000, "eval_seeds": 3}
 """The options README's first command passes to `eureka solve`."""
 
 
@@ -35,7 +44,7 @@ def _replies() -> dict[str, str]:
 class ScriptedModel:
     """Answers sample requests in iteration order and repair requests by the reply repaired."""
 
-    model = "recorded-example"
+    model = "scripted-example"
 
     def __init__(self) -> None:
         self.replies = _replies()
@@ -55,7 +64,7 @@ class ScriptedModel:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
-        config = SolveConfig(task="cartpole", model="recorded-example", workers=1, video=False, **DEMO)
+        config = SolveConfig(task=TASK, model="scripted-example", workers=2, video=False, **DEMO)
         save_config(run_dir, config)
         summary = Loop(
             config,
