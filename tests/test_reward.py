@@ -35,7 +35,7 @@ def test_parameters_are_bound_by_name() -> None:
     total, parts = _call(
         "def compute_reward(action, prev_pole_angle, pole_angle):\n"
         "    upright = 1.0 - pole_angle.abs() + 0 * prev_pole_angle + 0 * action\n"
-        "    return upright, {'upright': upright, 'bonus': 1.0}\n"
+        "    return upright, {'upright': upright, 'bonus': torch.ones_like(upright)}\n"
     )
     assert total.shape == (4,)
     assert torch.allclose(total, 1.0 - torch.linspace(-0.1, 0.1, 4).abs())
@@ -115,3 +115,59 @@ def test_reward_cannot_mutate_the_state() -> None:
     )
     fn(batch, 4)
     assert torch.equal(batch["pole_angle"], before)
+
+
+@pytest.mark.parametrize(
+    ("total", "component", "message"),
+    [
+        (
+            "pole_angle.abs().max().item()",
+            "pole_angle",
+            "the total reward is a single Python float (0.1), not one value per environment: compute a "
+            "tensor of shape [N] from the state tensors (no .item(), and no .mean() or .sum() over the batch)",
+        ),
+        (
+            "pole_angle.abs().sum()",
+            "pole_angle",
+            "the total reward is a 0-dim tensor (one number for the whole batch), not one value per "
+            "environment: compute a tensor of shape [N] from the state tensors (no .item(), and no .mean() "
+            "or .sum() over the batch)",
+        ),
+        (
+            "pole_angle",
+            "pole_angle.mean()",
+            "component 'part' is a 0-dim tensor (one number for the whole batch), not one value per "
+            "environment: compute a tensor of shape [N] from the state tensors (no .item(), and no .mean() "
+            "or .sum() over the batch)",
+        ),
+        (
+            "pole_angle",
+            "0.5",
+            "component 'part' is a single Python float (0.5), not one value per environment: compute a "
+            "tensor of shape [N] from the state tensors (no .item(), and no .mean() or .sum() over the batch)",
+        ),
+    ],
+)
+def test_a_number_for_the_whole_batch_is_rejected(total: str, component: str, message: str) -> None:
+    err = _error(f"def compute_reward(pole_angle):\n    return {total}, {{'part': {component}}}\n")
+    assert err.status == Status.CHECK_FAILED
+    assert err.message == message
+
+
+def test_a_total_that_never_varies_with_the_state_is_rejected() -> None:
+    constant = compile_reward(
+        "import torch\ndef compute_reward(pole_angle):\n"
+        "    alive = torch.ones_like(pole_angle)\n    return 0.5 * alive, {'alive': alive}\n",
+        "reward.py",
+        FIELDS,
+    )
+    with pytest.raises(RewardError) as err, constant.varying():
+        for _ in range(3):
+            constant(_batch(), 4)
+    assert err.value.message == (
+        "the total reward is 0.5 for every environment in all 12 states of the smoke test: it must vary "
+        "with the state, or the policy learns nothing"
+    )
+    varying = compile_reward("def compute_reward(pole_angle):\n    return pole_angle, {}\n", "r.py", FIELDS)
+    with varying.varying():
+        varying(_batch(), 4)  # a constant component (alive) is fine; the total must vary
