@@ -85,6 +85,8 @@ class CallState:
     variant: int = 0
     attempt: int = 1
     tries: int = 1
+    sent: float | None = None
+    """When the first request went out (time.monotonic()); None while still preparing."""
 
 
 class Backend(Protocol):
@@ -173,6 +175,7 @@ class LiteLLMBackend:
         """Further litellm arguments (tests pass `mock_response`)."""
         self.stop = threading.Event()
         """Set by LLM.cancel(): no further tries."""
+        _litellm()  # imported now (seconds), not while the first call's clock runs
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -207,6 +210,7 @@ class LiteLLMBackend:
         call.tries = tries
         delay = self.backoff
         start = time.monotonic()
+        call.sent = call.sent or start
         for attempt in range(1, tries + 1):
             call.attempt = attempt
             _bodies.last = None
@@ -252,13 +256,13 @@ class LiteLLMBackend:
                 f"no reply within the request timeout of {self.timeout:g} s{self._where()}; "
                 "raise --request-timeout, or check that the provider is up"
             )
+        if isinstance(exc, litellm.APIConnectionError) or "Connection error" in str(exc):
+            return f"could not reach the provider{self._where()}: {_provider_says(exc)}; check --api-base"
         if isinstance(exc, litellm.RateLimitError):
             return f"rate limited (429): {_provider_says(exc)}; wait and resume, or lower --samples"
         if isinstance(exc, (litellm.ServiceUnavailableError, litellm.InternalServerError)):
             code = getattr(exc, "status_code", None) or "5xx"
             return f"the provider failed ({code}): {_provider_says(exc)}; resume later"
-        if isinstance(exc, litellm.APIConnectionError):
-            return f"could not reach the provider{self._where()}: {_provider_says(exc)}; check --api-base"
         return None
 
     def _supports_n(self) -> bool:
@@ -705,9 +709,9 @@ class LLM:
             now = time.monotonic()
             if self._stop.is_set():
                 raise Interrupted("interrupted")
-            if limit is not None and now - start > limit:
+            if limit is not None and call.sent is not None and now - call.sent > limit:
                 raise LLMError(
-                    f"{self.model}: no complete reply in {_duration(now - start)}; "
+                    f"{self.model}: no complete reply in {_duration(now - call.sent)}; "
                     "raise --request-timeout, or check that the provider is up"
                 )
             if self.on_wait is not None and now >= next_notice:
@@ -773,5 +777,5 @@ def for_run(config: Any, run_dir: Path) -> LLM:
         temperature=config.temperature,
         max_cost=config.max_cost,
         max_tokens=config.max_tokens,
-        notice_every=min(NOTICE_EVERY, max(0.5, config.request_timeout / 4)),
+        notice_every=min(NOTICE_EVERY, max(1.0, config.request_timeout / 4)),
     )

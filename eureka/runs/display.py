@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
-
+from rich.text import Text
 
 from eureka.types import Candidate, Progress, Status, Summary
 
@@ -37,7 +37,7 @@ class PlainReporter:
                 markup=False,
                 soft_wrap=True,
             )
-        elif event.kind in ("iteration", "message"):
+        elif event.kind in ("iteration", "message") or (event.kind == "wait" and event.text):
             self.console.print(event.text, highlight=False, markup=False)
 
     def __enter__(self) -> PlainReporter:
@@ -57,6 +57,8 @@ class LiveReporter:
         self.header = "starting"
         self.best = "-"
         self.usage = ""
+        self.waiting = ""
+        """"waiting for <model> (attempt i/n, 45 s)" while an LLM call is slow."""
         self._lock = threading.Lock()
         self.live = Live(console=console, refresh_per_second=4, get_renderable=self._render)
 
@@ -67,7 +69,8 @@ class LiveReporter:
             status = "training…" if c.message == "training" else f"[{colour}]{c.status.value}[/{colour}]"
             table.add_row(c.name, c.origin, status, _fitness(c.fitness), c.message[:80])
         title = f"{self.header} · best F {self.best} · {self.model} {self.usage}"
-        return Group(Panel(table, title=title))
+        panel = Panel(table, title=title)
+        return Group(panel, Text(self.waiting, style="yellow")) if self.waiting else Group(panel)
 
     def __call__(self, event: Progress) -> None:
         with self._lock:
@@ -82,6 +85,8 @@ class LiveReporter:
                     self.best = f"{event.candidate.fitness:.4g}"
             elif event.kind == "message":
                 self.live.console.print(event.text, highlight=False, markup=False)
+            elif event.kind == "wait":
+                self.waiting = event.text
 
     def __enter__(self) -> LiveReporter:
         self.live.__enter__()
