@@ -69,7 +69,7 @@ class FakeProvider:
             def log_message(self, *args: object) -> None:  # quiet
                 return None
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw_body = self.rfile.read(length) if length else b""
                 try:
@@ -149,7 +149,11 @@ def _openai(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
             {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
             for i, t in enumerate(texts)
         ],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 50 * len(texts), "total_tokens": 100 + 50 * len(texts)},
+        "usage": {
+            "prompt_tokens": 100,
+            "completion_tokens": 50 * len(texts),
+            "total_tokens": 100 + 50 * len(texts),
+        },
     }
 
 

@@ -79,7 +79,8 @@ def test_llm_critic_revision_is_kept_only_when_it_passes(tmp_path: Path) -> None
     ("code", "message"),
     [
         (
-            "def compute_reward(pole_angle):\n    r = (1 - pole_angle.abs()).mean().item()\n    return r, {}\n",
+            "def compute_reward(pole_angle):\n    r = (1 - pole_angle.abs()).mean().item()\n"
+            "    return r, {}\n",
             "the total reward is a single Python float",
         ),
         (

@@ -51,7 +51,7 @@ def test_a_hung_provider_is_waited_for_visibly_and_given_up_with_the_timeout_nam
         str(err.value),
     )
     assert took < 6
-    assert notices[0] == f"waiting for {OPENAI} (attempt 1/2, 0 s)"
+    assert re.fullmatch(rf"waiting for {OPENAI} \(attempt 1/2, \d s\)", notices[0])
     assert any(n.startswith(f"waiting for {OPENAI} (attempt 2/2, ") for n in notices)
     (entry,) = _entries(tmp_path / "t.jsonl")
     assert entry["error"] == str(err.value) and entry["replies"] == []
@@ -76,8 +76,10 @@ def test_failures_print_nothing_but_our_one_line(model: str, capfd: pytest.Captu
         assert [c.text for c in _backend(p, model).complete(MESSAGES, 1, 1.0)] == ["fine"]  # retried
     with FakeProvider(status(500, "upstream exploded")) as p, pytest.raises(LLMError) as err:
         _backend(p, model).complete(MESSAGES, 1, 1.0)
-    assert re.match(rf"{model}: gave up after 2 tries in \d s: the provider failed \(500\): ", str(err.value))
-    assert str(err.value).endswith("upstream exploded; resume later") or "upstream exploded" in str(err.value)
+    assert re.fullmatch(
+        rf"{model}: gave up after 2 tries in \d s: the provider failed \(500\): upstream exploded; resume later",
+        str(err.value),
+    )
     assert "\n" not in str(err.value)
     assert "Exception" not in str(err.value) and "litellm." not in str(err.value)
     out, errors = capfd.readouterr()

@@ -9,6 +9,7 @@ from eureka.reward.contract import RewardError, compile_reward, validate_output
 from eureka.types import Status
 
 FIELDS = ["pole_angle", "cart_position"]
+FROM_STATE = "from the state tensors (no .item(), and no .mean() or .sum() over the batch)"
 
 
 def _batch(n: int = 4) -> dict[str, torch.Tensor]:
@@ -124,7 +125,7 @@ def test_reward_cannot_mutate_the_state() -> None:
             "pole_angle.abs().max().item()",
             "pole_angle",
             "the total reward is a single Python float (0.1), not one value per environment: compute a "
-            "tensor of shape [N] from the state tensors (no .item(), and no .mean() or .sum() over the batch)",
+            f"tensor of shape [N] {FROM_STATE}",
         ),
         (
             "pole_angle.abs().sum()",
@@ -144,7 +145,7 @@ def test_reward_cannot_mutate_the_state() -> None:
             "pole_angle",
             "0.5",
             "component 'part' is a single Python float (0.5), not one value per environment: compute a "
-            "tensor of shape [N] from the state tensors (no .item(), and no .mean() or .sum() over the batch)",
+            f"tensor of shape [N] {FROM_STATE}",
         ),
     ],
 )

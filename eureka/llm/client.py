@@ -142,7 +142,15 @@ def _provider_says(exc: BaseException) -> str:
     text = _first_line(exc)
     while (stripped := _PREFIX.sub("", text, count=1)) != text:
         text = stripped.strip()
-    return text.removesuffix(". Handle with `litellm.InternalServerError`.")
+    text = re.sub(r"\. Handle with `litellm\.\w+`\.$", "", text)
+    if text.startswith("{"):  # the provider's JSON error body: its message
+        try:
+            body = json.loads(text)
+            error = body.get("error", body)
+            text = str(error.get("message", text) if isinstance(error, dict) else error)
+        except (ValueError, AttributeError):
+            pass
+    return text
 
 
 def _duration(seconds: float) -> str:
