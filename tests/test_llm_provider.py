@@ -77,7 +77,8 @@ def test_failures_print_nothing_but_our_one_line(model: str, capfd: pytest.Captu
     with FakeProvider(status(500, "upstream exploded")) as p, pytest.raises(LLMError) as err:
         _backend(p, model).complete(MESSAGES, 1, 1.0)
     assert re.fullmatch(
-        rf"{model}: gave up after 2 tries in \d s: the provider failed \(500\): upstream exploded; resume later",
+        rf"{model}: gave up after 2 tries in \d s: the provider failed \(500\): upstream exploded; "
+        "resume later",
         str(err.value),
     )
     assert "\n" not in str(err.value)

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_provider import FakeProvider, empty, hang
+from conftest import REPO, fenced
+from fake_provider import FakeProvider, empty, hang, reply
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -192,3 +193,52 @@ def test_ctrl_c_during_a_hung_request_stops_cleanly_and_says_how_to_resume(tmp_p
     summary = _summary(runs)
     assert summary.status == "interrupted" and summary.message == "interrupted by the user"
     assert len(p.requests) == 1
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_ctrl_c_during_training_kills_the_jobs_and_keeps_them_unfinished(tmp_path: Path) -> None:
+    human = (REPO / "tasks/cartpole/human_reward.py").read_text()
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    with FakeProvider(reply(fenced(human))) as p:
+        args = _args(p.openai_base, runs)
+        args[args.index("--timesteps") + 1] = "5000000"  # far longer than the test
+        args[args.index("--samples") + 1] = "1"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "eureka", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not list(runs.glob("cartpole/*/iter_0/cand_0/progress.json")):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+            run_dir = _run_dir(runs)
+            assert _processes_mentioning(str(run_dir))  # the training worker
+            pressed = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            output, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        took = time.monotonic() - pressed
+    assert proc.returncode == 130
+    assert output.splitlines()[-1] == f"interrupted; continue with eureka solve --resume {run_dir}"
+    assert took < 20  # seconds, on a loaded machine
+    assert not _processes_mentioning(str(run_dir))  # the workers' process groups were killed
+    for name in ("metrics.json", "candidate.json"):  # unfinished: a resume trains it
+        assert not (run_dir / "iter_0/cand_0" / name).exists()
+    assert _summary(runs).status == "interrupted"
