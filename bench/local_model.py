@@ -64,7 +64,8 @@ def main() -> None:
         passed = outcomes["passed"]
         print(f"critic: {passed} of {len(replies)} pass ({passed / len(replies):.0%}); {dict(outcomes)}")
         start = time.monotonic()
-        again = llm.sample(messages, args.samples)
+        rerun = LLM(backend, cache_dir=root / "cache")  # the same command run again
+        again = rerun.sample(messages, args.samples)
         same = [r.text for r in again] == [r.text for r in replies]
         print(
             f"cache: the same request again took {time.monotonic() - start:.3f} s for {len(again)} replies "
