@@ -7,6 +7,7 @@ from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -18,6 +19,17 @@ COLOURS = {Status.OK: "green", Status.TIMEOUT: "yellow", Status.DIVERGED: "yello
 
 def _fitness(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def status_text(c: Candidate) -> str:
+    """The candidate's status; for one whose repair passed the critic, also what the critic
+    found in the first reply: `ok (repaired: parameter `angular_vel` … is not a state field)`."""
+    if not c.repaired:
+        return c.status.value
+    first = c.attempts[0].check.message.split("; ")[0] if c.attempts else ""
+    if len(first) > 80:
+        first = first[:79] + "…"
+    return f"{c.status.value} (repaired: {first})" if first else f"{c.status.value} (repaired)"
 
 
 class PlainReporter:
@@ -32,7 +44,7 @@ class PlainReporter:
             if c.message == "training":
                 return
             self.console.print(
-                f"  {c.name} [{c.origin}] {c.status.value} F={_fitness(c.fitness)} {c.message}",
+                f"  {c.name} [{c.origin}] {status_text(c)} F={_fitness(c.fitness)} {c.message}",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -66,7 +78,8 @@ class LiveReporter:
         table = Table("candidate", "origin", "status", "F", "message", expand=True)
         for c in self.rows.values():
             colour = COLOURS.get(c.status, "red")
-            status = "training…" if c.message == "training" else f"[{colour}]{c.status.value}[/{colour}]"
+            shown = escape(status_text(c))
+            status = "training…" if c.message == "training" else f"[{colour}]{shown}[/{colour}]"
             table.add_row(c.name, c.origin, status, _fitness(c.fitness), c.message[:80])
         title = f"{self.header} · best F {self.best} · {self.model} {self.usage}"
         panel = Panel(table, title=title)
@@ -137,7 +150,7 @@ def candidates_table(candidates: list[Candidate]) -> Table:
         table.add_row(
             c.name,
             c.origin,
-            f"[{colour}]{c.status.value}[/{colour}]",
+            f"[{colour}]{escape(status_text(c))}[/{colour}]",
             _fitness(c.fitness),
             success,
             c.message[:100],
