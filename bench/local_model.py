@@ -77,7 +77,8 @@ def main() -> None:
         llm = LLM(backend, cache_dir=root / "cache")
         first = llm.sample(messages, 2)
         start = time.monotonic()
-        again = llm.sample(messages, 2)
+        rerun = LLM(backend, cache_dir=root / "cache")  # the same command run again
+        again = rerun.sample(messages, 2)
         same = [r.text for r in again] == [r.text for r in first]
         print(
             f"cache: the same request again took {time.monotonic() - start:.3f} s for {len(again)} replies "

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from eureka import tasks
-from eureka.llm.client import LLM, Completion, Message
+from eureka.llm.client import LLM, CallState, Completion, Message
 from eureka.loop import Loop, save_config
 from eureka.types import Progress, SolveConfig, Status
 
@@ -39,7 +39,9 @@ class Scripted:
         code = self.human.replace("0.5 *", f"{0.5 * factor:g} *").replace("0.3 *", f"{0.3 / factor:g} *")
         return f"Here is an improved reward.\n\n```python\n{code.strip()}\n```\n"
 
-    def complete(self, messages: list[Message], n: int, temperature: float) -> list[Completion]:
+    def complete(
+        self, messages: list[Message], n: int, temperature: float, call: CallState | None = None
+    ) -> list[Completion]:
         self.calls += 1
         texts = [self._variant() for _ in range(n)]
         if n > 1:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,12 +15,13 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import sandbox
 from eureka import tasks
-from eureka.errors import ConfigError, EurekaError, RewardFileError
+from eureka.errors import ConfigError, EurekaError, Interrupted, RewardFileError
 from eureka.feedback.judges import Human
 from eureka.llm.context import environment_context
 from eureka.runs import rundir as runs
@@ -50,8 +52,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (EurekaError, sandbox.SandboxUnavailable) as exc:
-        for line in str(exc).splitlines():
-            err_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        for line in str(exc).splitlines():  # escaped: `pip install 'x[local]'` is not markup
+            err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(getattr(exc, "exit_code", 2)) from None
     except ValidationError as exc:  # an option value the config record refuses
         for error in exc.errors():
@@ -345,6 +347,9 @@ def solve(
     temperature: Annotated[float | None, _config_option("temperature")] = None,
     max_cost: Annotated[float | None, _config_option("max_cost")] = None,
     max_tokens: Annotated[int | None, _config_option("max_tokens")] = None,
+    reply_tokens: Annotated[int | None, _config_option("reply_tokens")] = None,
+    request_timeout: Annotated[float | None, _config_option("request_timeout")] = None,
+    request_retries: Annotated[int | None, _config_option("request_retries")] = None,
     cache: Annotated[bool | None, _config_option("cache")] = None,
     video: Annotated[bool | None, _config_option("video")] = None,
     device: Annotated[str | None, _config_option("device")] = None,
@@ -366,7 +371,7 @@ def solve(
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import loop
-    from eureka.llm.client import LOCAL_MODEL, default_model, for_run
+    from eureka.llm.client import LOCAL_MODEL, LLMError, default_model, for_run
     from eureka.runs import display
 
     given = _given(locals())
@@ -374,6 +379,10 @@ def solve(
         if resume is not None:
             run_dir = resume.resolve()
             config = loop.load_config(run_dir)
+            limits = {k: v for k, v in given.items() if k in RESUMABLE}
+            if limits:  # a stopped run may continue with a larger budget or a longer timeout
+                config = SolveConfig.model_validate({**config.model_dump(), **limits})
+                loop.save_config(run_dir, config)
         else:
             if task is None:
                 raise ConfigError("give a task name, or --resume RUN_DIR")
@@ -389,28 +398,36 @@ def solve(
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)
             loop.save_config(run_dir, config)
-        if resume is not None:
-            judge = _judge(config.feedback, rank_ui, open_videos)
-        use_sandbox(config.sandbox)
-        if config.model == LOCAL_MODEL:
-            err_console.print(
-                "[yellow]note:[/yellow] no model given and no provider key set: starting from the "
-                f"task's human reward, tuned by the optimiser ({config.tune} trials per iteration) and "
-                f"recombined ({config.structure} per iteration), with the embedded SmolLM2-135M "
-                f"proposing {config.samples} more under a reward grammar. Use --model (e.g. gpt-4o) "
-                "for an LLM that writes rewards, or --model none for no LLM at all.",
-                soft_wrap=True,
+        with _discard_if_unstarted(run_dir, resume is None):
+            if resume is not None:
+                judge = _judge(config.feedback, rank_ui, open_videos)
+            use_sandbox(config.sandbox)
+            if config.model == LOCAL_MODEL and model is None and resume is None:
+                err_console.print(
+                    "[yellow]note:[/yellow] no model given and no provider key set: starting from the "
+                    f"task's human reward, tuned by the optimiser ({config.tune} trials per iteration) and "
+                    f"recombined ({config.structure} per iteration), with the embedded SmolLM2-135M "
+                    f"proposing {config.samples} more under a reward grammar. Use --model (e.g. gpt-4o) "
+                    "for an LLM that writes rewards, or --model none for no LLM at all.",
+                    soft_wrap=True,
+                )
+            llm = for_run(config, run_dir)
+            interactive = config.feedback in ("critique", "rank")
+            reporter: display.PlainReporter | display.LiveReporter = (
+                display.LiveReporter(console, llm.model)
+                if sys.stdout.isatty() and not interactive
+                else display.PlainReporter(console)
             )
-        llm = for_run(config, run_dir)
+            the_loop = loop.Loop(config, run_dir, llm, reporter, judge=judge)
         console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
-        interactive = config.feedback in ("critique", "rank")
-        reporter: display.PlainReporter | display.LiveReporter = (
-            display.LiveReporter(console, llm.model)
-            if sys.stdout.isatty() and not interactive
-            else display.PlainReporter(console)
-        )
-        with reporter:
-            summary = loop.Loop(config, run_dir, llm, reporter, judge=judge).run()
+        try:
+            with reporter, _interrupts(the_loop.stop):
+                summary = the_loop.run()
+        except LLMError as exc:  # the provider failed: everything so far is saved
+            for line in str(exc).splitlines():
+                err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+            err_console.print(resume_hint(run_dir, "failed"), highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
         console.print(display.summary_panel(summary, str(run_dir)))
         drifted = getattr(llm.backend, "drifted", 0)
         if drifted:
@@ -419,8 +436,61 @@ def solve(
                 "training statistics (training is not bit-reproducible across machines); the recorded "
                 "replies were used"
             )
+        if summary.status != "ok":
+            err_console.print(resume_hint(run_dir, summary.status), highlight=False, soft_wrap=True)
+    if summary.status == "interrupted":
+        sys.stdout.flush()
+        sys.stderr.flush()  # everything is saved; tearing down torch and litellm can take seconds
+        os._exit(Interrupted.exit_code)
     if summary.status != "ok":
         raise typer.Exit(1)
+
+
+RESUMABLE = ("max_cost", "max_tokens", "reply_tokens", "request_timeout", "request_retries")
+"""Options a resumed run takes from the command line (its other settings are the run's own)."""
+
+
+def resume_hint(run_dir: Path, status: str) -> str:
+    """The line after a run that stopped early: how to continue it."""
+    command = f"eureka solve --resume {run_dir}"
+    if status == "interrupted":
+        return f"interrupted; continue with {command}"
+    if status == "budget":
+        return f"continue with a larger budget: {command} --max-cost DOLLARS (or --max-tokens N)"
+    return f"continue with {command}"
+
+
+@contextmanager
+def _discard_if_unstarted(run_dir: Path, fresh: bool) -> Iterator[None]:
+    """A run that fails before it starts leaves no folder holding only its config.yaml."""
+    try:
+        yield
+    except BaseException:
+        if fresh and {p.name for p in run_dir.iterdir()} <= {"config.yaml"}:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def _interrupts(stop: Callable[[], None]) -> Iterator[None]:
+    """The first Ctrl-C calls `stop` (running jobs are killed, the run ends cleanly and can be
+    resumed); a second one exits at once."""
+    pressed = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal pressed
+        pressed += 1
+        if pressed > 1:
+            os.write(2, b"\ninterrupted again: exiting now\n")
+            os._exit(Interrupted.exit_code)
+        os.write(2, b"\nstopping: ending the running jobs (Ctrl-C again to exit at once)\n")
+        stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command()
@@ -532,7 +602,12 @@ def batch(
             run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
             loop.save_config(run_dir, config)
             console.print(f"[bold]{entry.task}[/bold]: {run_dir}", highlight=False, soft_wrap=True)
-            loop.Loop(config, run_dir, for_run(config, run_dir), display.PlainReporter(console)).run()
+            the_loop = loop.Loop(config, run_dir, for_run(config, run_dir), display.PlainReporter(console))
+            with _interrupts(the_loop.stop):
+                summary = the_loop.run()
+            if summary.status == "interrupted":  # Ctrl-C stops the batch, not only this task
+                err_console.print(resume_hint(run_dir, summary.status), highlight=False, soft_wrap=True)
+                raise KeyboardInterrupt
             return run_dir
 
         def done(result: batching.TaskResult) -> None:
@@ -541,7 +616,10 @@ def batch(
                 f"[{colour}]{result.outcome}[/{colour}] {result.task}: {result.message}", soft_wrap=True
             )
 
-        outcome = batching.run_batch(todo, solve_one, out, done)
+        try:
+            outcome = batching.run_batch(todo, solve_one, out, done)
+        except KeyboardInterrupt:
+            raise typer.Exit(Interrupted.exit_code) from None
         console.print(
             (out / batching.MARKDOWN_FILE).read_text(), highlight=False, markup=False, soft_wrap=True
         )

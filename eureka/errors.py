@@ -24,6 +24,12 @@ class RewardFileError(EurekaError):
     """A reward file given on the command line cannot be read."""
 
 
+class Interrupted(EurekaError):
+    """The user stopped the run (Ctrl-C): work in flight is abandoned, nothing of it saved."""
+
+    exit_code = 130
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

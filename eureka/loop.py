@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import cast
 
 from eureka import tasks
-from eureka.errors import EurekaError
+from eureka.errors import EurekaError, Interrupted
 from eureka.feedback import analyzer, reflection
 from eureka.feedback import judges as feedback
 from eureka.llm import prompts
-from eureka.llm.client import LLM, LOCAL_MODEL, NO_MODEL, BudgetExceeded, LLMError, Message
+from eureka.llm.client import LLM, LOCAL_MODEL, NO_MODEL, BudgetExceeded, LLMError, Message, Usage
 from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
@@ -80,6 +80,15 @@ class Loop:
         self.task: Task = tasks.load(config.task)
         self.context = environment_context(self.task)
         self.summary = Summary(task=self.task.name, model=llm.model)
+        previous = run_dir / SUMMARY_FILE
+        if previous.is_file():  # resumed: the budget counts what the run spent before it stopped
+            before = Summary.model_validate_json(previous.read_text())
+            llm.usage = Usage(
+                calls=before.llm_calls,
+                tokens_in=before.tokens_in,
+                tokens_out=before.tokens_out,
+                cost=before.cost,
+            )
         self.elite: Candidate | None = None
         self.feedback: Feedback | None = None
         self.trained: dict[str, Candidate] = {}
@@ -99,6 +108,9 @@ class Loop:
         self.proposer = optimise.Proposer(run_dir, config.tuner, config.seed)
         self.proposed: dict[str, optimise.Proposed] = {}
         """Candidates made by the optimiser or a structure operator, by name."""
+        self.budget_spent: BudgetExceeded | None = None
+        """The budget refused an LLM call mid-iteration: the iteration ends, then the run."""
+        llm.on_wait = lambda text: report(Progress("wait", text))
         if config.halving > 1 and tasks.training_path(self.task, self.config.backend) != "batched":
             raise EurekaError(
                 f"--halving continues training from checkpoints, which only the batched path writes; task "
@@ -148,9 +160,11 @@ class Loop:
             f.write_text(text)
         return replies
 
-    def _check(self, where: Path, code: str | None) -> CheckReport:
+    def _check(self, where: Path, code: str | None, response: str) -> CheckReport:
         if code is None:
             message = "the reply contains no Python code block defining compute_reward"
+            if not response.strip():
+                message = "the model returned an empty reply"
             return CheckReport(status=Status.NO_CODE, message=message, stage="extract")
         return critic.review(
             code,
@@ -232,10 +246,12 @@ class Loop:
             self.report(Progress("candidate", ended.message, ended))
             return ended
         if origin == "llm":
-            attempts = [Attempt(response=response, check=self._check(folder, extract_code(response)))]
+            attempts = [
+                Attempt(response=response, check=self._check(folder, extract_code(response), response))
+            ]
         else:
             fenced = f"```python\n{response.strip()}\n```"
-            attempts = [Attempt(response=fenced, check=self._check(folder, response))]
+            attempts = [Attempt(response=fenced, check=self._check(folder, response, response))]
         for k in range(1, 1 + (self.config.repair_rounds if origin == "llm" else 0)):
             last = attempts[-1]
             if last.check.status == Status.OK:
@@ -243,8 +259,12 @@ class Loop:
             where = Candidate.attempt_dir(folder, k)
             error = reflection.error_feedback(last.check.message, self.task)
             ask = [*messages, *self._answer(last.response, error)]
-            (reply,) = self._ask([where / RESPONSE_FILE], ask, "repair")
-            attempts.append(Attempt(response=reply, check=self._check(where, extract_code(reply))))
+            try:
+                (reply,) = self._ask([where / RESPONSE_FILE], ask, "repair")
+            except BudgetExceeded as exc:  # ends unrepaired; the candidates that passed still train
+                self.budget_spent = exc
+                break
+            attempts.append(Attempt(response=reply, check=self._check(where, extract_code(reply), reply)))
         verdict = attempts[-1].check
         cand = Candidate(
             iteration=iteration,
@@ -308,7 +328,10 @@ class Loop:
         summary = analyzer.analyze(result, self.task)
         diagnosis = ""
         if self.config.analyzer == "llm" and summary:
-            diagnosis = analyzer.diagnose(summary, self.task, self.llm, self.context)
+            try:
+                diagnosis = analyzer.diagnose(summary, self.task, self.llm, self.context)
+            except BudgetExceeded as exc:
+                self.budget_spent = exc
         saved.write_text(json.dumps({"summary": summary, "diagnosis": diagnosis}))
         return summary, diagnosis
 
@@ -501,15 +524,23 @@ class Loop:
         tmp.write_text(self.summary.model_dump_json(indent=2))
         tmp.replace(self.run_dir / SUMMARY_FILE)
 
+    def stop(self) -> None:
+        """Ctrl-C: end the running jobs and LLM calls; run() ends with status `interrupted`."""
+        self.executor.cancel()
+        self.llm.cancel()
+
     def run(self) -> Summary:
         counted = 0
         number = 0
         failures: list[Candidate] = []
         failed_in_a_row = 0
+        self._save()  # from the start, the run directory says it is a run
         try:
             while counted < self.config.iterations:
                 failures = self._iteration(number, failures, repeat=bool(failures))
                 number += 1
+                if self.budget_spent is not None:
+                    raise self.budget_spent
                 if failures:
                     failed_in_a_row += 1
                     if failed_in_a_row >= self.config.max_failed_iterations and self.elite is None:
@@ -529,13 +560,24 @@ class Loop:
         except BudgetExceeded as exc:
             self.summary.status = "budget"
             self.summary.message = f"stopped: {exc}"
+            if self.elite is None:
+                self.summary.message += "; no candidate had trained, so there is no final evaluation"
         except LLMError as exc:  # the provider failed: keep everything computed so far
             self.summary.status = "failed"
-            self.summary.message = f"stopped: {exc}; resume with --resume {self.run_dir}"
+            self.summary.message = f"stopped: {exc}"
             self._save()
             raise
-        if self.elite is not None and self.config.eval_seeds > 0 and self.summary.status != "failed":
-            self.summary.final = self._evaluate()
+        except (Interrupted, KeyboardInterrupt):  # Ctrl-C: what ended is saved, the rest resumes
+            self.stop()
+            self.summary.status = "interrupted"
+            self.summary.message = "interrupted by the user"
+        if self.elite is not None and self.config.eval_seeds > 0 and self.summary.status in ("ok", "budget"):
+            try:
+                self.summary.final = self._evaluate()
+            except (Interrupted, KeyboardInterrupt):
+                self.stop()
+                self.summary.status = "interrupted"
+                self.summary.message = "interrupted by the user during the final evaluation"
         if self.summary.status == "ok":
             best = self.elite
             self.summary.message = f"best reward {best.name} with F {best.fitness:.4g}" if best else "done"

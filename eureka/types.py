@@ -320,6 +320,14 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
+REQUEST_TIMEOUT = 60.0
+"""Seconds to wait for one reply of the LLM provider (`--request-timeout`)."""
+REQUEST_RETRIES = 2
+"""Tries more for one LLM request after a timeout, a rate limit or a server error."""
+REPLY_TOKENS = 4096
+"""Most tokens of one LLM reply (sent as max_tokens; bounds a call's cost before it is sent)."""
+
+
 class SolveConfig(Strict):
     """Everything `eureka solve` was asked to do (saved as the run's config.yaml). The options
     of `eureka solve` and `eureka batch` take their defaults and help from these fields."""
@@ -378,9 +386,17 @@ class SolveConfig(Strict):
     temperature: float = 1.0
     """Sampling temperature of the LLM."""
     max_cost: float | None = None
-    """Stop cleanly once the LLM calls cost this many dollars."""
+    """Stop cleanly before an LLM call that could take the cost past this many dollars (its
+    cost is estimated from the prompt and `reply_tokens` before it is sent)."""
     max_tokens: int | None = None
-    """Stop cleanly once the LLM calls used this many tokens."""
+    """Stop cleanly before an LLM call that could take the tokens used past this many."""
+    reply_tokens: int = Field(default=REPLY_TOKENS, ge=1)
+    """Most tokens of one reply (sent to the provider as max_tokens)."""
+    request_timeout: float = Field(default=REQUEST_TIMEOUT, gt=0)
+    """Seconds to wait for the provider's answer to one request."""
+    request_retries: int = Field(default=REQUEST_RETRIES, ge=0)
+    """Tries more after a timeout, a rate limit or a server error, with backoff; a call gives
+    up after (1 + retries) × request_timeout plus the backoff at most."""
     cache: bool = True
     """Reuse replies to identical requests from the on-disk cache."""
     video: bool = True
@@ -629,7 +645,7 @@ class Summary(BaseModel):
 
     task: str
     model: str
-    status: Literal["running", "ok", "failed", "budget"] = "running"
+    status: Literal["running", "ok", "failed", "budget", "interrupted"] = "running"
     message: str = ""
     iterations: list[IterationSummary] = Field(default_factory=list)
     best: Candidate | None = None
@@ -646,7 +662,8 @@ class Summary(BaseModel):
 class Progress:
     """What the display is told: one event at a time."""
 
-    kind: Literal["iteration", "candidate", "message", "final"]
+    kind: Literal["iteration", "candidate", "message", "wait", "final"]
+    """`wait`: the LLM has not answered yet (text says for how long; empty: it answered)."""
     text: str = ""
     candidate: Candidate | None = None
     summary: Summary | None = None

@@ -49,7 +49,7 @@ class QueuedBackend:
     def enqueue(self, *replies: str) -> None:
         self.queue.extend(replies)
 
-    def complete(self, messages, n, temperature):  # type: ignore[no-untyped-def]
+    def complete(self, messages, n, temperature, call=None):  # type: ignore[no-untyped-def]
         from eureka.llm.client import Completion
 
         self.history.append(messages)

@@ -73,3 +73,26 @@ def test_llm_critic_revision_is_kept_only_when_it_passes(tmp_path: Path) -> None
     fine = review(HUMAN, TASK, tmp_path / "c", CONTEXT, run_training, llm=llm)
     assert fine.status == Status.OK and not fine.revised_by_critic
     assert "candidate reward function" in backend.history[0][0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            "def compute_reward(pole_angle):\n    r = (1 - pole_angle.abs()).mean().item()\n"
+            "    return r, {}\n",
+            "the total reward is a single Python float",
+        ),
+        (
+            "import torch\ndef compute_reward(pole_angle):\n"
+            "    return torch.ones_like(pole_angle) * pole_angle.abs().mean(), {}\n",
+            "the total reward was one number for all",
+        ),
+    ],
+)
+def test_a_reward_that_is_the_same_for_every_environment_is_rejected(
+    tmp_path: Path, code: str, message: str
+) -> None:
+    report = review(code, TASK, tmp_path / "cand", CONTEXT, run_training, backend="batched")
+    assert report.status == Status.CHECK_FAILED and report.stage == "smoke"
+    assert report.message.startswith(message) and "\n" not in report.message

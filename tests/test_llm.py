@@ -49,7 +49,7 @@ def test_rate_limits_are_retried_then_reported_in_one_line() -> None:
     )
     with pytest.raises(LLMError) as err:
         backend.complete(MESSAGES, 1, 1.0)
-    assert str(err.value).startswith("gpt-4o: gave up after 3 tries: RateLimitError: ")
+    assert str(err.value).startswith("gpt-4o: gave up after 3 tries in 0 s: rate limited (429): ")
     assert "\n" not in str(err.value)
 
 
@@ -65,12 +65,12 @@ def test_bad_key_is_one_clear_line() -> None:
 
 def test_identical_requests_come_from_the_cache(tmp_path: Path) -> None:
     backend = QueuedBackend(["a", "b", "c"])
-    llm = LLM(backend, cache_dir=tmp_path / "cache", transcript=tmp_path / "t.jsonl")
-    first = llm.sample(MESSAGES, 2)
+    first = LLM(backend, cache_dir=tmp_path / "cache").sample(MESSAGES, 2)
+    llm = LLM(backend, cache_dir=tmp_path / "cache", transcript=tmp_path / "t.jsonl")  # a rerun
     again = llm.sample(MESSAGES, 2)
     assert [r.text for r in again] == [r.text for r in first] == ["a", "b"]
     assert all(r.cached for r in again) and len(backend.history) == 1
-    assert llm.usage.tokens_in == 200  # cached replies cost nothing
+    assert llm.usage.tokens_in == 0  # cached replies cost nothing
     other = llm.sample([*MESSAGES, {"role": "user", "content": "more"}], 1)
     assert other[0].text == "c" and not other[0].cached
     uncached = LLM(QueuedBackend(["z", "y"]), cache_dir=None)

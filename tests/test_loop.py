@@ -147,12 +147,17 @@ def test_human_init_and_tune_add_candidates(tmp_path: Path) -> None:
     assert tuned != HUMAN and "def compute_reward" in tuned
 
 
-def test_budget_stops_the_run_cleanly(tmp_path: Path) -> None:
-    backend = QueuedBackend([fenced(HUMAN), fenced(HUMAN)] * 3)
-    summary, _, _ = _run(tmp_path, backend, max_tokens=100, eval_seeds=0)
+def test_budget_stops_the_run_but_trains_what_passed_and_evaluates_it(tmp_path: Path) -> None:
+    backend = QueuedBackend([fenced(HUMAN), "no code", fenced(HUMAN)])
+    summary, _, _ = _run(tmp_path, backend, max_tokens=100, eval_seeds=1)
     assert summary.status == "budget"
     assert summary.message == "stopped: the token budget of 100 is spent"
-    assert len(summary.iterations) == 1 and summary.best is not None
+    (first,) = summary.iterations
+    # the repair of cand_1 was refused; cand_0 had passed the critic and still trained
+    assert [c.status.value for c in first.candidates] == ["ok", "no_code"]
+    assert summary.best is not None and summary.best.name == "iter_0/cand_0"
+    assert summary.final is not None and summary.final.best.fitness_mean is not None
+    assert len(backend.history) == 1
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from eureka.reward.contract import RewardError, compile_reward, validate_output
 from eureka.types import Status
 
 FIELDS = ["pole_angle", "cart_position"]
+FROM_STATE = "from the state tensors (no .item(), and no .mean() or .sum() over the batch)"
 
 
 def _batch(n: int = 4) -> dict[str, torch.Tensor]:
@@ -35,7 +36,7 @@ def test_parameters_are_bound_by_name() -> None:
     total, parts = _call(
         "def compute_reward(action, prev_pole_angle, pole_angle):\n"
         "    upright = 1.0 - pole_angle.abs() + 0 * prev_pole_angle + 0 * action\n"
-        "    return upright, {'upright': upright, 'bonus': 1.0}\n"
+        "    return upright, {'upright': upright, 'bonus': torch.ones_like(upright)}\n"
     )
     assert total.shape == (4,)
     assert torch.allclose(total, 1.0 - torch.linspace(-0.1, 0.1, 4).abs())
@@ -115,3 +116,71 @@ def test_reward_cannot_mutate_the_state() -> None:
     )
     fn(batch, 4)
     assert torch.equal(batch["pole_angle"], before)
+
+
+@pytest.mark.parametrize(
+    ("total", "component", "message"),
+    [
+        (
+            "pole_angle.abs().max().item()",
+            "pole_angle",
+            "the total reward is a single Python float (0.1), not one value per environment: compute a "
+            f"tensor of shape [N] {FROM_STATE}",
+        ),
+        (
+            "pole_angle.abs().sum()",
+            "pole_angle",
+            "the total reward is a 0-dim tensor (one number for the whole batch), not one value per "
+            "environment: compute a tensor of shape [N] from the state tensors (no .item(), and no .mean() "
+            "or .sum() over the batch)",
+        ),
+        (
+            "pole_angle",
+            "pole_angle.mean()",
+            "component 'part' is a 0-dim tensor (one number for the whole batch), not one value per "
+            "environment: compute a tensor of shape [N] from the state tensors (no .item(), and no .mean() "
+            "or .sum() over the batch)",
+        ),
+        (
+            "pole_angle",
+            "0.5",
+            "component 'part' is a single Python float (0.5), not one value per environment: compute a "
+            f"tensor of shape [N] {FROM_STATE}",
+        ),
+    ],
+)
+def test_a_number_for_the_whole_batch_is_rejected(total: str, component: str, message: str) -> None:
+    err = _error(f"def compute_reward(pole_angle):\n    return {total}, {{'part': {component}}}\n")
+    assert err.status == Status.CHECK_FAILED
+    assert err.message == message
+
+
+def test_a_total_that_follows_the_batch_not_the_state_is_rejected() -> None:
+    batch_mean = compile_reward(
+        "import torch\ndef compute_reward(pole_angle):\n"
+        "    return torch.ones_like(pole_angle) * pole_angle.mean(), {}\n",
+        "reward.py",
+        FIELDS,
+    )
+    with pytest.raises(RewardError) as err, batch_mean.varying():
+        for i in range(3):
+            batch_mean({"pole_angle": torch.arange(4.0) + i}, 4)
+    assert err.value.message == (
+        "the total reward was one number for all 4 environments at each of 3 smoke-test steps (1.5 to "
+        "3.5): it follows the whole batch (a mean or sum over environments?), not each environment's own "
+        "state; compute one value per environment from its own state tensors"
+    )
+
+
+def test_a_constant_total_passes() -> None:
+    """CartPole's own reward is +1 per step: constants teach through terminations, and a sparse
+    bonus that random actions never reach is a constant during the smoke test."""
+    alive = compile_reward(
+        "import torch\ndef compute_reward(pole_angle):\n"
+        "    alive = torch.ones_like(pole_angle)\n    return 0.5 * alive, {'alive': alive}\n",
+        "reward.py",
+        FIELDS,
+    )
+    with alive.varying():
+        for _ in range(3):
+            alive(_batch(), 4)

@@ -11,7 +11,8 @@ import linecache
 import math
 import traceback
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -70,6 +71,32 @@ class RewardFunction:
                 f"valid names: {', '.join(valid)}",
             )
         self.params = list(params)
+        self._seen: list[torch.Tensor] | None = None
+
+    @contextmanager
+    def varying(self) -> Iterator[None]:
+        """Within, every total is kept; on leaving, a total that was one number for the whole
+        batch at every call, but a different number from call to call, is a RewardError: it
+        follows the batch (a mean or sum over the environments), not each environment's own
+        state, so it cannot tell the policy which environment did well. A total that is the
+        same constant everywhere passes: with terminations it is a real reward (CartPole's own
+        is +1 per step), and a sparse bonus that random actions never reach looks like one."""
+        self._seen = []
+        try:
+            yield
+            calls = [s for s in self._seen if s.numel() > 1]
+        finally:
+            self._seen = None
+        uniform = bool(calls) and all(bool((s == s[0]).all()) for s in calls)
+        values = {float(s[0]) for s in calls}
+        if uniform and len(values) > 1:
+            raise RewardError(
+                Status.CHECK_FAILED,
+                f"the total reward was one number for all {calls[0].numel()} environments at each of "
+                f"{len(calls)} smoke-test steps ({min(values):.4g} to {max(values):.4g}): it follows the "
+                "whole batch (a mean or sum over environments?), not each environment's own state; "
+                "compute one value per environment from its own state tensors",
+            )
 
     def __call__(
         self, batch: Mapping[str, torch.Tensor], n: int
@@ -85,13 +112,29 @@ class RewardFunction:
             ) from None
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:
-            return _as_batch(out, n, f"the value of {self.entry}", device), {}
-        return validate_output(out, n, device)
+            return _as_batch(out, n, f"the value of {self.entry}", device, scalars=True), {}
+        total, components = validate_output(out, n, device)
+        if self._seen is not None:
+            self._seen.append(total.detach().flatten().cpu())
+        return total, components
 
 
-def _as_batch(value: Any, n: int, what: str, device: torch.device) -> torch.Tensor:
-    """`value` as a float tensor of shape [n], or a RewardError that says what is wrong."""
+PER_ENVIRONMENT = (
+    "not one value per environment: compute a tensor of shape [N] from the state tensors "
+    "(no .item(), and no .mean() or .sum() over the batch)"
+)
+
+
+def _as_batch(value: Any, n: int, what: str, device: torch.device, scalars: bool = False) -> torch.Tensor:
+    """`value` as a float tensor of shape [n], or a RewardError that says what is wrong. A single
+    number is spread over the batch only when `scalars` (never for a reward's total or its
+    components: every environment would get the same value)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not scalars:
+            raise RewardError(
+                Status.CHECK_FAILED,
+                f"{what} is a single Python {type(value).__name__} ({value:g}), {PER_ENVIRONMENT}",
+            )
         value = torch.full((n,), float(value), device=device)
     if not isinstance(value, torch.Tensor):
         raise RewardError(
@@ -113,6 +156,11 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device) -> torch.Tens
             Status.CHECK_FAILED, f"{what} must be a real-valued tensor, got dtype {value.dtype}"
         )
     if value.dim() == 0:
+        if not scalars:
+            raise RewardError(
+                Status.CHECK_FAILED,
+                f"{what} is a 0-dim tensor (one number for the whole batch), {PER_ENVIRONMENT}",
+            )
         value = value.expand(n)
     if value.dim() == 2 and value.shape[1] == 1:
         value = value[:, 0]

@@ -7,9 +7,10 @@ from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-
+from rich.text import Text
 
 from eureka.types import Candidate, Progress, Status, Summary
 
@@ -18,6 +19,17 @@ COLOURS = {Status.OK: "green", Status.TIMEOUT: "yellow", Status.DIVERGED: "yello
 
 def _fitness(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def status_text(c: Candidate) -> str:
+    """The candidate's status; for one whose repair passed the critic, also what the critic
+    found in the first reply: `ok (repaired: parameter `angular_vel` … is not a state field)`."""
+    if not c.repaired:
+        return c.status.value
+    first = c.attempts[0].check.message.split("; ")[0] if c.attempts else ""
+    if len(first) > 80:
+        first = first[:79] + "…"
+    return f"{c.status.value} (repaired: {first})" if first else f"{c.status.value} (repaired)"
 
 
 class PlainReporter:
@@ -32,12 +44,12 @@ class PlainReporter:
             if c.message == "training":
                 return
             self.console.print(
-                f"  {c.name} [{c.origin}] {c.status.value} F={_fitness(c.fitness)} {c.message}",
+                f"  {c.name} [{c.origin}] {status_text(c)} F={_fitness(c.fitness)} {c.message}",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
             )
-        elif event.kind in ("iteration", "message"):
+        elif event.kind in ("iteration", "message") or (event.kind == "wait" and event.text):
             self.console.print(event.text, highlight=False, markup=False)
 
     def __enter__(self) -> PlainReporter:
@@ -57,6 +69,8 @@ class LiveReporter:
         self.header = "starting"
         self.best = "-"
         self.usage = ""
+        self.waiting = ""
+        """"waiting for <model> (attempt i/n, 45 s)" while an LLM call is slow."""
         self._lock = threading.Lock()
         self.live = Live(console=console, refresh_per_second=4, get_renderable=self._render)
 
@@ -64,10 +78,12 @@ class LiveReporter:
         table = Table("candidate", "origin", "status", "F", "message", expand=True)
         for c in self.rows.values():
             colour = COLOURS.get(c.status, "red")
-            status = "training…" if c.message == "training" else f"[{colour}]{c.status.value}[/{colour}]"
+            shown = escape(status_text(c))
+            status = "training…" if c.message == "training" else f"[{colour}]{shown}[/{colour}]"
             table.add_row(c.name, c.origin, status, _fitness(c.fitness), c.message[:80])
         title = f"{self.header} · best F {self.best} · {self.model} {self.usage}"
-        return Group(Panel(table, title=title))
+        panel = Panel(table, title=title)
+        return Group(panel, Text(self.waiting, style="yellow")) if self.waiting else Group(panel)
 
     def __call__(self, event: Progress) -> None:
         with self._lock:
@@ -82,6 +98,8 @@ class LiveReporter:
                     self.best = f"{event.candidate.fitness:.4g}"
             elif event.kind == "message":
                 self.live.console.print(event.text, highlight=False, markup=False)
+            elif event.kind == "wait":
+                self.waiting = event.text
 
     def __enter__(self) -> LiveReporter:
         self.live.__enter__()
@@ -132,7 +150,7 @@ def candidates_table(candidates: list[Candidate]) -> Table:
         table.add_row(
             c.name,
             c.origin,
-            f"[{colour}]{c.status.value}[/{colour}]",
+            f"[{colour}]{escape(status_text(c))}[/{colour}]",
             _fitness(c.fitness),
             success,
             c.message[:100],

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from eureka.runs.display import status_text
 from eureka.training import optimise
 from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult
 
@@ -39,7 +40,13 @@ class RunInfo:
 
     @property
     def candidates(self) -> list[Candidate]:
-        return [c for it in self.summary.iterations for c in it.candidates]
+        """Every candidate as summary.json has it; a repaired one with its attempts from its
+        folder (what the critic found before the repair)."""
+        out = []
+        for c in (c for it in self.summary.iterations for c in it.candidates):
+            saved = Candidate.load(self.run_dir / c.name) if c.repaired else None
+            out.append(c.model_copy(update={"attempts": saved.attempts}) if saved is not None else c)
+        return out
 
     @property
     def hns(self) -> float | None:
@@ -174,7 +181,8 @@ def _candidates_table(info: RunInfo) -> str:
         row_class = "best" if c.name == best else ""
         rows.append(
             f'<tr class="{row_class}"><td>{c.iteration}</td><td>{html.escape(c.name)}</td>'
-            f'<td>{c.origin}</td><td class="status {status}">{status}</td><td>{_fmt(c.fitness)}</td>'
+            f'<td>{c.origin}</td><td class="status {status}">{html.escape(status_text(c))}</td>'
+            f"<td>{_fmt(c.fitness)}</td>"
             f"<td>{'–' if c.success_rate is None else f'{c.success_rate:.0%}'}</td>"
             f"<td>{_fmt(c.reward_correlation, 2)}</td><td>{_fmt(c.elo, 4)}</td>"
             f'<td class="msg">{html.escape(c.message)}</td></tr>'

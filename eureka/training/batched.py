@@ -9,6 +9,7 @@ evaluation episodes in the same backend; the video is filmed in the task's gymna
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -240,7 +241,8 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
         try:
             reward, reference = compile_rewards(job, task)
             rollout = Rollout(task, env, fitness, reward, reference, device)
-            _smoke(rollout, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+            with reward.varying() if reward is not None else contextlib.nullcontext():
+                _smoke(rollout, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
         except RewardError as exc:
             return TrainResult(status=exc.status, message=exc.message, device=str(device), backend=backend)
         if job.check_only:

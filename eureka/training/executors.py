@@ -7,11 +7,12 @@ from __future__ import annotations
 import io
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 from eureka import tasks
-from eureka.errors import ConfigError
+from eureka.errors import ConfigError, Interrupted
 from eureka.training import jobs
 from eureka.training.gpus import local_slots
 from eureka.types import SolveConfig, Status, TrainJob, TrainResult
@@ -27,6 +28,10 @@ class Executor(Protocol):
 
     def run(self, job: TrainJob) -> TrainResult: ...
 
+    def cancel(self) -> None:
+        """End every running job and refuse new ones: `run` raises Interrupted (Ctrl-C)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -39,12 +44,16 @@ class LocalExecutor:
 
     def __init__(self, gpus: float = 0.0) -> None:
         self.slots = local_slots(gpus)
+        self.stop = threading.Event()
 
     def run(self, job: TrainJob) -> TrainResult:
         if self.slots is None:
-            return jobs.run_training(job)
+            return jobs.run_training(job, cancel=self.stop)
         with self.slots.claim(job) as placed:
-            return jobs.run_training(placed)
+            return jobs.run_training(placed, cancel=self.stop)
+
+    def cancel(self) -> None:
+        self.stop.set()
 
     def close(self) -> None:
         return None
@@ -127,6 +136,9 @@ class RayExecutor:
                     "(start one with `ray start --head`, or give --ray-address HOST:PORT)"
                 ) from None
         self.retries = retries
+        self.stop = threading.Event()
+        self._running: set[Any] = set()
+        self._lock = threading.Lock()
         self.remote = ray.remote(train_remote).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
         self._task_tars: dict[Path, bytes] = {}
 
@@ -144,10 +156,16 @@ class RayExecutor:
             for key in ("reward_file", "reference_reward", "resume_from")
             if (path := getattr(job, key)) is not None
         }
-        try:
+        with self._lock:
+            if self.stop.is_set():
+                raise Interrupted("interrupted")
             ref = self.remote.remote(job.model_dump_json(), self._task_tar(job.task_folder), inputs)
+            self._running.add(ref)
+        try:
             result_json, artifacts = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
+            if self.stop.is_set():
+                raise Interrupted("interrupted") from None
             kind = type(exc).__name__
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else kind
             tries = self.retries + 1
@@ -159,9 +177,19 @@ class RayExecutor:
             job.out_dir.mkdir(parents=True, exist_ok=True)
             (job.out_dir / "metrics.json").write_text(result.model_dump_json(indent=2))
             return result
+        finally:
+            with self._lock:
+                self._running.discard(ref)
         if artifacts:
             _unpack(artifacts, job.out_dir)
         return TrainResult.model_validate_json(result_json)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.stop.set()
+            running = list(self._running)
+        for ref in running:  # KeyboardInterrupt in the task: sandbox.run kills the worker's group
+            self.ray.cancel(ref)
 
     def close(self) -> None:
         return None

@@ -6,12 +6,14 @@ import contextlib
 import json
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import eureka
 import sandbox
 from eureka import tasks
+from eureka.errors import Interrupted
 from eureka.reward import checks
 from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE
 from eureka.types import Status, TrainJob, TrainResult
@@ -29,9 +31,13 @@ def run_training(
     job: TrainJob,
     timeout: float | None = None,
     on_progress: Callable[[dict[str, float]], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> TrainResult:
     """Check the reward statically, then train in a sandboxed worker; never raises for
-    anything the reward does."""
+    anything the reward does. Once `cancel` is set the worker's process group is killed
+    within a tick (half a second) and Interrupted is raised; nothing is written for the job."""
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("interrupted")
     job = job.model_copy(
         update={
             "task_folder": job.task_folder.resolve(),
@@ -64,6 +70,8 @@ def run_training(
     progress_file = job.out_dir / PROGRESS_FILE
 
     def tick() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("interrupted")  # sandbox.run kills the worker's group on the way out
         if on_progress is not None and progress_file.is_file():
             with contextlib.suppress(OSError, ValueError):  # half-written: the next tick reads it
                 on_progress(json.loads(progress_file.read_text()))

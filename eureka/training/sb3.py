@@ -6,6 +6,7 @@ environments from the named state fields; its components are summarised per chec
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -261,7 +262,8 @@ def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> 
         venv = RewardVecEnv(
             _make_venv(task, spec.n_envs, job.seed), task, fitness, reward, device, sparse=reward is None
         )
-        _smoke_test(venv, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+        with reward.varying() if reward is not None else contextlib.nullcontext():
+            _smoke_test(venv, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
         venv.reference = reference
     except RewardError as exc:
         return TrainResult(status=exc.status, message=exc.message, device=str(device))

@@ -1,0 +1,244 @@
+"""`eureka solve` as a user runs it against a misbehaving provider on 127.0.0.1: what they see
+when it hangs, fails, returns nothing, or costs too much, and what Ctrl-C does."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, fenced
+from fake_provider import FakeProvider, empty, hang, reply
+from typer.testing import CliRunner
+
+from eureka.cli import app
+from eureka.types import Summary
+
+runner = CliRunner()
+MODEL = "openai/gpt-4o"
+NOISE = ("Give Feedback", "LiteLLM.Info", "Provider List", "\x1b[", "Traceback")
+
+
+def _args(base: str, runs: Path, *extra: str) -> list[str]:
+    return [
+        "solve",
+        "cartpole",
+        "--model",
+        MODEL,
+        "--api-base",
+        base,
+        "--iterations",
+        "1",
+        "--samples",
+        "2",
+        "--workers",
+        "1",
+        "--timesteps",
+        "1000",
+        "--eval-seeds",
+        "0",
+        "--no-video",
+        "--request-timeout",
+        "1",
+        "--request-retries",
+        "1",
+        "--runs-dir",
+        str(runs),
+        *extra,
+    ]
+
+
+def _run_dir(runs: Path) -> Path:
+    (run_dir,) = runs.glob("cartpole/*")
+    return run_dir
+
+
+def _summary(runs: Path) -> Summary:
+    return Summary.model_validate_json((_run_dir(runs) / "summary.json").read_text())
+
+
+def test_a_hung_provider_is_shown_waiting_then_named_with_the_timeout(tmp_path: Path) -> None:
+    with FakeProvider(hang()) as p:
+        result = runner.invoke(app, _args(p.openai_base, tmp_path / "runs"))
+        assert len(p.requests) == 2
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert any(re.fullmatch(rf"waiting for {MODEL} \(attempt 1/2, \d s\)", line) for line in lines)
+    run_dir = _run_dir(tmp_path / "runs")
+    assert re.fullmatch(
+        rf"error: {MODEL}: gave up after 2 tries in \d s: no reply within the request timeout of 1 s at "
+        rf"{p.openai_base}; raise --request-timeout, or check that the provider is up",
+        lines[-2],
+    )
+    assert lines[-1] == f"continue with eureka solve --resume {run_dir}"
+    assert not any(noise in result.output for noise in NOISE)
+    assert _summary(tmp_path / "runs").status == "failed"
+
+
+def test_empty_replies_are_named_and_repeats_are_sampled_anew(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    with FakeProvider(empty()) as p:
+        result = runner.invoke(app, _args(p.openai_base, runs))
+        asked = len(p.requests)
+    assert result.exit_code == 1
+    summary = _summary(runs)
+    assert summary.status == "failed" and len(summary.iterations) == 3
+    for iteration in summary.iterations:
+        assert [c.message for c in iteration.candidates] == ["the model returned an empty reply"] * 2
+    # 3 iterations × (one sample of 2 + a repair each); the repeats' prompts are the same, and
+    # still every one went to the provider: none came back from the cache
+    assert asked == 9
+    transcript = [json.loads(line) for line in (_run_dir(runs) / "transcript.jsonl").read_text().splitlines()]
+    assert len(transcript) == 9 and not any(e["cached"] for e in transcript)
+    assert transcript[3]["messages"] == transcript[6]["messages"]
+
+    # the same command with --api-base pointing at nothing is not answered from the cache
+    with FakeProvider(empty()) as gone:
+        dead = gone.openai_base
+    again = runner.invoke(app, _args(dead, tmp_path / "runs2"))
+    assert again.exit_code == 2
+    assert f"could not reach the provider at {dead}" in again.output
+
+
+def test_a_budget_too_small_for_one_call_refuses_it_and_says_how_to_go_on(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    with FakeProvider(empty()) as p:
+        result = runner.invoke(app, _args(p.openai_base, runs, "--max-cost", "0.0001"))
+        assert not p.requests  # refused before sending
+    assert result.exit_code == 1
+    summary = _summary(runs)
+    assert summary.status == "budget" and summary.cost == 0
+    assert summary.message.startswith("stopped: the next call could cost $0.")
+    assert summary.message.endswith(
+        "more than the $0.0001 left of the cost budget of $0.0001; raise --max-cost, or lower --samples "
+        "or --reply-tokens; no candidate had trained, so there is no final evaluation"
+    )
+    run_dir = _run_dir(runs)
+    assert result.output.splitlines()[-1] == (
+        f"continue with a larger budget: eureka solve --resume {run_dir} "
+        "--max-cost DOLLARS (or --max-tokens N)"
+    )
+    assert (run_dir / "report.html").is_file()
+
+
+def test_failed_starts_leave_no_run_folder_and_markup_is_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    result = runner.invoke(
+        app,
+        [
+            "solve",
+            "cartpole",
+            "--model",
+            "local/smollm2",
+            "--backend",
+            "sb3",
+            "--halving",
+            "2",
+            "--runs-dir",
+            str(runs),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "no model given" not in result.output  # it was given
+    assert "--halving continues training from checkpoints" in result.output
+    assert not list(runs.glob("cartpole/*"))
+    bracketed = runner.invoke(app, ["solve", "cartpole", "--workers", "[local]", "--runs-dir", str(runs)])
+    assert bracketed.output.strip() == "error: --workers '[local]': give a number of at least 1, or 'auto'"
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    default = runner.invoke(
+        app, ["solve", "cartpole", "--backend", "sb3", "--halving", "2", "--runs-dir", str(runs)]
+    )
+    assert "note: no model given and no provider key set" in default.output
+
+
+def test_ctrl_c_during_a_hung_request_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    with FakeProvider(hang()) as p:
+        args = _args(p.openai_base, runs)
+        args[args.index("--request-timeout") + 1] = "30"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "eureka", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:  # the request is out and hanging
+                if line.startswith(f"waiting for {MODEL}"):
+                    break
+            pressed = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            rest = proc.stdout.read()
+            code = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        took = time.monotonic() - pressed
+    run_dir = _run_dir(runs)
+    assert code == 130
+    assert rest.splitlines()[-1] == f"interrupted; continue with eureka solve --resume {run_dir}"
+    assert "stopping: ending the running jobs (Ctrl-C again to exit at once)" in rest
+    assert took < 20  # seconds, on a loaded machine; the request alone would wait 30 s × 3 tries
+    summary = _summary(runs)
+    assert summary.status == "interrupted" and summary.message == "interrupted by the user"
+    assert len(p.requests) == 1
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_ctrl_c_during_training_kills_the_jobs_and_keeps_them_unfinished(tmp_path: Path) -> None:
+    human = (REPO / "tasks/cartpole/human_reward.py").read_text()
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    with FakeProvider(reply(fenced(human))) as p:
+        args = _args(p.openai_base, runs)
+        args[args.index("--timesteps") + 1] = "5000000"  # far longer than the test
+        args[args.index("--samples") + 1] = "1"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "eureka", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not list(runs.glob("cartpole/*/iter_0/cand_0/progress.json")):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+            run_dir = _run_dir(runs)
+            assert _processes_mentioning(str(run_dir))  # the training worker
+            pressed = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            output, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        took = time.monotonic() - pressed
+    assert proc.returncode == 130
+    assert output.splitlines()[-1] == f"interrupted; continue with eureka solve --resume {run_dir}"
+    assert took < 20  # seconds, on a loaded machine
+    assert not _processes_mentioning(str(run_dir))  # the workers' process groups were killed
+    for name in ("metrics.json", "candidate.json"):  # unfinished: a resume trains it
+        assert not (run_dir / "iter_0/cand_0" / name).exists()
+    assert _summary(runs).status == "interrupted"
