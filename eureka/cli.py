@@ -28,7 +28,7 @@ from eureka.training.train import path_note
 from eureka.types import METRICS_FILE, SolveConfig, Status, TrainJob, TrainResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-tasks_app = typer.Typer(no_args_is_help=True, help="List, show and check task folders.")
+tasks_app = typer.Typer(no_args_is_help=True, help="List, show, check and create task folders.")
 app.add_typer(tasks_app, name="tasks")
 PIPED_WIDTH = 160
 """Columns for output that is not a terminal (CI logs, pipes): rich's 80 would cut task names."""
@@ -152,6 +152,36 @@ def tasks_check(
             failed += not report.ok
         if failed:
             raise typer.Exit(1)
+
+
+@tasks_app.command("new")
+def tasks_new(
+    name: Annotated[str, typer.Argument(help="the task's name (also its folder's)")],
+    env: Annotated[str, typer.Option(help="a gymnasium id (Hopper-v5) or path/env.py:Class")],
+    tasks_dir: Annotated[Path, typer.Option("--dir", help="where the task folder goes")] = Path("tasks"),
+    force: Annotated[bool, typer.Option(help="write into an existing folder")] = False,
+) -> None:
+    """Write a task folder from an environment: state fields, starter human reward, settings."""
+    from eureka.training.scaffold import new_task
+
+    with user_errors():
+        made = new_task(name, env, tasks_dir, force)
+        from_sim = [f.name for f in made.fields if f.obs is None]
+        console.print(
+            f"wrote {made.folder}: {len(made.fields)} state fields", highlight=False, soft_wrap=True
+        )
+        if from_sim:
+            console.print(f"  read from the simulator in state.py: {', '.join(from_sim)}", highlight=False)
+        if made.reproduced:
+            console.print(f"  human reward reproduces {', '.join(made.reproduced)}", highlight=False)
+        if made.missing:
+            console.print(f"  [yellow]not reproduced[/yellow]: {', '.join(made.missing)}", highlight=False)
+        console.print(
+            f"next: complete the TODOs in {made.folder / tasks.TASK_FILE}, then `eureka tasks check "
+            f"{made.folder}`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _reward_file(task: tasks.Task, reward: str, run_dir: Path) -> Path | None:
