@@ -54,6 +54,10 @@ class Completion(BaseModel):
     cached: bool = False
 
 
+TRANSCRIPT_FILE = "transcript.jsonl"
+"""A run's record of every exchange, in its run directory."""
+
+
 class Usage(BaseModel):
     """Running totals of tokens and cost."""
 
@@ -294,7 +298,7 @@ class ReplayBackend:
     `drifted` counts how often that happened; any difference in words is an error."""
 
     def __init__(self, source: Path, strict: bool = False) -> None:
-        path = source / "transcript.jsonl" if source.is_dir() else source
+        path = source / TRANSCRIPT_FILE if source.is_dir() else source
         if not path.is_file():
             raise LLMError(f"replay: {path} not found; give a run directory or a transcript.jsonl")
         self.path = path
@@ -502,7 +506,7 @@ def for_run(config: Any, run_dir: Path) -> LLM:
         grammar = reward_grammar(tasks.load(config.task))
     return LLM(
         make_backend(config.model, config.api_base, config.seed, grammar),
-        transcript=run_dir / "transcript.jsonl",
+        transcript=run_dir / TRANSCRIPT_FILE,
         cache_dir=cache_dir() if config.cache else None,
         temperature=config.temperature,
         max_cost=config.max_cost,
