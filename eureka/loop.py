@@ -49,6 +49,7 @@ from eureka.types import (
     Summary,
     Task,
     Totals,
+    TrainingProgress,
     TrainJob,
     TrainResult,
 )
@@ -89,11 +90,7 @@ class Loop:
         if judge is None and config.feedback == "synthetic":
             judge = feedback.SyntheticOracle(config.oracle_noise, config.seed)
         self.judge = judge
-        self.executor = Watched(
-            executor or make_executor(config),
-            run_dir,
-            lambda p: self.report(Progress("training", training=p)),
-        )
+        self.executor = Watched(executor or make_executor(config), run_dir, self._training_progress)
         self.ledger = Ledger(
             run_dir,
             lambda: self.llm.usage,
@@ -114,6 +111,11 @@ class Loop:
                 f"--halving continues training from checkpoints, which only the batched path writes; task "
                 f"{self.task.name} trains with SB3: add --backend batched (or a training.batched section)"
             )
+
+    def _training_progress(self, progress: TrainingProgress) -> None:
+        if progress.status is not None:  # counted before the run can read its results back
+            self.ledger.flush()
+        self.report(Progress("training", training=progress))
 
     # ------------------------------------------------------------ prompts
 

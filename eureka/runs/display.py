@@ -27,7 +27,7 @@ def duration(seconds: float | None) -> str:
     """`1h 02m`, `3m 05s`, `42 s`; `-` when unknown."""
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     if s >= 3600:
         return f"{s // 3600}h {s % 3600 // 60:02d}m"
     if s >= 60:
@@ -123,11 +123,18 @@ class LiveReporter:
             return time.monotonic() - self._start
         return self.totals.wall_time + time.monotonic() - self._totals_at
 
+    @staticmethod
+    def _status(status: Status | None) -> str:
+        if status is None:
+            return "training…"
+        colour = COLOURS.get(status, "red")
+        return f"[{colour}]{status.value}[/{colour}]"
+
     def _bar_cells(self, p: TrainingProgress | None) -> tuple[ProgressBar | str, str, str, str, str]:
         if p is None:
             return "", "", "-", "", ""
-        if p.status is not None:
-            return "", f"{p.env_steps:,}", _fitness(p.fitness), "", duration(p.elapsed)
+        if p.status is not None:  # ended: F of the final policy, the time it took
+            return "", f"{p.env_steps:,}", _fitness(p.fitness), "", f"took {duration(p.elapsed)}"
         bar = ProgressBar(total=max(p.total, 1), completed=min(p.env_steps, p.total), width=24)
         return (
             bar,
@@ -144,20 +151,29 @@ class LiveReporter:
             )
             for c in self.rows.values():
                 jobs = [p for name, p in self.training.items() if _owner(name) == c.name]
-                running = c.message == "training"
-                if running:
-                    bar, steps, f, speed, eta = self._bar_cells(jobs[-1] if jobs else None)
-                    status = "training…"
+                job = jobs[-1] if jobs else None
+                if c.message == "training":  # still the loop's "training" placeholder
+                    cells = self._bar_cells(job)
+                    status = self._status(job.status if job is not None else None)
+                    table.add_row(c.name, c.origin, status, *cells, "")
                 else:
-                    colour = COLOURS.get(c.status, "red")
-                    bar, steps, speed, eta = "", f"{c.env_steps:,}" if c.env_steps else "", "", ""
-                    f, status = _fitness(c.fitness), f"[{colour}]{c.status.value}[/{colour}]"
-                table.add_row(c.name, c.origin, status, bar, steps, f, speed, eta, c.message[:60])
+                    steps = f"{c.env_steps:,}" if c.env_steps else ""
+                    table.add_row(
+                        c.name,
+                        c.origin,
+                        self._status(c.status),
+                        "",
+                        steps,
+                        _fitness(c.fitness),
+                        "",
+                        "",
+                        c.message[:60],
+                    )
             for name, p in self.training.items():
                 if name.startswith("final/"):
-                    colour = COLOURS.get(p.status, "red") if p.status else ""
-                    status = f"[{colour}]{p.status.value}[/{colour}]" if p.status else "training…"
-                    table.add_row(name.removeprefix("final/"), "final", status, *self._bar_cells(p), "")
+                    table.add_row(
+                        name.removeprefix("final/"), "final", self._status(p.status), *self._bar_cells(p), ""
+                    )
             usage = f" · {usage_line(self.totals)}" if self.totals is not None else ""
             title = (
                 f"{self.header} · elapsed {duration(self._elapsed())}{usage} · best F {self.best} · "
