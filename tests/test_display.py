@@ -5,6 +5,7 @@ mode (pipes, CI) a progress line per training at most every interval."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import sys
@@ -39,7 +40,7 @@ def test_live_progress_advances_under_a_terminal(tmp_path: Path) -> None:
     # the candidate's row while it trains, and the final evaluation's three trainings
     steps = [int(s.replace(",", "")) for s in re.findall(rf"([\d,]+)/{BUDGET:,}", screen)]
     assert len(set(steps)) >= 3 and min(steps) < BUDGET / 2, steps  # seen early, and advancing
-    assert any(b > a for a, b in zip(steps, steps[1:], strict=False))
+    assert any(b > a for a, b in itertools.pairwise(steps))
     assert re.search(r"ETA \d+ s", screen) and re.search(r"[\d,]+/s ", screen)
     assert re.search(r"elapsed \d+ s · LLM 1 calls, 0 tokens, \$0\.0000 · best F", screen)
     assert "final evaluation: 3 trainings" in screen
