@@ -472,11 +472,15 @@ app.add_typer(runs_app, name="runs")
 def runs_list(
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories are (default ./runs)")] = None,
 ) -> None:
-    """Every solve run: task, start, model, status, iterations, best F, HNS, cost, wall time."""
+    """Every solve run: task, start, model, status, iterations, best F, HNS, cost, env steps and
+    wall time (totals over a resumed run's parts)."""
+    from eureka.runs.display import wall_text
     from eureka.runs.report import read_run, summary_json
 
     root = runs.runs_root(runs_dir)
-    table = Table("run", "model", "status", "iterations", "best F", "HNS", "cost", "wall", title=str(root))
+    table = Table(
+        "run", "model", "status", "iterations", "best F", "HNS", "cost", "env steps", "wall", title=str(root)
+    )
     for column in table.columns:
         column.overflow = "fold"
     for summary in sorted(root.glob("*/*/summary.json")):
@@ -494,7 +498,8 @@ def runs_list(
             best,
             hns,
             f"${row['cost']:.4f}",
-            f"{row['wall_time']:.0f} s",
+            f"{row['env_steps']:,}",
+            wall_text(row["wall_time"], row["wall_time_part"], row["parts"]),
         )
     console.print(table)
 

@@ -3,6 +3,7 @@ failing iteration, selection, reflection, final evaluation, HNS, replay and resu
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FIXTURES, REPO, QueuedBackend, fenced, solve_config, write_task
+from rich.console import Console
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -314,3 +316,21 @@ def test_resumed_run_totals_equal_the_uninterrupted_runs(recording: Path, tmp_pa
     assert (resumed.part.llm_calls, resumed.part.tokens_in) == (2, 300)  # iteration 1: 2 samples, 1 repair
     assert 0 < resumed.part.env_steps < resumed.env_steps  # the first part trained iteration 0
     assert resumed.wall_time > resumed.part.wall_time > 0
+    # the report, the end-of-run panel and the batch tables show the totals and the split
+    from eureka.runs import batch, display
+
+    parts = f"{resumed.wall_time:.0f} s over 2 parts (this part {resumed.part.wall_time:.0f} s)"
+    report = (run_dir / "report.html").read_text()
+    assert parts in report and "this part: 2 LLM calls, 450 tokens" in report
+    assert f"${original.cost:.4f}" in report and f"{original.env_steps:,} env steps" in report
+    panel = io.StringIO()
+    Console(file=panel, width=200).print(display.summary_panel(resumed, str(run_dir)))
+    assert f"LLM: 4 calls, {original.tokens_in + original.tokens_out:,} tokens" in panel.getvalue()
+    assert f"wall {parts}" in panel.getvalue()
+    row = batch.judge(batch.SuiteEntry(task="cartpole"), run_dir, None)
+    assert (row.parts, row.env_steps, row.tokens) == (
+        2,
+        original.env_steps,
+        resumed.tokens_in + resumed.tokens_out,
+    )
+    assert parts in batch.markdown(batch.BatchResult(tasks=[row], wall_time=1.0))

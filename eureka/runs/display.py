@@ -35,6 +35,13 @@ def duration(seconds: float | None) -> str:
     return f"{s} s"
 
 
+def wall_text(total: float, part: float, parts: int) -> str:
+    """`95 s`, or for a resumed run `95 s over 2 parts (this part 40 s)`."""
+    if parts <= 1:
+        return f"{total:.0f} s"
+    return f"{total:.0f} s over {parts} parts (this part {part:.0f} s)"
+
+
 def progress_line(p: TrainingProgress) -> str:
     """`12,288/50,000 steps (25%), F 23.5, 1,234 steps/s, ETA 31 s`."""
     share = f" ({p.env_steps / p.total:.0%})" if p.total else ""
@@ -236,8 +243,15 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
             lines.append("human-normalised score: - (a reward of the comparison failed, or no sparse reward)")
     lines.append(
         f"LLM: {summary.llm_calls} calls, {summary.tokens_in + summary.tokens_out:,} tokens, "
-        f"${summary.cost:.4f}; env steps {summary.env_steps:,}; wall {summary.wall_time:.0f} s"
+        f"${summary.cost:.4f}; env steps {summary.env_steps:,}; "
+        f"wall {wall_text(summary.wall_time, summary.part.wall_time, summary.parts)}"
     )
+    if summary.parts > 1:
+        part = summary.part
+        lines.append(
+            f"this part: LLM {part.llm_calls} calls, {part.tokens_in + part.tokens_out:,} tokens, "
+            f"${part.cost:.4f}; env steps {part.env_steps:,}"
+        )
     lines.append(f"run directory: {run_dir}")
     return Panel("\n".join(lines), title=f"eureka solve {summary.task}")
 
