@@ -254,7 +254,7 @@ class TrainResult(BaseModel):
     fitness_std: float | None = None
     success_rate: float | None = None
     solved: bool = False
-    """Mean F reached the task's threshold."""
+    """Mean F of the final policy over the evaluation episodes reached the task's threshold."""
     checkpoint_steps: list[int] = Field(default_factory=list)
     fitness_curve: list[float | None] = Field(default_factory=list)
     """Mean F of the training episodes that ended in each checkpoint window."""
@@ -278,7 +278,8 @@ class TrainResult(BaseModel):
     checkpoint_file: str | None = None
     """The batched path's resumable state (policy, optimiser, normalisers)."""
     solved_after_steps: int | None = None
-    """Env steps until the mean F of the last 20 training episodes first reached the threshold."""
+    """Env steps until the mean F of the last 20 *training* episodes first reached the threshold
+    (a training statistic: it may be set while `solved`, the final policy's, is False)."""
     solved_after_seconds: float | None = None
     """Training seconds until then (time to solve)."""
     diagnostics: dict[str, list[float]] = Field(default_factory=dict)
