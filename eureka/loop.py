@@ -512,9 +512,9 @@ class Loop:
 
     def run(self) -> Summary:
         with self.ledger:
-            return self._run()
+            return self._solve()
 
-    def _run(self) -> Summary:
+    def _solve(self) -> Summary:
         counted = 0
         number = 0
         failures: list[Candidate] = []
