@@ -30,7 +30,7 @@ from eureka.training.train import path_note
 from eureka.types import METRICS_FILE, SolveConfig, Status, TrainJob, TrainResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-tasks_app = typer.Typer(no_args_is_help=True, help="List, show and check task folders.")
+tasks_app = typer.Typer(no_args_is_help=True, help="List, show, check and create task folders.")
 app.add_typer(tasks_app, name="tasks")
 PIPED_WIDTH = 160
 """Columns for output that is not a terminal (CI logs, pipes): rich's 80 would cut task names."""
@@ -154,6 +154,36 @@ def tasks_check(
             failed += not report.ok
         if failed:
             raise typer.Exit(1)
+
+
+@tasks_app.command("new")
+def tasks_new(
+    name: Annotated[str, typer.Argument(help="the task's name (also its folder's)")],
+    env: Annotated[str, typer.Option(help="a gymnasium id (Hopper-v5) or path/env.py:Class")],
+    tasks_dir: Annotated[Path, typer.Option("--dir", help="where the task folder goes")] = Path("tasks"),
+    force: Annotated[bool, typer.Option(help="write into an existing folder")] = False,
+) -> None:
+    """Write a task folder from an environment: state fields, starter human reward, settings."""
+    from eureka.training.scaffold import new_task
+
+    with user_errors():
+        made = new_task(name, env, tasks_dir, force)
+        from_sim = [f.name for f in made.fields if f.obs is None]
+        console.print(
+            f"wrote {made.folder}: {len(made.fields)} state fields", highlight=False, soft_wrap=True
+        )
+        if from_sim:
+            console.print(f"  read from the simulator in state.py: {', '.join(from_sim)}", highlight=False)
+        if made.reproduced:
+            console.print(f"  human reward reproduces {', '.join(made.reproduced)}", highlight=False)
+        if made.missing:
+            console.print(f"  [yellow]not reproduced[/yellow]: {', '.join(made.missing)}", highlight=False)
+        console.print(
+            f"next: complete the TODOs in {made.folder / tasks.TASK_FILE}, then `eureka tasks check "
+            f"{made.folder}`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _reward_file(task: tasks.Task, reward: str, run_dir: Path) -> Path | None:
@@ -512,11 +542,15 @@ app.add_typer(runs_app, name="runs")
 def runs_list(
     runs_dir: Annotated[Path | None, typer.Option(help="where run directories are (default ./runs)")] = None,
 ) -> None:
-    """Every solve run: task, start, model, status, iterations, best F, HNS, cost, wall time."""
+    """Every solve run: task, start, model, status, iterations, best F, HNS, cost, env steps and
+    wall time (totals over a resumed run's parts)."""
+    from eureka.runs.display import wall_text
     from eureka.runs.report import read_run, summary_json
 
     root = runs.runs_root(runs_dir)
-    table = Table("run", "model", "status", "iterations", "best F", "HNS", "cost", "wall", title=str(root))
+    table = Table(
+        "run", "model", "status", "iterations", "best F", "HNS", "cost", "env steps", "wall", title=str(root)
+    )
     for column in table.columns:
         column.overflow = "fold"
     for summary in sorted(root.glob("*/*/summary.json")):
@@ -534,7 +568,8 @@ def runs_list(
             best,
             hns,
             f"${row['cost']:.4f}",
-            f"{row['wall_time']:.0f} s",
+            f"{row['env_steps']:,}",
+            wall_text(row["wall_time"], row["wall_time_part"], row["parts"]),
         )
     console.print(table)
 

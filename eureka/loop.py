@@ -12,7 +12,6 @@ import importlib.util
 import json
 import shutil
 import statistics
-import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,9 +26,10 @@ from eureka.llm.client import LLM, LOCAL_MODEL, NO_MODEL, BudgetExceeded, LLMErr
 from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
+from eureka.runs.totals import Ledger
 from eureka.training import halving as schedule
 from eureka.training import optimise
-from eureka.training.executors import Executor, make_executor
+from eureka.training.executors import Executor, Watched, make_executor
 from eureka.types import (
     METRICS_FILE,
     RESPONSE_FILE,
@@ -48,6 +48,8 @@ from eureka.types import (
     Status,
     Summary,
     Task,
+    Totals,
+    TrainingProgress,
     TrainJob,
     TrainResult,
 )
@@ -97,8 +99,13 @@ class Loop:
         if judge is None and config.feedback == "synthetic":
             judge = feedback.SyntheticOracle(config.oracle_noise, config.seed)
         self.judge = judge
-        self.executor: Executor = executor or make_executor(config)
-        self.start = time.monotonic()
+        self.executor = Watched(executor or make_executor(config), run_dir, self._training_progress)
+        self.ledger = Ledger(
+            run_dir,
+            lambda: self.llm.usage,
+            lambda: self.executor.env_steps,
+            on_tick=lambda totals: self.report(Progress("totals", totals=totals)),
+        )
         self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
         if config.model == NO_MODEL and self.human_reward is None:
             raise EurekaError(
@@ -116,6 +123,11 @@ class Loop:
                 f"--halving continues training from checkpoints, which only the batched path writes; task "
                 f"{self.task.name} trains with SB3: add --backend batched (or a training.batched section)"
             )
+
+    def _training_progress(self, progress: TrainingProgress) -> None:
+        if progress.status is not None:  # counted before the run can read its results back
+            self.ledger.flush()
+        self.report(Progress("training", training=progress))
 
     # ------------------------------------------------------------ prompts
 
@@ -513,13 +525,10 @@ class Loop:
     # ------------------------------------------------------------ bookkeeping
 
     def _save(self) -> None:
-        usage = self.llm.usage
-        self.summary.llm_calls = usage.calls
-        self.summary.tokens_in = usage.tokens_in
-        self.summary.tokens_out = usage.tokens_out
-        self.summary.cost = usage.cost
-        self.summary.env_steps = sum(c.env_steps for it in self.summary.iterations for c in it.candidates)
-        self.summary.wall_time = time.monotonic() - self.start
+        self.summary.part, total = self.ledger.flush()
+        self.summary.parts = self.ledger.parts
+        for key in Totals.model_fields:  # the run's totals, over all its parts
+            setattr(self.summary, key, getattr(total, key))
         tmp = self.run_dir / (SUMMARY_FILE + ".tmp")
         tmp.write_text(self.summary.model_dump_json(indent=2))
         tmp.replace(self.run_dir / SUMMARY_FILE)
@@ -530,6 +539,10 @@ class Loop:
         self.llm.cancel()
 
     def run(self) -> Summary:
+        with self.ledger:
+            return self._solve()
+
+    def _solve(self) -> Summary:
         counted = 0
         number = 0
         failures: list[Candidate] = []

@@ -20,6 +20,9 @@ from eureka.types import Task, TaskSpec
 
 TASK_FILE = "task.yaml"
 HUMAN_REWARD_FILE = "human_reward.py"
+TODO_MARKER = "# EUREKA-TODO:"
+"""Starts a line that `eureka tasks new` leaves for the author (e.g. in human_reward.py when the
+environment's reward could not be read); `tasks check` fails while one is left."""
 ENTRY_POINT_GROUP = "eureka.tasks"
 
 

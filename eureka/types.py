@@ -254,7 +254,7 @@ class TrainResult(BaseModel):
     fitness_std: float | None = None
     success_rate: float | None = None
     solved: bool = False
-    """Mean F reached the task's threshold."""
+    """Mean F of the final policy over the evaluation episodes reached the task's threshold."""
     checkpoint_steps: list[int] = Field(default_factory=list)
     fitness_curve: list[float | None] = Field(default_factory=list)
     """Mean F of the training episodes that ended in each checkpoint window."""
@@ -278,7 +278,8 @@ class TrainResult(BaseModel):
     checkpoint_file: str | None = None
     """The batched path's resumable state (policy, optimiser, normalisers)."""
     solved_after_steps: int | None = None
-    """Env steps until the mean F of the last 20 training episodes first reached the threshold."""
+    """Env steps until the mean F of the last 20 *training* episodes first reached the threshold
+    (a training statistic: it may be set while `solved`, the final policy's, is False)."""
     solved_after_seconds: float | None = None
     """Training seconds until then (time to solve)."""
     diagnostics: dict[str, list[float]] = Field(default_factory=dict)
@@ -640,8 +641,22 @@ class FinalEvaluation(BaseModel):
     """(F_best - F_sparse) / |F_human - F_sparse|, as in Eureka."""
 
 
+class Totals(BaseModel):
+    """What a run (or one part of it, between a start and a stop) used."""
+
+    llm_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    env_steps: int = 0
+    """Environment steps of the trainings that finished (candidates and final evaluation)."""
+    wall_time: float = 0.0
+
+
 class Summary(BaseModel):
-    """summary.json: the state of a run, rewritten as it goes."""
+    """summary.json: the state of a run, rewritten as it goes. The usage fields (llm_calls ...
+    wall_time) are totals over every part of the run (a resumed run adds its parts up);
+    `part` is what the latest part alone used."""
 
     task: str
     model: str
@@ -656,17 +671,49 @@ class Summary(BaseModel):
     cost: float = 0.0
     env_steps: int = 0
     wall_time: float = 0.0
+    part: Totals = Field(default_factory=Totals)
+    parts: int = 1
+    """How many times the run was started (1 + resumes)."""
+
+
+@dataclass
+class TrainingProgress:
+    """A training job's progress file as the display reads it while the job runs."""
+
+    name: str
+    """The job's folder relative to the run directory: `iter_0/cand_1`, `final/best_seed1000`."""
+    env_steps: int
+    total: int
+    fitness: float | None
+    """F of the latest training episodes (not the final policy's)."""
+    elapsed: float
+    status: Status | None = None
+    """Set once the job has ended (its result's status); None while it runs."""
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.env_steps / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far; None before the first steps."""
+        rate = self.steps_per_second
+        return max(self.total - self.env_steps, 0) / rate if rate > 0 else None
 
 
 @dataclass
 class Progress:
     """What the display is told: one event at a time."""
 
-    kind: Literal["iteration", "candidate", "message", "wait", "final"]
+    kind: Literal["iteration", "candidate", "message", "wait", "final", "training", "totals"]
     """`wait`: the LLM has not answered yet (text says for how long; empty: it answered)."""
     text: str = ""
     candidate: Candidate | None = None
     summary: Summary | None = None
+    training: TrainingProgress | None = None
+    """With `training`: a running job's progress (about once a second)."""
+    totals: Totals | None = None
+    """With `totals`: what the run used so far, over all its parts (about once a second)."""
 
 
 Reporter = Callable[[Progress], None]

@@ -1,19 +1,105 @@
-"""What a user sees of a solve run: the live table and the plain lines."""
+"""What a user watches during `eureka solve`: a live table under a real pseudo-terminal whose
+progress (steps of the budget, steps/s, ETA) advances while candidates train, and in plain
+mode (pipes, CI) a progress line per training at most every interval."""
 
 from __future__ import annotations
 
 import html
 import io
+import itertools
+import os
+import re
+import sys
 from pathlib import Path
 
+import pexpect
 from conftest import REPO, QueuedBackend, fenced, solve_config
 from rich.console import Console
 
 from eureka.llm.client import LLM
 from eureka.loop import Loop, save_config
-from eureka.runs.display import LiveReporter, PlainReporter, candidates_table
+from eureka.runs.display import LiveReporter, PlainReporter, candidates_table, duration, progress_line
 from eureka.runs.report import read_run
-from eureka.types import Progress
+from eureka.types import Progress, Status, Totals, TrainingProgress
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BUDGET = 20_000
+
+
+def test_live_progress_advances_under_a_terminal(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TERM="xterm-256color")
+    args = [
+        "-m", "eureka", "solve", "mountain_car_continuous", "--model", f"replay:{REPO / 'examples/mountain_car_demo'}",
+        "--iterations", "1", "--samples", "1", "--workers", "2", "--timesteps", str(BUDGET),
+        "--eval-seeds", "1", "--no-video", "--no-cache", "--runs-dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    child = pexpect.spawn(
+        sys.executable, args, cwd=str(tmp_path), env=env, dimensions=(40, 200), encoding="utf-8", timeout=300
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = ANSI.sub("", child.before or "")
+    assert child.exitstatus == 0, screen[-3000:]
+    # the candidate's row while it trains, and the final evaluation's three trainings
+    steps = [int(s.replace(",", "")) for s in re.findall(rf"([\d,]+)/{BUDGET:,}", screen)]
+    assert len(set(steps)) >= 3 and min(steps) < BUDGET / 2, steps  # seen early, and advancing
+    assert any(b > a for a, b in itertools.pairwise(steps))
+    assert re.search(r"ETA \d+ s", screen) and re.search(r"[\d,]+/s ", screen)
+    assert re.search(r"elapsed \d+ s · LLM 1 calls, 0 tokens, \$0\.0000 · best F", screen)
+    assert "final evaluation: 3 trainings" in screen
+    for name in ("best_seed1000", "human_seed1000", "sparse_seed1000"):
+        assert name in screen
+    assert re.search(r"took \d+ s", screen)  # an ended training's row
+
+
+def _progress(name: str, steps: int, status: Status | None = None) -> Progress:
+    return Progress("training", training=TrainingProgress(name, steps, 1000, 12.5, steps / 100, status))
+
+
+def test_plain_mode_prints_a_line_per_training_at_most_every_interval() -> None:
+    out = io.StringIO()
+    reporter = PlainReporter(Console(file=out, width=200), interval=3600)
+    for steps in (100, 200, 300):
+        reporter(_progress("iter_0/cand_0", steps))
+    reporter(_progress("iter_0/cand_1", 150))
+    reporter(_progress("iter_0/cand_0", 1000, Status.OK))  # ended: the candidate line says it
+    reporter(Progress("totals", totals=Totals(llm_calls=3)))
+    assert out.getvalue().splitlines() == [
+        "  iter_0/cand_0 training: 100/1,000 steps (10%), F 12.5, 100 steps/s, ETA 9 s",
+        "  iter_0/cand_1 training: 150/1,000 steps (15%), F 12.5, 100 steps/s, ETA 8 s",
+    ]
+    again = PlainReporter(Console(file=io.StringIO(), width=200), interval=0)
+    for steps in (100, 200):
+        again(_progress("iter_0/cand_0", steps))
+    assert again.console.file.getvalue().count("iter_0/cand_0 training") == 2  # type: ignore[attr-defined]
+
+
+def test_live_table_shows_bars_final_rows_and_totals() -> None:
+    out = io.StringIO()
+    reporter = LiveReporter(Console(file=out, width=220, force_terminal=False), "gpt-x")
+    reporter(Progress("iteration", "iteration 0"))
+    from eureka.types import Candidate
+
+    cand = Candidate(iteration=0, index=0, origin="llm", status=Status.OK, message="training")
+    reporter(Progress("candidate", "training", cand))
+    reporter(_progress("iter_0/cand_0/rung_1", 250))
+    reporter(_progress("final/human_seed1000", 1000, Status.OK))
+    reporter(
+        Progress("totals", totals=Totals(llm_calls=7, tokens_in=1000, tokens_out=234, cost=0.5, wall_time=65))
+    )
+    Console(file=out, width=220).print(reporter._render())
+    text = out.getvalue()
+    assert "250/1,000" in text and "ETA 8 s" in text and "100/s" in text, text
+    assert "human_seed1000" in text and "took 10 s" in text
+    assert "iteration 0 · elapsed 1m 05s · LLM 7 calls, 1,234 tokens, $0.5000 · best F - · gpt-x" in text
+
+
+def test_durations_and_progress_line() -> None:
+    assert [duration(s) for s in (None, 4.4, 65, 3725)] == ["-", "4 s", "1m 05s", "1h 02m"]
+    assert (
+        progress_line(TrainingProgress("x", 0, 100, None, 0.0)) == "0/100 steps (0%), F -, 0 steps/s, ETA -"
+    )
 
 
 def _console() -> tuple[Console, io.StringIO]:

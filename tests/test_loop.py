@@ -3,6 +3,7 @@ failing iteration, selection, reflection, final evaluation, HNS, replay and resu
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FIXTURES, REPO, QueuedBackend, fenced, solve_config, write_task
+from rich.console import Console
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -243,6 +245,10 @@ def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path
     original = Summary.model_validate_json((recording.parent / "summary.json").read_text())
     assert _outcome(resumed) == _outcome(original)
     assert json.loads((run_dir / "iter_0/cand_0/candidate.json").read_text()) == first  # not retrained
+    # totals over both parts: the killed part's LLM calls and finished training count
+    assert (resumed.llm_calls, resumed.env_steps) == (original.llm_calls, original.env_steps)
+    assert resumed.parts == 2 and resumed.part.llm_calls < resumed.llm_calls
+    assert resumed.part.env_steps < resumed.env_steps and resumed.wall_time > resumed.part.wall_time
 
 
 def test_the_budget_shown_is_the_budget_trained_on_the_batched_path(
@@ -270,3 +276,66 @@ def test_the_budget_shown_is_the_budget_trained_on_the_batched_path(
     assert trained == [4096] * 3  # best, human, sparse × 1 seed
     assert final_title(final) == "final evaluation, 1 seeds × 4,096 steps"
     assert final_title(final) in (run_dir / "report.html").read_text()
+
+
+def _quiet(event: Progress) -> None:
+    return None
+
+
+class _Killed(BaseException):
+    """Stands for a kill: nothing in the loop catches it, so nothing is saved on the way out."""
+
+
+class _DiesOnCall(QueuedBackend):
+    def __init__(self, replies: list[str], dies_on: int) -> None:
+        super().__init__(replies)
+        self.dies_on = dies_on
+
+    def complete(self, messages, n, temperature):  # type: ignore[no-untyped-def]
+        if len(self.history) + 1 == self.dies_on:
+            raise _Killed
+        return super().complete(messages, n, temperature)
+
+
+def test_resumed_run_totals_equal_the_uninterrupted_runs(recording: Path, tmp_path: Path) -> None:
+    """The recording's run, stopped dead at its third LLM call and resumed: LLM calls, tokens,
+    cost and env steps over both parts equal the uninterrupted run's; wall time is split."""
+    from eureka.loop import save_config
+
+    original = Summary.model_validate_json((recording.parent / "summary.json").read_text())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(run_dir, _config(eval_seeds=0))
+    first = _DiesOnCall([fenced(HUMAN), "no code", "no code"], dies_on=3)
+    with pytest.raises(_Killed):
+        Loop(
+            _config(eval_seeds=0), run_dir, LLM(first, transcript=run_dir / "transcript.jsonl"), _quiet
+        ).run()
+    rest = QueuedBackend([fenced(STRONGER), fenced(RAISES), "x"])
+    llm = LLM(rest, transcript=run_dir / "transcript.jsonl")
+    resumed = Loop(_config(eval_seeds=0), run_dir, llm, lambda e: None).run()
+    totals = ("llm_calls", "tokens_in", "tokens_out", "cost", "env_steps")
+    assert [getattr(resumed, k) for k in totals] == [getattr(original, k) for k in totals]
+    assert original.llm_calls == 4 and original.tokens_in > 0 and original.env_steps >= 2 * 1500
+    assert resumed.parts == 2 and original.parts == 1
+    assert (resumed.part.llm_calls, resumed.part.tokens_in) == (2, 300)  # iteration 1: 2 samples, 1 repair
+    assert 0 < resumed.part.env_steps < resumed.env_steps  # the first part trained iteration 0
+    assert resumed.wall_time > resumed.part.wall_time > 0
+    # the report, the end-of-run panel and the batch tables show the totals and the split
+    from eureka.runs import batch, display
+
+    parts = f"{resumed.wall_time:.0f} s over 2 parts (this part {resumed.part.wall_time:.0f} s)"
+    report = (run_dir / "report.html").read_text()
+    assert parts in report and "this part: 2 LLM calls, 450 tokens" in report
+    assert f"${original.cost:.4f}" in report and f"{original.env_steps:,} env steps" in report
+    panel = io.StringIO()
+    Console(file=panel, width=200).print(display.summary_panel(resumed, str(run_dir)))
+    assert f"LLM: 4 calls, {original.tokens_in + original.tokens_out:,} tokens" in panel.getvalue()
+    assert f"wall {parts}" in panel.getvalue()
+    row = batch.judge(batch.SuiteEntry(task="cartpole"), run_dir, None)
+    assert (row.parts, row.env_steps, row.tokens) == (
+        2,
+        original.env_steps,
+        resumed.tokens_in + resumed.tokens_out,
+    )
+    assert parts in batch.markdown(batch.BatchResult(tasks=[row], wall_time=1.0))

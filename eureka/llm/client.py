@@ -64,6 +64,10 @@ class Completion(BaseModel):
     cached: bool = False
 
 
+TRANSCRIPT_FILE = "transcript.jsonl"
+"""A run's record of every exchange, in its run directory."""
+
+
 class Usage(BaseModel):
     """Running totals of tokens and cost."""
 
@@ -477,7 +481,7 @@ class ReplayBackend:
     `drifted` counts how often that happened; any difference in words is an error."""
 
     def __init__(self, source: Path, strict: bool = False) -> None:
-        path = source / "transcript.jsonl" if source.is_dir() else source
+        path = source / TRANSCRIPT_FILE if source.is_dir() else source
         if not path.is_file():
             raise LLMError(f"replay: {path} not found; give a run directory or a transcript.jsonl")
         self.path = path
@@ -814,7 +818,7 @@ def for_run(config: Any, run_dir: Path) -> LLM:
             max_tokens=config.reply_tokens,
             grammar=grammar,
         ),
-        transcript=run_dir / "transcript.jsonl",
+        transcript=run_dir / TRANSCRIPT_FILE,
         cache_dir=cache_dir() if config.cache else None,
         temperature=config.temperature,
         max_cost=config.max_cost,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from eureka import tasks
 from eureka.errors import ConfigError, EurekaError
+from eureka.runs.display import wall_text
 from eureka.runs.report import read_run, summary_json
 from eureka.types import Strict
 
@@ -65,6 +66,9 @@ class TaskResult(BaseModel):
     cost: float = 0.0
     wall_time: float = 0.0
     env_steps: int = 0
+    parts: int = 1
+    """1 + how often the task's run was resumed; the usage numbers are totals over its parts."""
+    wall_time_part: float = 0.0
 
 
 class BatchResult(BaseModel):
@@ -228,7 +232,7 @@ def markdown(batch: BatchResult) -> str:
         lines.append(
             f"| {t.task} | {marks[t.outcome]} | {_cell(t.best_fitness)} | {_cell(t.human_fitness)} | "
             f"{_cell(t.sparse_fitness)} | {_cell(t.hns, 3)} | {success} | {t.iterations} | {t.tokens:,} | "
-            f"${t.cost:.4f} | {t.wall_time:.0f} s |"
+            f"${t.cost:.4f} | {wall_text(t.wall_time, t.wall_time_part, t.parts)} |"
         )
     notes = [f"- **{t.task}**: {t.message}" for t in batch.tasks if t.outcome != "passed"]
     return "\n".join(["## eureka batch", "", *lines, "", *notes, ""])

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import threading
+import time
 from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from eureka.types import Candidate, Progress, Status, Summary
+from eureka.types import Candidate, Progress, Status, Summary, Totals, TrainingProgress
 
 COLOURS = {Status.OK: "green", Status.TIMEOUT: "yellow", Status.DIVERGED: "yellow"}
+PLAIN_INTERVAL_S = 30.0
+"""Plain mode (CI logs, pipes): at most one progress line per training this often."""
 
 
 def _fitness(value: float | None) -> str:
@@ -32,14 +36,71 @@ def status_text(c: Candidate) -> str:
     return f"{c.status.value} (repaired: {first})" if first else f"{c.status.value} (repaired)"
 
 
-class PlainReporter:
-    """One line per event; nothing redrawn."""
+def duration(seconds: float | None) -> str:
+    """`1h 02m`, `3m 05s`, `42 s`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s} s"
 
-    def __init__(self, console: Console) -> None:
+
+def wall_text(total: float, part: float, parts: int) -> str:
+    """`95 s`, or for a resumed run `95 s over 2 parts (this part 40 s)`."""
+    if parts <= 1:
+        return f"{total:.0f} s"
+    return f"{total:.0f} s over {parts} parts (this part {part:.0f} s)"
+
+
+def progress_line(p: TrainingProgress) -> str:
+    """`12,288/50,000 steps (25%), F 23.5, 1,234 steps/s, ETA 31 s`."""
+    share = f" ({p.env_steps / p.total:.0%})" if p.total else ""
+    return (
+        f"{p.env_steps:,}/{p.total:,} steps{share}, F {_fitness(p.fitness)}, "
+        f"{p.steps_per_second:,.0f} steps/s, ETA {duration(p.eta)}"
+    )
+
+
+def usage_line(totals: Totals) -> str:
+    return (
+        f"LLM {totals.llm_calls} calls, {totals.tokens_in + totals.tokens_out:,} tokens, ${totals.cost:.4f}"
+    )
+
+
+def _owner(job: str) -> str:
+    """The candidate a training job belongs to: `iter_0/cand_1/rung_2` -> `iter_0/cand_1`."""
+    parts = job.split("/")
+    return "/".join(parts[:2]) if parts[0].startswith("iter_") else job
+
+
+class PlainReporter:
+    """One line per event; nothing redrawn. A running training gets a progress line at most
+    every `interval` seconds."""
+
+    def __init__(self, console: Console, interval: float = PLAIN_INTERVAL_S) -> None:
         self.console = console
+        self.interval = interval
+        self._printed: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _training(self, p: TrainingProgress) -> None:
+        if p.status is not None:  # ended: the candidate's own line follows (or the final table)
+            return
+        now = time.monotonic()
+        with self._lock:
+            last = self._printed.get(p.name)
+            if last is not None and now - last < self.interval:
+                return
+            self._printed[p.name] = now
+        self.console.print(f"  {p.name} training: {progress_line(p)}", highlight=False, markup=False)
 
     def __call__(self, event: Progress) -> None:
-        if event.kind == "candidate" and event.candidate is not None:
+        if event.kind == "training" and event.training is not None:
+            self._training(event.training)
+        elif event.kind == "candidate" and event.candidate is not None:
             c = event.candidate
             if c.message == "training":
                 return
@@ -60,28 +121,86 @@ class PlainReporter:
 
 
 class LiveReporter:
-    """A live table: one row per candidate of the current iteration, a header with the best."""
+    """A live table: one row per candidate of the current iteration with a progress bar while
+    it trains (steps/budget, F of the training episodes, steps/s, ETA), the final evaluation's
+    trainings, and a header with elapsed time, LLM usage and the best F so far."""
 
     def __init__(self, console: Console, model: str) -> None:
         self.console = console
         self.model = model
         self.rows: dict[str, Candidate] = {}
+        self.training: dict[str, TrainingProgress] = {}
         self.header = "starting"
         self.best = "-"
-        self.usage = ""
+        self.totals: Totals | None = None
         self.waiting = ""
         """"waiting for <model> (attempt i/n, 45 s)" while an LLM call is slow."""
+        self._start = time.monotonic()
+        self._totals_at = self._start
         self._lock = threading.Lock()
         self.live = Live(console=console, refresh_per_second=4, get_renderable=self._render)
 
+    def _elapsed(self) -> float:
+        if self.totals is None:
+            return time.monotonic() - self._start
+        return self.totals.wall_time + time.monotonic() - self._totals_at
+
+    @staticmethod
+    def _status(status: Status | None, text: str | None = None) -> str:
+        if status is None:
+            return "training…"
+        colour = COLOURS.get(status, "red")
+        return f"[{colour}]{escape(text or status.value)}[/{colour}]"
+
+    def _bar_cells(self, p: TrainingProgress | None) -> tuple[ProgressBar | str, str, str, str, str]:
+        if p is None:
+            return "", "", "-", "", ""
+        if p.status is not None:  # ended: F of the final policy, the time it took
+            return "", f"{p.env_steps:,}", _fitness(p.fitness), "", f"took {duration(p.elapsed)}"
+        bar = ProgressBar(total=max(p.total, 1), completed=min(p.env_steps, p.total), width=24)
+        return (
+            bar,
+            f"{p.env_steps:,}/{p.total:,}",
+            _fitness(p.fitness),
+            f"{p.steps_per_second:,.0f}/s",
+            f"ETA {duration(p.eta)}",
+        )
+
     def _render(self) -> Group:
-        table = Table("candidate", "origin", "status", "F", "message", expand=True)
-        for c in self.rows.values():
-            colour = COLOURS.get(c.status, "red")
-            shown = escape(status_text(c))
-            status = "training…" if c.message == "training" else f"[{colour}]{shown}[/{colour}]"
-            table.add_row(c.name, c.origin, status, _fitness(c.fitness), c.message[:80])
-        title = f"{self.header} · best F {self.best} · {self.model} {self.usage}"
+        with self._lock:
+            table = Table(
+                "candidate", "origin", "status", "progress", "steps", "F", "speed", "left", "message"
+            )
+            for c in self.rows.values():
+                jobs = [p for name, p in self.training.items() if _owner(name) == c.name]
+                job = jobs[-1] if jobs else None
+                if c.message == "training":  # still the loop's "training" placeholder
+                    cells = self._bar_cells(job)
+                    status = self._status(job.status if job is not None else None)
+                    table.add_row(c.name, c.origin, status, *cells, "")
+                else:
+                    steps = f"{c.env_steps:,}" if c.env_steps else ""
+                    table.add_row(
+                        c.name,
+                        c.origin,
+                        self._status(c.status, status_text(c)),
+                        "",
+                        steps,
+                        _fitness(c.fitness),
+                        "",
+                        "",
+                        c.message[:60],
+                    )
+            for name, p in self.training.items():
+                if name.startswith("final/"):
+                    table.add_row(
+                        name.removeprefix("final/"), "final", self._status(p.status), *self._bar_cells(p), ""
+                    )
+            usage = f" · {usage_line(self.totals)}" if self.totals is not None else ""
+            title = (
+                f"{self.header} · elapsed {duration(self._elapsed())}{usage} · best F {self.best} · "
+                f"{self.model}"
+            )
         panel = Panel(table, title=title)
         return Group(panel, Text(self.waiting, style="yellow")) if self.waiting else Group(panel)
 
@@ -90,6 +209,15 @@ class LiveReporter:
             if event.kind == "iteration":
                 self.header = event.text
                 self.rows = {}
+                self.training = {}
+            elif event.kind == "training" and event.training is not None:
+                self.training[event.training.name] = event.training
+            elif event.kind == "totals" and event.totals is not None:
+                self.totals = event.totals
+                self._totals_at = time.monotonic()
+            elif event.kind == "message" and event.text.startswith("final evaluation"):
+                self.header = event.text
+                self.live.console.print(event.text, highlight=False, markup=False)
             elif event.kind == "candidate" and event.candidate is not None:
                 self.rows[event.candidate.name] = event.candidate
                 if event.candidate.fitness is not None and (
@@ -133,8 +261,15 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
             lines.append("human-normalised score: - (a reward of the comparison failed, or no sparse reward)")
     lines.append(
         f"LLM: {summary.llm_calls} calls, {summary.tokens_in + summary.tokens_out:,} tokens, "
-        f"${summary.cost:.4f}; env steps {summary.env_steps:,}; wall {summary.wall_time:.0f} s"
+        f"${summary.cost:.4f}; env steps {summary.env_steps:,}; "
+        f"wall {wall_text(summary.wall_time, summary.part.wall_time, summary.parts)}"
     )
+    if summary.parts > 1:
+        part = summary.part
+        lines.append(
+            f"this part: LLM {part.llm_calls} calls, {part.tokens_in + part.tokens_out:,} tokens, "
+            f"${part.cost:.4f}; env steps {part.env_steps:,}"
+        )
     lines.append(f"run directory: {run_dir}")
     return Panel("\n".join(lines), title=f"eureka solve {summary.task}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from eureka.runs.display import status_text
+from eureka.runs.display import status_text, wall_text
 from eureka.training import optimise
 from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult
 
@@ -290,7 +290,8 @@ def render(run_dir: Path) -> str:
         f"{summary.llm_calls} LLM calls, {summary.tokens_in + summary.tokens_out:,} tokens "
         f'(<span id="tokens">{summary.tokens_in:,} in, {summary.tokens_out:,} out</span>), '
         f'<span id="cost">${summary.cost:.4f}</span>; {summary.env_steps:,} env steps; '
-        f"{summary.wall_time:.0f} s<br>run directory {html.escape(str(run_dir))}</p>"
+        f'<span id="wall">{wall_text(summary.wall_time, summary.part.wall_time, summary.parts)}</span>'
+        f"{_part_html(summary)}<br>run directory {html.escape(str(run_dir))}</p>"
     )
     best_line = (
         f"<p>best reward <b>{html.escape(best.name)}</b>: F {_fmt(best.fitness)}, "
@@ -358,4 +359,17 @@ def summary_json(info: RunInfo) -> dict[str, Any]:
         "cost": s.cost,
         "wall_time": s.wall_time,
         "env_steps": s.env_steps,
+        "parts": s.parts,
+        "wall_time_part": s.part.wall_time,
     }
+
+
+def _part_html(summary: Summary) -> str:
+    """For a resumed run: what its latest part alone used (the numbers before are totals)."""
+    if summary.parts <= 1:
+        return ""
+    part = summary.part
+    return (
+        f'<br><span id="part">this part: {part.llm_calls} LLM calls, '
+        f"{part.tokens_in + part.tokens_out:,} tokens, ${part.cost:.4f}, {part.env_steps:,} env steps</span>"
+    )

@@ -8,6 +8,7 @@ import io
 import tarfile
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,7 +16,10 @@ from eureka import tasks
 from eureka.errors import ConfigError, Interrupted
 from eureka.training import jobs
 from eureka.training.gpus import local_slots
-from eureka.types import SolveConfig, Status, TrainJob, TrainResult
+from eureka.types import SolveConfig, Status, TrainingProgress, TrainJob, TrainResult
+
+OnProgress = Callable[[dict[str, Any]], None]
+"""Called about once a second with a running job's progress file (training/files.py)."""
 
 MAX_ARTIFACTS = 512 << 20
 """A job's out_dir larger than this is not shipped back from a Ray worker (only its metrics)."""
@@ -26,7 +30,10 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, job: TrainJob) -> TrainResult: ...
+    def run(self, job: TrainJob, on_progress: OnProgress | None = None) -> TrainResult:
+        """The job's result; `on_progress` is fed its progress while it runs, where the
+        executor can see it (local jobs; a Ray job's folder is on another machine)."""
+        ...
 
     def cancel(self) -> None:
         """End every running job and refuse new ones: `run` raises Interrupted (Ctrl-C)."""
@@ -46,11 +53,11 @@ class LocalExecutor:
         self.slots = local_slots(gpus)
         self.stop = threading.Event()
 
-    def run(self, job: TrainJob) -> TrainResult:
+    def run(self, job: TrainJob, on_progress: OnProgress | None = None) -> TrainResult:
         if self.slots is None:
-            return jobs.run_training(job, cancel=self.stop)
+            return jobs.run_training(job, on_progress=on_progress, cancel=self.stop)
         with self.slots.claim(job) as placed:
-            return jobs.run_training(placed, cancel=self.stop)
+            return jobs.run_training(placed, on_progress=on_progress, cancel=self.stop)
 
     def cancel(self) -> None:
         self.stop.set()
@@ -147,7 +154,7 @@ class RayExecutor:
             self._task_tars[folder] = _pack(folder)
         return self._task_tars[folder]
 
-    def run(self, job: TrainJob) -> TrainResult:
+    def run(self, job: TrainJob, on_progress: OnProgress | None = None) -> TrainResult:
         job = job.model_copy(
             update={"out_dir": job.out_dir.resolve(), "task_folder": job.task_folder.resolve()}
         )
@@ -193,6 +200,58 @@ class RayExecutor:
 
     def close(self) -> None:
         return None
+
+
+class Watched:
+    """An executor seen from a run: each training's progress goes to `report` as a
+    TrainingProgress named by its folder under `root`, and the env steps of the trainings
+    that finished are counted (`env_steps`). Smoke tests (check_only jobs) pass through."""
+
+    def __init__(self, inner: Executor, root: Path, report: Callable[[TrainingProgress], None]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.root = root.resolve()
+        self.report = report
+        self.env_steps = 0
+        self._lock = threading.Lock()
+
+    def run(self, job: TrainJob, on_progress: OnProgress | None = None) -> TrainResult:
+        if job.check_only:
+            return self.inner.run(job, on_progress)
+        out = job.out_dir.resolve()
+        name = str(out.relative_to(self.root)) if out.is_relative_to(self.root) else str(out)
+
+        last = TrainingProgress(name=name, env_steps=0, total=job.timesteps or 0, fitness=None, elapsed=0.0)
+
+        def seen(raw: dict[str, Any]) -> None:
+            nonlocal last
+            if on_progress is not None:
+                on_progress(raw)
+            last = TrainingProgress(
+                name=name,
+                env_steps=int(raw.get("env_steps", 0)),
+                total=int(raw.get("total", 0)),
+                fitness=raw.get("fitness"),
+                elapsed=float(raw.get("elapsed", 0.0)),
+            )
+            self.report(last)
+
+        result = self.inner.run(job, seen)
+        with self._lock:
+            self.env_steps += result.env_steps
+        steps = max(result.env_steps, last.env_steps)
+        self.report(
+            TrainingProgress(
+                name, steps, last.total or steps, result.fitness, result.wall_time, status=result.status
+            )
+        )
+        return result
+
+    def cancel(self) -> None:
+        self.inner.cancel()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def make_executor(config: SolveConfig) -> Executor:

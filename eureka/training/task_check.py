@@ -50,6 +50,13 @@ def _check_files(task: Task, report: TaskReport) -> None:
             f"{task.folder}: missing {tasks.HUMAN_REWARD_FILE}; write the hand-designed reward "
             "there as compute_reward(...) in the reward contract"
         )
+    for path in sorted(task.folder.iterdir()):
+        if path.suffix not in (".py", ".yaml") or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith(tasks.TODO_MARKER):
+                todo = line.strip().removeprefix(tasks.TODO_MARKER).strip()
+                report.problems.append(f"{path} line {number}: left to do: {todo}")
 
 
 def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None:
