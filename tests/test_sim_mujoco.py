@@ -228,7 +228,7 @@ def test_defaults_and_errors() -> None:
         MujocoBatch("Hoper-v5", 2)
     assert str(err.value) == (
         "no batched MuJoCo port of 'Hoper-v5' (did you mean 'Hopper-v5'?); supported: HalfCheetah-v5, "
-        "Hopper-v5, Walker2d-v5, Ant-v5, Reacher-v5, InvertedDoublePendulum-v5"
+        "Hopper-v5, Walker2d-v5, Ant-v5, Reacher-v5, InvertedDoublePendulum-v5, Pusher-v5"
     )
     batch.close()
     with pytest.raises(RuntimeError, match="closed"):

@@ -32,25 +32,31 @@ def make_env(
     env_id = spec.id
     if ":" in spec.id:
         env_id = _register_custom(task)
-    elif env_id not in gym.registry:
-        _register_robotics(task)
+    hint = ""
+    if ":" not in spec.id and env_id not in gym.registry and not _register_robotics():
+        hint = (
+            " (gymnasium-robotics is not installed; its environments need "
+            "pip install 'eureka-rewards[robotics]')"
+        )
     try:
         env = gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
-        raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}") from None
+        raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
     if isinstance(env.observation_space, gym.spaces.Dict):
         env = gym.wrappers.FlattenObservation(env)
     return env
 
 
-def _register_robotics(task: Task) -> None:
-    """Register gymnasium-robotics' environments (Fetch, Shadow hand, Adroit, mazes), if installed."""
+def _register_robotics() -> bool:
+    """Register gymnasium-robotics' environments (Fetch, Shadow hand, Adroit, mazes); False
+    when it is not installed."""
     try:
         import gymnasium_robotics
     except ImportError:
-        return
+        return False
     gym.register_envs(gymnasium_robotics)
     _patch_robotics_joint_types()
+    return True
 
 
 def _patch_robotics_joint_types() -> None:

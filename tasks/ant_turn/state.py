@@ -11,7 +11,11 @@ def _yaw(w, x, y, z):
 def get_state(env, obs: np.ndarray) -> dict[str, np.ndarray | float]:
     xy = env.data.qpos[:2].copy()
     w, x, y, z = env.data.qpos[3:7]
-    return {"xy_position": xy, "distance_from_start": float(np.linalg.norm(xy)), "heading": float(_yaw(w, x, y, z))}
+    return {
+        "xy_position": xy,
+        "distance_from_start": float(np.linalg.norm(xy)),
+        "heading": float(_yaw(w, x, y, z)),
+    }
 
 
 def get_state_batched(env, obs: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -265,7 +265,13 @@ class _Pusher(_Port):
 
     def observe(self, s: Snapshot) -> np.ndarray:
         xpos = s["xpos"]
-        parts = (s["qpos"][:, :7], s["qvel"][:, :7], xpos[:, self.tips], xpos[:, self.object], xpos[:, self.goal])
+        parts = (
+            s["qpos"][:, :7],
+            s["qvel"][:, :7],
+            xpos[:, self.tips],
+            xpos[:, self.object],
+            xpos[:, self.goal],
+        )
         return np.concatenate(parts, axis=1)
 
     def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +285,9 @@ class _Pusher(_Port):
         qpos = self.init_qpos.copy()
         goal = np.zeros(2)
         while True:
-            cylinder = np.concatenate([rng.uniform(low=-0.3, high=0, size=1), rng.uniform(low=-0.2, high=0.2, size=1)])
+            cylinder = np.concatenate(
+                [rng.uniform(low=-0.3, high=0, size=1), rng.uniform(low=-0.2, high=0.2, size=1)]
+            )
             if np.linalg.norm(cylinder - goal) > 0.17:
                 break
         qpos[-4:-2] = cylinder
