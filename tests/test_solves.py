@@ -94,3 +94,28 @@ def test_mujoco_task_trains_and_writes_a_video() -> None:
     frames = imageio.mimread(video)
     assert len(frames) >= 16  # one 50-step episode at 50 fps, filmed every 3rd step (about 15 fps)
     assert frames[0].shape == (240, 320, 3) and frames[0].std() > 1  # a real, small picture, not blank
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("task", "steps", "margin"),
+    [
+        # a short budget where the human reward already pulls ahead (README's task table has the full one)
+        ("half_cheetah_flip", 150_000, 0.3),
+        ("hopper_jump", 150_000, 10.0),
+    ],
+)
+def test_human_reward_beats_sparse_over_seeds(task: str, steps: int, margin: float) -> None:
+    """Tasks where the reward matters: over three seeds, the human reward's mean F clears the
+    sparse reward's by a margin."""
+
+    def mean_fitness(reward: str) -> float:
+        values = []
+        for seed in ("0", "1", "2"):
+            code, out = train_json(task, "--reward", reward, "--timesteps", str(steps), "--seed", seed)
+            assert code == 0, out
+            values.append(out["fitness"])
+        return sum(values) / len(values)
+
+    human, sparse = mean_fitness("human"), mean_fitness("sparse")
+    assert human - sparse >= margin, (human, sparse)

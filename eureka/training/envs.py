@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ def make_env(
             " (gymnasium-robotics is not installed; its environments need "
             "pip install 'eureka-rewards[robotics]')"
         )
+    if "gymnasium_robotics" in sys.modules:  # imported elsewhere, which registers its envs too
+        _patch_robotics_joint_types()
     try:
         env = gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
