@@ -27,6 +27,10 @@ MUJOCO_TASKS = [
     "ant",
     "reacher",
     "inverted_double_pendulum",
+    "pusher",
+    "ant_turn",
+    "half_cheetah_flip",
+    "hopper_jump",
 ]
 
 
