@@ -27,6 +27,10 @@ MUJOCO_TASKS = [
     "ant",
     "reacher",
     "inverted_double_pendulum",
+    "pusher",
+    "ant_turn",
+    "half_cheetah_flip",
+    "hopper_jump",
 ]
 
 
@@ -228,7 +232,7 @@ def test_defaults_and_errors() -> None:
         MujocoBatch("Hoper-v5", 2)
     assert str(err.value) == (
         "no batched MuJoCo port of 'Hoper-v5' (did you mean 'Hopper-v5'?); supported: HalfCheetah-v5, "
-        "Hopper-v5, Walker2d-v5, Ant-v5, Reacher-v5, InvertedDoublePendulum-v5"
+        "Hopper-v5, Walker2d-v5, Ant-v5, Reacher-v5, InvertedDoublePendulum-v5, Pusher-v5"
     )
     batch.close()
     with pytest.raises(RuntimeError, match="closed"):

@@ -94,3 +94,21 @@ def test_mujoco_task_trains_and_writes_a_video() -> None:
     frames = imageio.mimread(video)
     assert len(frames) >= 16  # one 50-step episode at 50 fps, filmed every 3rd step (about 15 fps)
     assert frames[0].shape == (240, 320, 3) and frames[0].std() > 1  # a real, small picture, not blank
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("task", "steps", "margin"),
+    [
+        # seed 0 at the default 300k: F 1.0 flip (human) vs 0.1 (sparse)
+        ("half_cheetah_flip", 300_000, 0.3),
+        # seed 0: the human reward's training episodes score about 20 at 150k steps, sparse's 0
+        ("hopper_jump", 150_000, 5.0),
+    ],
+)
+def test_human_reward_beats_sparse_over_seeds(task: str, steps: int, margin: float) -> None:
+    """Tasks where the reward matters: the human reward's mean F over the seeds clears the
+    sparse reward's by a margin."""
+    human = _mean_fitness(_over_seeds(task, "--reward", "human", "--timesteps", str(steps)))
+    sparse = _mean_fitness(_over_seeds(task, "--reward", "sparse", "--timesteps", str(steps)))
+    assert human - sparse >= margin, (human, sparse)

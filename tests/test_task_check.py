@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,15 @@ from eureka.training.train import path_note
 CARTPOLE = REPO / "tasks" / "cartpole"
 
 
+ROBOTICS = ("Fetch", "PointMaze", "AntMaze", "Adroit", "HandManipulate")
+"""Prefixes of gymnasium-robotics' environment ids (the `robotics` extra)."""
+
+
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_task_passes(name: str) -> None:
+    spec = yaml.safe_load((REPO / "tasks" / name / "task.yaml").read_text())
+    if spec["env"]["id"].startswith(ROBOTICS):
+        pytest.importorskip("gymnasium_robotics", reason="the robotics extra is not installed")
     report = check_task(name)
     assert report.problems == []
 
@@ -130,3 +138,15 @@ def test_the_training_path_and_why_are_noted(tmp_path: Path) -> None:
         "training path: batched PPO on the gymnasium fallback: no batched port of CartPole-v0 "
         "(set env.batched in task.yaml to add one)"
     ]
+
+
+def test_unknown_env_without_robotics_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # as if not installed
+    folder = _broken(tmp_path, {"env.id": "FetchNope-v9"})
+    (problem,) = check_task(str(folder)).problems
+    assert problem.startswith(f"{folder / 'task.yaml'}: env.id 'FetchNope-v9': ")
+    assert problem.endswith(
+        "(gymnasium-robotics is not installed; its environments need pip install 'eureka-rewards[robotics]')"
+    )

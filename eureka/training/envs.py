@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,9 @@ def make_env(
     task: Task, render_mode: str | None = None, size: tuple[int, int] | None = None
 ) -> gym.Env[Any, Any]:
     """One environment of the task, with its time limit, not yet wrapped for state; `size`:
-    the (width, height) of rendered frames, for environments that take them (MuJoCo)."""
+    the (width, height) of rendered frames, for environments that take them (MuJoCo). A goal
+    environment's dict observation (gymnasium-robotics) is flattened in key order:
+    `achieved_goal`, `desired_goal`, `observation`."""
     spec = task.spec.env
     kwargs = dict(spec.kwargs)
     if render_mode is not None:
@@ -30,10 +33,68 @@ def make_env(
     env_id = spec.id
     if ":" in spec.id:
         env_id = _register_custom(task)
+    hint = ""
+    if ":" not in spec.id and env_id not in gym.registry and not _register_robotics():
+        hint = (
+            " (gymnasium-robotics is not installed; its environments need "
+            "pip install 'eureka-rewards[robotics]')"
+        )
+    if "gymnasium_robotics" in sys.modules:  # imported elsewhere, which registers its envs too
+        _patch_robotics_joint_types()
     try:
-        return gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
+        env = gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
-        raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}") from None
+        raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        env = gym.wrappers.FlattenObservation(env)
+    return env
+
+
+def _register_robotics() -> bool:
+    """Register gymnasium-robotics' environments (Fetch, Shadow hand, Adroit, mazes); False
+    when it is not installed."""
+    try:
+        import gymnasium_robotics
+    except ImportError:
+        return False
+    gym.register_envs(gymnasium_robotics)
+    _patch_robotics_joint_types()
+    return True
+
+
+def _patch_robotics_joint_types() -> None:
+    """gymnasium-robotics 1.4.2 tests `joint_type in (mjJNT_HINGE, mjJNT_SLIDE)` with a numpy
+    int, which mujoco >= 3.4's enums never equal, so Fetch and hand envs fail at construction;
+    give its joint helpers the joint type as a plain int instead."""
+    import mujoco
+    from gymnasium_robotics.utils import mujoco_utils
+
+    if getattr(mujoco_utils, "_eureka_patched", False):
+        return
+
+    class _IntTypes:
+        """The model as the helpers see it: `jnt_type` as plain ints, the rest unchanged."""
+
+        def __init__(self, model: Any) -> None:
+            self._model = model
+            self.jnt_type = [int(t) for t in model.jnt_type]
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._model, name)
+
+    joint = mujoco.mjtJoint
+    if np.int32(int(joint.mjJNT_HINGE)) in (joint.mjJNT_HINGE,):
+        return  # enums compare with numpy ints: nothing to fix
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def fixed(model: Any, *args: Any) -> Any:
+            return fn(_IntTypes(model), *args)
+
+        return fixed
+
+    for name in ("set_joint_qpos", "set_joint_qvel", "get_joint_qpos", "get_joint_qvel"):
+        setattr(mujoco_utils, name, wrap(getattr(mujoco_utils, name)))
+    mujoco_utils._eureka_patched = True
 
 
 def _register_custom(task: Task) -> str:

@@ -251,6 +251,52 @@ class _InvertedDoublePendulum(_Port):
         return qpos, qvel
 
 
+class _Pusher(_Port):
+    reads = ("xpos",)
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.near_weight = options["reward_near_weight"]
+        self.dist_weight = options["reward_dist_weight"]
+        self.control_weight = options["reward_control_weight"]
+        self.tips = int(env.data.body("tips_arm").id)
+        self.object = int(env.data.body("object").id)
+        self.goal = int(env.data.body("goal").id)
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        xpos = s["xpos"]
+        parts = (
+            s["qpos"][:, :7],
+            s["qvel"][:, :7],
+            xpos[:, self.tips],
+            xpos[:, self.object],
+            xpos[:, self.goal],
+        )
+        return np.concatenate(parts, axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xpos = after["xpos"]
+        near = -np.linalg.norm(xpos[:, self.object] - xpos[:, self.tips], axis=1) * self.near_weight
+        dist = -np.linalg.norm(xpos[:, self.object] - xpos[:, self.goal], axis=1) * self.dist_weight
+        ctrl = -np.square(action).sum(axis=1) * self.control_weight
+        return dist + ctrl + near, np.zeros(len(action), dtype=bool)
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        qpos = self.init_qpos.copy()
+        goal = np.zeros(2)
+        while True:
+            cylinder = np.concatenate(
+                [rng.uniform(low=-0.3, high=0, size=1), rng.uniform(low=-0.2, high=0.2, size=1)]
+            )
+            if np.linalg.norm(cylinder - goal) > 0.17:
+                break
+        qpos[-4:-2] = cylinder
+        qpos[-2:] = goal
+        qvel = self.init_qvel + rng.uniform(low=-0.005, high=0.005, size=self.model.nv)
+        qvel[-4:] = 0
+        return qpos, qvel
+
+
 _PORTS: dict[str, type[_Port]] = {
     "HalfCheetah-v5": _HalfCheetah,
     "Hopper-v5": _Hopper,
@@ -258,6 +304,7 @@ _PORTS: dict[str, type[_Port]] = {
     "Ant-v5": _Ant,
     "Reacher-v5": _Reacher,
     "InvertedDoublePendulum-v5": _InvertedDoublePendulum,
+    "Pusher-v5": _Pusher,
 }
 SUPPORTED: tuple[str, ...] = tuple(_PORTS)
 """The gymnasium ids this backend ports."""
