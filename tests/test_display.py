@@ -30,7 +30,8 @@ def test_live_progress_advances_under_a_terminal(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TERM="xterm-256color")
     args = [
-        "-m", "eureka", "solve", "mountain_car_continuous", "--model", f"replay:{REPO / 'examples/mountain_car_demo'}",
+        "-m", "eureka", "solve", "mountain_car_continuous",
+        "--model", f"replay:{REPO / 'examples/mountain_car_demo'}",
         "--iterations", "1", "--samples", "1", "--workers", "2", "--timesteps", str(BUDGET),
         "--eval-seeds", "1", "--no-video", "--no-cache", "--runs-dir", str(tmp_path / "runs"),
     ]  # fmt: skip
