@@ -91,6 +91,7 @@ class Loop:
                 tokens_out=before.tokens_out,
                 cost=before.cost,
             )
+        spent_before = llm.usage.model_copy()
         self.elite: Candidate | None = None
         self.feedback: Feedback | None = None
         self.trained: dict[str, Candidate] = {}
@@ -102,7 +103,7 @@ class Loop:
         self.executor = Watched(executor or make_executor(config), run_dir, self._training_progress)
         self.ledger = Ledger(
             run_dir,
-            lambda: self.llm.usage,
+            lambda: self.llm.usage.since(spent_before),
             lambda: self.executor.env_steps,
             on_tick=lambda totals: self.report(Progress("totals", totals=totals)),
         )

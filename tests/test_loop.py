@@ -291,10 +291,10 @@ class _DiesOnCall(QueuedBackend):
         super().__init__(replies)
         self.dies_on = dies_on
 
-    def complete(self, messages, n, temperature):  # type: ignore[no-untyped-def]
+    def complete(self, messages, n, temperature, call=None):  # type: ignore[no-untyped-def]
         if len(self.history) + 1 == self.dies_on:
             raise _Killed
-        return super().complete(messages, n, temperature)
+        return super().complete(messages, n, temperature, call)
 
 
 def test_resumed_run_totals_equal_the_uninterrupted_runs(recording: Path, tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ def _solve(run_dir: Path, address: str, retries: int, killer: bool) -> tuple[Sum
         timesteps=3000,
         eval_seeds=0,
         video=False,
+        # the killer may hit a candidate's smoke test (it runs on the cluster too): then that
+        # candidate ends crashed at the critic, with no repair round the recording lacks
+        repair_rounds=0,
         executor="ray",
         ray_address=address,
         ray_retries=retries,

@@ -81,6 +81,15 @@ class Usage(BaseModel):
         self.tokens_out += c.tokens_out
         self.cost += c.cost
 
+    def since(self, before: Usage) -> Usage:
+        """What was used after `before` was taken (this part of a resumed run)."""
+        return Usage(
+            calls=self.calls - before.calls,
+            tokens_in=self.tokens_in - before.tokens_in,
+            tokens_out=self.tokens_out - before.tokens_out,
+            cost=self.cost - before.cost,
+        )
+
 
 @dataclass
 class CallState:
