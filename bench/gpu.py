@@ -1,12 +1,14 @@
 """Benchmark: eureka's GPU path measured in one short run (prints figures, asserts nothing).
 
-Sections, each in its own process with its own time limit, so one that fails or runs long
-leaves the others' figures: the machine and versions; the cuda tests; `eureka train` on cuda
-through the sandbox; the torch ports (cartpole, pendulum, mountain car, acrobot, point mass) at
-4k-64k environments (env steps/s including learning, time to the success threshold); K
-candidates trained at once on one GPU (K = 1, 4, 8, 16; separate sandboxed processes, each
-kept to 1/K of the GPU's memory by the local executor); MuJoCo on the GPU through MJX
-(dynamics against the CPU engine over a horizon, physics steps/s, half_cheetah training).
+Sections, each in its own process with its own time limit, its output streamed to its log, so
+one that fails or runs long leaves the others' figures: the machine and versions (env); K
+candidates trained at once on one GPU (concurrency: K = 1, 4, 8, 16 sandboxed processes, each
+kept to 1/K of the GPU's memory by the local executor); the cuda tests; cartpole to its
+threshold under several batched settings and the torch ports under their own (solve); MuJoCo on
+the GPU through MJX (mjx: dynamics against the CPU engine, physics steps/s, half_cheetah training
+steps/s including learning); one half_cheetah candidate under the task's cuda settings in a
+fresh process, with an empty then a warm compile cache (candidate-cold, candidate-warm). On
+request: `eureka train` on cuda through the sandbox (cli), the torch ports at 4k-64k envs (speed).
 
     bash bench/gpu.sh OUT                  # on the GPU machine: installs carried wheels, then this
     python bench/gpu.py OUT --quick        # tiny sizes, any machine (a dry run of every section)
@@ -35,9 +37,30 @@ CUDA_TESTS = (
     "tests/test_gpus.py",
     "tests/test_sim_mjx.py::test_registry_picks_the_physics",
     "tests/test_sim_mjx.py::test_mjx_follows_the_cpu_physics_over_a_horizon[cuda-256]",
+    "tests/test_tasks.py::test_batched_cuda_settings_apply_on_a_cuda_device_only",
 )
-LIMITS = {"env": 25, "tests": 75, "cli": 45, "speed": 120, "concurrency": 80, "mjx": 150}
+LIMITS = {
+    "env": 25,
+    "concurrency": 140,
+    "tests": 75,
+    "solve": 100,
+    "mjx": 170,
+    "candidate": 90,
+    "cli": 45,
+    "speed": 120,
+}
 """Seconds each section may take at most (less when the overall deadline comes first)."""
+DEFAULT_SECTIONS = ("env", "concurrency", "tests", "solve", "mjx", "candidate")
+"""Run unless --sections says otherwise (cli and speed: measured on 2026-11-26, docs/)."""
+CARTPOLE_SETTINGS: dict[str, dict[str, object]] = {
+    "cpu (64x32)": {"num_envs": 64, "num_steps": 32, "epochs": 3, "minibatches": 1, "learning_rate": 1e-3},
+    "1024x16": {"num_envs": 1024, "num_steps": 16, "epochs": 3, "minibatches": 1, "learning_rate": 3e-3},
+    "4096x32": {"num_envs": 4096, "num_steps": 32, "epochs": 3, "minibatches": 1, "learning_rate": 1e-3},
+    "4096x16": {"num_envs": 4096, "num_steps": 16, "epochs": 4, "minibatches": 2, "learning_rate": 3e-3},
+    "4096x8": {"num_envs": 4096, "num_steps": 8, "epochs": 3, "minibatches": 1, "learning_rate": 3e-3},
+    "16384x8": {"num_envs": 16384, "num_steps": 8, "epochs": 3, "minibatches": 1, "learning_rate": 3e-3},
+}
+"""Batched settings tried for cartpole on the GPU (time to threshold, 3 seeds each)."""
 
 
 def _device() -> str:
@@ -84,6 +107,66 @@ def section_speed(sizes: list[int], iterations: int, device: str) -> None:
                 budget = envs * 32 * iterations
                 result, wall = speed.measure(name, "batched", Path(tmp), overrides, budget, 0, device)
                 print(speed.row(name, "batched", envs, result, wall), flush=True)
+
+
+def section_solve(seeds: int, budget: int, device: str) -> None:
+    """Cartpole to its threshold under each of CARTPOLE_SETTINGS, and the torch ports under
+    their own settings (`training.batched`, with its `cuda` part on a GPU)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import speed
+
+    print("time to threshold (training clock; mean F of the last 20 training episodes >= threshold)")
+    print(
+        f"{'task':<24} {'settings':<12} {'seed':>4} {'solved':>6} {'to solve (s)':>12} "
+        f"{'steps to solve':>14} {'steps/env':>9} {'steps/s':>11} {'sequential steps/s':>18}",
+        flush=True,
+    )
+    runs: list[tuple[str, str, dict[str, object]]] = [
+        ("cartpole", k, v) for k, v in CARTPOLE_SETTINGS.items()
+    ]
+    runs += [(name, "task's own", {}) for name in TORCH_PORTS]
+    with tempfile.TemporaryDirectory() as tmp:
+        speed.measure("cartpole", "batched", Path(tmp), {"num_envs": 64}, 4096, 0, device)  # warm up
+        for name, label, overrides in runs:
+            for seed in range(seeds if name == "cartpole" or not overrides else 1):
+                result, _ = speed.measure(name, "batched", Path(tmp), overrides, budget, seed, device)
+                envs = int(overrides.get("num_envs", 0)) or _task_envs(name, device)
+                solved = result.solved_after_steps
+                seq = result.steps_per_second / envs
+                print(
+                    f"{name:<24} {label:<12} {seed:>4} {'yes' if solved else 'no':>6} "
+                    f"{_fmt(result.solved_after_seconds, '.2f'):>12} {_fmt(solved, ','):>14} "
+                    f"{(solved or 0) // max(envs, 1):>9} {result.steps_per_second:>11,.0f} {seq:>18,.0f}"
+                    + ("" if result.status.value == "ok" else f"  {result.status.value}: {result.message}"),
+                    flush=True,
+                )
+
+
+def _task_envs(name: str, device: str) -> int:
+    from eureka import tasks
+
+    spec = tasks.load(name).spec.training.batched
+    return spec.on(device).num_envs if spec else 1
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def section_candidate(budget: int, device: str) -> None:
+    """One half_cheetah candidate (the task's cuda settings, MJX physics) in this fresh process:
+    wall time from the job's start to its result, compile cache as found (JAX_COMPILATION_CACHE_DIR)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import speed
+
+    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR", "")
+    files = len(list(Path(cache).rglob("*"))) if cache and Path(cache).is_dir() else 0
+    print(f"compile cache {cache or '-'}: {files} files before", flush=True)
+    print(speed.HEADER, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        result, wall = speed.measure("half_cheetah", "batched", Path(tmp), {}, budget, 0, device)
+        print(speed.row("half_cheetah", "mjx/task", "task", result, wall), flush=True)
+        print(f"training {result.wall_time:.1f} s of {wall:.1f} s wall; {result.backend}; F {result.fitness}")
 
 
 def section_concurrency(ks: list[int], envs: int, iterations: int, device: str) -> None:
@@ -139,44 +222,48 @@ def section_concurrency(ks: list[int], envs: int, iterations: int, device: str) 
                     print(f"    {r.status.value}: {r.message}")
 
 
-def section_mjx(sizes: list[int], check_envs: int, train_envs: int, budget: int, device: str) -> None:
+def section_mjx(
+    sizes: list[int], check_envs: int, train_sizes: list[int], iterations: int, device: str
+) -> None:
     import torch
 
     from eureka.training.sim import mjx
     from eureka.training.sim.mujoco import MujocoBatch
 
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "/tmp/eureka-jax-cache")
     if not mjx.available():
         print(f"MJX not available: {mjx.INSTALL_HINT}")
         return
     import jax
 
     print(f"jax {jax.__version__} on {jax.devices()}", flush=True)
+    threads = len(os.sched_getaffinity(0))
     # 1. Dynamics: the same start states and actions through MJX and through CPU MuJoCo.
     start = time.monotonic()
     gpu = mjx.MjxBatch("HalfCheetah-v5", check_envs, device, seed=0)
-    print(f"MJX compile + first reset, {check_envs} envs: {time.monotonic() - start:.1f} s", flush=True)
-    cpu = MujocoBatch("HalfCheetah-v5", check_envs, "cpu", seed=0, threads=os.cpu_count() or 1)
+    cpu = MujocoBatch("HalfCheetah-v5", check_envs, "cpu", seed=0, threads=threads)
     cpu.reset(3)
     gpu.set_state(cpu.sim["qpos"].clone(), cpu.sim["qvel"].clone())
     cpu.set_state(cpu.sim["qpos"].numpy().copy(), cpu.sim["qvel"].numpy().copy())
     generator = torch.Generator().manual_seed(1)
     print(f"dynamics, {check_envs} envs, random actions: max |MJX - CPU| after t steps (5 substeps each)")
     print(
-        f"{'t':>4} {'qpos':>10} {'qvel':>10} {'obs':>10} {'reward':>10} {'mean reward MJX':>16} {'CPU':>10}"
+        f"{'t':>4} {'qpos':>10} {'qvel':>10} {'obs':>10} {'reward':>10} {'obs 99%':>10} "
+        f"{'mean reward MJX':>16} {'CPU':>10}"
     )
     sums = [0.0, 0.0]
-    for t in range(1, 101):
+    for t in range(1, 21):
         actions = torch.rand((check_envs, 6), generator=generator) * 2 - 1
         a, b = gpu.step(actions.to(device)), cpu.step(actions)
         sums[0] += float(a.reward.mean())
         sums[1] += float(b.reward.mean())
-        if t in (1, 5, 10, 20, 50, 100):
+        if t in (1, 2, 5, 10, 20):
+            obs_err = (a.obs.cpu() - b.obs).abs()
             err = {
                 "qpos": (gpu.sim["qpos"].cpu() - cpu.sim["qpos"]).abs().max(),
                 "qvel": (gpu.sim["qvel"].cpu() - cpu.sim["qvel"]).abs().max(),
-                "obs": (a.obs.cpu() - b.obs).abs().max(),
+                "obs": obs_err.max(),
                 "reward": (a.reward.cpu() - b.reward).abs().max(),
+                "obs 99%": obs_err.flatten().quantile(0.99),
             }
             print(
                 f"{t:>4} "
@@ -184,6 +271,7 @@ def section_mjx(sizes: list[int], check_envs: int, train_envs: int, budget: int,
                 + f" {sums[0] / t:>16.4f} {sums[1] / t:>10.4f}",
                 flush=True,
             )
+    print(f"(compile + 20 steps: {time.monotonic() - start:.1f} s)")
     cpu.close()
     # 2. Physics alone: steps/s of the batched step, actions drawn on the device.
     print(f"{'envs':>7} {'MJX physics steps/s':>20} {'compile (s)':>12}", flush=True)
@@ -201,7 +289,7 @@ def section_mjx(sizes: list[int], check_envs: int, train_envs: int, budget: int,
             env.step(actions)
         torch.cuda.synchronize() if device == "cuda" else None
         print(f"{n:>7} {n * steps / (time.monotonic() - start):>20,.0f} {compiled:>12.1f}", flush=True)
-    threads = os.cpu_count() or 1
+        env.close()
     ref = MujocoBatch("HalfCheetah-v5", 4096 if device == "cuda" else 64, "cpu", seed=0, threads=threads)
     ref.reset(0)
     zeros = torch.zeros((ref.num_envs, 6))
@@ -213,15 +301,18 @@ def section_mjx(sizes: list[int], check_envs: int, train_envs: int, budget: int,
         f"{ref.num_envs * 10 / (time.monotonic() - start):,.0f} steps/s"
     )
     ref.close()
-    # 3. Training: batched PPO on MJX, env steps/s including learning.
+    # 3. Training: batched PPO on MJX, env steps/s including learning (16 steps per env per update).
     sys.path.insert(0, str(Path(__file__).parent))
     import speed
 
+    print(f"training, {iterations} updates of envs x 16 steps, compiled steps reused from above")
     print(speed.HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for envs, steps in ((check_envs, budget), (train_envs, train_envs * 16 * 12)):
+        for envs in train_sizes:
             overrides = {"num_envs": envs, "num_steps": 16, "physics": "mjx"}
-            result, wall = speed.measure("half_cheetah", "batched", Path(tmp), overrides, steps, 0, device)
+            result, wall = speed.measure(
+                "half_cheetah", "batched", Path(tmp), overrides, envs * 16 * iterations, 0, device
+            )
             print(speed.row("half_cheetah", "batched/mjx", envs, result, wall), flush=True)
 
 
@@ -229,21 +320,22 @@ def section_mjx(sizes: list[int], check_envs: int, train_envs: int, budget: int,
 
 
 def _run_section(name: str, argv: list[str], out: Path, deadline: float, env: dict[str, str]) -> str:
-    limit = max(5.0, min(LIMITS.get(name, 60), deadline - time.monotonic()))
+    """Run one section in its own process, its output going straight to OUT/<name>.log (so that
+    what it printed survives a kill), within its limit; its table for tables.md."""
+    limit = max(5.0, min(LIMITS.get(name.split("-")[0], 60), deadline - time.monotonic()))
     log = out / f"{name}.log"
     start = time.monotonic()
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=limit, cwd=REPO, env=env, check=False
-        )
-        text, status = done.stdout + done.stderr, f"exit {done.returncode}"
-    except subprocess.TimeoutExpired as exc:
-        parts = [exc.stdout or "", exc.stderr or ""]
-        text = "".join(p.decode() if isinstance(p, bytes) else p for p in parts)
-        status = f"stopped at its {limit:.0f} s limit"
-    log.write_text(text)
+    with log.open("w") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        try:
+            status = f"exit {process.wait(timeout=limit)}"
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            status = f"stopped at its {limit:.0f} s limit"
     took = time.monotonic() - start
     print(f"== {name}: {status}, {took:.0f} s", flush=True)
+    text = log.read_text(errors="replace")
     return f"## {name} ({status}, {took:.0f} s)\n\n```\n{_table_lines(name, text)}\n```\n"
 
 
@@ -260,21 +352,28 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="folder for the logs and tables.md")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a dry run of every section")
     parser.add_argument("--deadline", type=float, default=400, help="seconds for everything")
-    parser.add_argument("--sections", nargs="+", default=list(LIMITS), choices=list(LIMITS))
+    parser.add_argument("--sections", nargs="+", default=list(DEFAULT_SECTIONS), choices=list(LIMITS))
+    parser.add_argument("--tables", default="tables.md", help="file name of the gathered tables in OUT")
     parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section here
     parser.add_argument("--args", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.section:
         device = _device()
-        values = [int(v) for v in args.args]
+        values = [int(v) for v in args.args if "," not in v]
         if args.section == "env":
             section_env()
         elif args.section == "speed":
             section_speed(values[:-1], values[-1], device)
         elif args.section == "concurrency":
             section_concurrency(values[:-2], values[-2], values[-1], device)
+        elif args.section == "solve":
+            section_solve(values[0], values[1], device)
+        elif args.section == "candidate":
+            section_candidate(values[0], device)
         elif args.section == "mjx":
-            section_mjx(values[:-3], values[-3], values[-2], values[-1], device)
+            sizes, check, train_sizes, iterations = args.args
+            ints = [int(v) for v in sizes.split(",")], [int(v) for v in train_sizes.split(",")]
+            section_mjx(ints[0], int(check), ints[1], int(iterations), device)
         return
     deadline = time.monotonic() + args.deadline
     out: Path = args.out
@@ -311,24 +410,33 @@ def main() -> None:
             "--section",
             "concurrency",
             "--args",
-            *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "15"]),
+            *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "6"]),
         ],
+        "solve": [*me, "--section", "solve", "--args", *(["1", "20000"] if q else ["3", "20000000"])],
         "mjx": [
             *me,
             "--section",
             "mjx",
             "--args",
-            *(["8", "8", "16", "512"] if q else ["65536", "4096", "16384", "1000000"]),
+            *(["8,16", "8", "16", "2"] if q else ["16384,65536,131072", "4096", "16384,65536,131072", "4"]),
         ],
+        "candidate": [*me, "--section", "candidate", "--args", "2048" if q else "1000000"],
     }
     tables = [f"# eureka on the GPU ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n"]
     for name in args.sections:
         if time.monotonic() > deadline - 5:
             tables.append(f"## {name}: not run (out of time)\n")
             continue
+        if name == "candidate":  # a fresh process with an empty compile cache, then another
+            cache = Path(tempfile.mkdtemp(prefix="eureka-jax-cache-"))
+            for run in ("cold", "warm"):
+                runs_env = {**env, "JAX_COMPILATION_CACHE_DIR": str(cache)}
+                tables.append(_run_section(f"candidate-{run}", plan[name], out, deadline, runs_env))
+                (out / args.tables).write_text("\n".join(tables))
+            continue
         tables.append(_run_section(name, plan[name], out, deadline, env))
-        (out / "tables.md").write_text("\n".join(tables))
-    print((out / "tables.md").read_text())
+        (out / args.tables).write_text("\n".join(tables))
+    print((out / args.tables).read_text())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 # On a GPU machine with no network: install the carried wheels (WHEELS, default .gpu/whl), then
 # run bench/gpu.py, which writes its logs and tables.md to OUT.
 #   bash bench/gpu.sh OUT [WHEELS] [bench/gpu.py options...]
+# Sharing the machine's idle CPU cores with a CPU-only job (it gets OUT/cpu as "$1"):
+#   CPU_JOB='python bench/seeds.py ... --out "$1"' CPU_JOB_UNTIL=520 bash bench/gpu.sh OUT WHEELS
+# runs the sections that need every core (env, concurrency: K training processes) first, then the
+# job in the background on cores 4-15 (one thread each), killed CPU_JOB_UNTIL seconds after this
+# script started, while the remaining sections run on cores 0-3 (until GPU_UNTIL seconds).
 set -u
 OUT=${1:?usage: bench/gpu.sh OUT [WHEELS] [options]}
 WHEELS=${2:-.gpu/whl}
@@ -23,4 +28,19 @@ if [ -z "${MUJOCO_GL:-}" ]; then
     if ldconfig -p | grep -q 'libEGL.so'; then export MUJOCO_GL=egl; else export MUJOCO_GL=disable; fi
 fi
 export PYTHONUNBUFFERED=1
-exec python3 bench/gpu.py "$OUT" "$@"
+if [ -z "${CPU_JOB:-}" ]; then
+    exec python3 bench/gpu.py "$OUT" "$@"
+fi
+UNTIL=${CPU_JOB_UNTIL:?CPU_JOB_UNTIL: seconds after the start by which the CPU job must end}
+GPU_UNTIL=${GPU_UNTIL:-$UNTIL}
+python3 bench/gpu.py "$OUT" --sections env concurrency --deadline "${FIRST_SECONDS:-165}" --tables tables-1.md "$@"
+mkdir -p "$OUT/cpu"
+left=$(( UNTIL - SECONDS ))
+echo "== CPU job on cores 4-15 for at most $left s: $CPU_JOB"
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid timeout -k 5 "$left" taskset -c 4-15 \
+    bash -c "$CPU_JOB" _ "$OUT/cpu" > "$OUT/cpu/job.log" 2>&1 &
+job=$!
+taskset -c 0-3 python3 bench/gpu.py "$OUT" --deadline $(( GPU_UNTIL - SECONDS )) --tables tables-2.md "$@" \
+    --sections tests solve mjx candidate
+wait "$job"
+echo "== CPU job: exit $? after $SECONDS s of this script"

@@ -63,7 +63,10 @@ def _variant(task_name: str, pipeline: str, root: Path, overrides: dict[str, obj
         training["backend"] = "sb3"
     else:  # batched, and the libraries on its environment and settings
         training["backend"] = "batched"
-        training["batched"] = {**(training.get("batched") or {}), **overrides}
+        batched = {**(training.get("batched") or {}), **overrides}
+        if batched.get("cuda"):  # what is set here holds on every device
+            batched["cuda"] = {k: v for k, v in batched["cuda"].items() if k not in overrides}
+        training["batched"] = batched
     (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Strict(BaseModel):
@@ -111,6 +111,29 @@ class BatchedSpec(Strict):
     """MuJoCo tasks: `mjx` steps the physics on the training device through MJX (needs jax and
     mujoco-mjx); `cpu` on CPU threads; `auto` is MJX on a cuda device where MJX is installed
     and ports the environment, else CPU threads."""
+    cuda: dict[str, Any] = Field(default_factory=dict)
+    """Settings that replace the ones above when training on a cuda device (a GPU steps
+    thousands of environments for the cost of a few: more envs, fewer steps per env); any
+    field but `timesteps` (the budget is the same on every device) and `cuda`."""
+
+    @model_validator(mode="after")
+    def _check_cuda(self) -> BatchedSpec:
+        bad = sorted(set(self.cuda) & {"timesteps", "cuda"})
+        if bad:
+            raise ValueError(f"training.batched.cuda cannot set {', '.join(bad)}")
+        try:
+            self.on("cuda")  # unknown keys and bad values fail when the task loads
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise ValueError(f"in cuda, '{where}': {first['msg']}") from None
+        return self
+
+    def on(self, device_type: str) -> BatchedSpec:
+        """The settings for training on a device of this type ('cuda' applies `cuda`)."""
+        if device_type != "cuda" or not self.cuda:
+            return self
+        return BatchedSpec.model_validate({**self.model_dump(exclude={"cuda"}), **self.cuda})
 
 
 class TrainingSpec(Strict):

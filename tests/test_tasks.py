@@ -143,3 +143,28 @@ def test_task_files_import_their_own_siblings(tmp_path: Path) -> None:
     import sys
 
     assert "env" not in sys.modules  # nothing leaks under the plain name
+
+
+def test_batched_cuda_settings_apply_on_a_cuda_device_only(tmp_path: Path) -> None:
+    folder = _cartpole_with(tmp_path, training__batched__cuda={"num_envs": 4096, "learning_rate": 0.003})
+    spec = tasks.load(str(folder)).spec.training.batched
+    assert spec is not None
+    assert spec.on("cpu") is spec
+    on_gpu = spec.on("cuda")
+    assert (on_gpu.num_envs, on_gpu.learning_rate, on_gpu.num_steps) == (4096, 0.003, spec.num_steps)
+    assert on_gpu.cuda == {}
+
+
+@pytest.mark.parametrize(
+    ("cuda", "message"),
+    [
+        ({"num_env": 4096}, "in cuda, 'num_env': Extra inputs are not permitted"),
+        ({"timesteps": 10}, "training.batched.cuda cannot set timesteps"),
+        ({"num_envs": 0}, "in cuda, 'num_envs': Input should be greater than 0"),
+    ],
+)
+def test_bad_batched_cuda_settings_fail_at_load(tmp_path: Path, cuda: dict[str, int], message: str) -> None:
+    folder = _cartpole_with(tmp_path, training__batched__cuda=cuda)
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert message in str(err.value)

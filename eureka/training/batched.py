@@ -225,8 +225,7 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
 
 def train_batched(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:
     """Train with batched PPO on the task's batched environment and measure F."""
-    spec = task.spec.training.batched or BatchedSpec()
-    config = spec
+    config = (task.spec.training.batched or BatchedSpec()).on(device.type)
     timesteps = tasks.budget(task, "batched", job.timesteps)
     fitness = Fitness(task)
 
