@@ -44,13 +44,14 @@ LIMITS = {
     "concurrency": 140,
     "tests": 75,
     "solve": 100,
-    "mjx": 170,
+    "mjx": 200,
     "candidate": 90,
+    "fused": 60,
     "cli": 45,
     "speed": 120,
 }
 """Seconds each section may take at most (less when the overall deadline comes first)."""
-DEFAULT_SECTIONS = ("env", "concurrency", "tests", "solve", "mjx", "candidate")
+DEFAULT_SECTIONS = ("env", "concurrency", "tests", "fused", "solve", "mjx", "candidate")
 """Run unless --sections says otherwise (cli and speed: measured on 2026-11-26, docs/)."""
 CARTPOLE_SETTINGS: dict[str, dict[str, object]] = {
     "cpu (64x32)": {"num_envs": 64, "num_steps": 32, "epochs": 3, "minibatches": 1, "learning_rate": 1e-3},
@@ -154,19 +155,113 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def section_candidate(budget: int, device: str) -> None:
-    """One half_cheetah candidate (the task's cuda settings, MJX physics) in this fresh process:
-    wall time from the job's start to its result, compile cache as found (JAX_COMPILATION_CACHE_DIR)."""
+    """One half_cheetah candidate (the task's cuda settings, MJX physics) in this fresh process,
+    the compile cache as found (JAX_COMPILATION_CACHE_DIR): imports, then the MJX step and reset
+    compiled (or loaded from the cache), then the training job (which reuses them)."""
+    start = time.monotonic()
+    import torch
+
     sys.path.insert(0, str(REPO / "bench"))
     import speed
 
+    from eureka import tasks
+    from eureka.training.sim import mjx
+
+    imported = time.monotonic() - start
     cache = os.environ.get("JAX_COMPILATION_CACHE_DIR", "")
     files = len(list(Path(cache).rglob("*"))) if cache and Path(cache).is_dir() else 0
     print(f"compile cache {cache or '-'}: {files} files before", flush=True)
+    spec = tasks.load("half_cheetah").spec.training.batched
+    envs = spec.on(device).num_envs if spec else 1
+    start = time.monotonic()
+    if device == "cuda":
+        env = mjx.MjxBatch("HalfCheetah-v5", envs, device, seed=0)
+        env.reset(0)
+        env.step(torch.zeros((envs, 6), device=device))
+        torch.cuda.synchronize()
+        env.close()
+    compiled = time.monotonic() - start
     print(speed.HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         result, wall = speed.measure("half_cheetah", "batched", Path(tmp), {}, budget, 0, device)
-        print(speed.row("half_cheetah", "mjx/task", "task", result, wall), flush=True)
-        print(f"training {result.wall_time:.1f} s of {wall:.1f} s wall; {result.backend}; F {result.fitness}")
+        print(speed.row("half_cheetah", "mjx/task", envs, result, wall), flush=True)
+    learning = result.env_steps / max(result.steps_per_second, 1e-9)
+    print(
+        f"candidate {imported + compiled + wall:.1f} s = imports {imported:.1f} + MJX compile/load "
+        f"{compiled:.1f} + job {wall:.1f} (learning {learning:.1f}; setup, smoke test, evaluation "
+        f"{wall - learning:.1f}); {result.backend}; F {result.fitness}"
+    )
+
+
+def section_fused(ks: list[int], envs: int, iterations: int, device: str) -> None:
+    """K cartpole trainings in one process: one batched environment of K x envs, K policies
+    (PPO each), K reward functions (the human reward with K weightings), each on its own group.
+    A prototype of the loop only: reward validation included, no statistics, episode records
+    beyond the length, or evaluation; compare its K = 1 row with K = 1 of `concurrency`."""
+    import torch
+
+    from eureka import tasks
+    from eureka.reward.contract import compile_reward
+    from eureka.training.ppo import PPO
+    from eureka.training.sim.registry import BatchedState, make_batched
+
+    task = tasks.load("cartpole")
+    spec = task.spec.training.batched
+    assert spec is not None
+    config = spec.on(device).model_copy(update={"num_envs": envs, "num_steps": 32})
+    source = task.file(tasks.HUMAN_REWARD_FILE).read_text()
+    print(f"cartpole, {envs} envs per group x 32 steps per update, {iterations} updates, device {device}")
+    print(
+        f"{'K':>3} {'total steps':>12} {'wall (s)':>9} {'steps/s':>11} {'per group':>10} "
+        f"{'mean episode length per group, last update':>44}",
+        flush=True,
+    )
+    for run, k in enumerate([ks[0], *ks]):  # the first: a warm-up, not shown
+        dev = torch.device(device)
+        env = make_batched(task, k * envs, dev, seed=k)
+        fields = list(task.spec.state)
+        rewards = [
+            compile_reward(source.replace("0.5 * upright", f"{0.3 + 0.1 * i:.1f} * upright"), "r.py", fields)
+            for i in range(k)
+        ]
+        ppos = [PPO(env.obs_dim, env.action, config, dev) for _ in range(k)]
+        state_of = BatchedState(task, env)
+        groups = [slice(i * envs, (i + 1) * envs) for i in range(k)]
+        obs = env.reset(k)
+        length = torch.zeros(k * envs, device=dev)
+        start = time.monotonic()
+        for _ in range(iterations):
+            ended = torch.zeros(k * envs, device=dev)
+            ended_length = torch.zeros(k * envs, device=dev)
+            for _ in range(config.num_steps):
+                actions = torch.cat([ppo.act(obs[g]) for ppo, g in zip(ppos, groups, strict=True)])
+                step = env.step(actions)
+                state = state_of(step.final_obs)
+                done = step.terminated | step.truncated
+                length += 1
+                ended += done
+                ended_length += torch.where(done, length, 0.0)
+                length = torch.where(done, 0.0, length)
+                for ppo, reward, g in zip(ppos, rewards, groups, strict=True):
+                    total, _ = reward({name: state[name][g] for name in reward.params}, envs)
+                    ppo.store(total, step.terminated[g], step.truncated[g], step.final_obs[g])
+                obs = step.obs
+            for ppo, g in zip(ppos, groups, strict=True):
+                ppo.update(obs[g])
+        if device == "cuda":
+            torch.cuda.synchronize()
+        wall = time.monotonic() - start
+        total_steps = k * envs * config.num_steps * iterations
+        means = [float(ended_length[g].sum() / ended[g].sum().clamp(min=1)) for g in groups]
+        if run == 0:
+            env.close()
+            continue
+        print(
+            f"{k:>3} {total_steps:>12,} {wall:>9.1f} {total_steps / wall:>11,.0f} "
+            f"{total_steps / wall / k:>10,.0f}   " + " ".join(f"{m:.0f}" for m in means),
+            flush=True,
+        )
+        env.close()
 
 
 def section_concurrency(ks: list[int], envs: int, iterations: int, device: str) -> None:
@@ -314,6 +409,42 @@ def section_mjx(
                 "half_cheetah", "batched", Path(tmp), overrides, envs * 16 * iterations, 0, device
             )
             print(speed.row("half_cheetah", "batched/mjx", envs, result, wall), flush=True)
+    # 4. Fewer constraint-solver iterations (MuJoCo Playground's locomotion tasks use a few):
+    # physics steps/s at the largest size, and how far the dynamics move from the CPU engine's.
+    for iterations_pair in ((4, 8),):
+        n = sizes[-1]
+        start = time.monotonic()
+        env = mjx.MjxBatch("HalfCheetah-v5", n, device, seed=0, solver_iterations=iterations_pair)
+        env.reset(0)
+        actions = torch.rand((n, 6), device=device) * 2 - 1
+        env.step(actions)
+        compiled = time.monotonic() - start
+        torch.cuda.synchronize() if device == "cuda" else None
+        start = time.monotonic()
+        for _ in range(20):
+            env.step(actions)
+        torch.cuda.synchronize() if device == "cuda" else None
+        rate = n * 20 / (time.monotonic() - start)
+        env.close()
+        few = mjx.MjxBatch("HalfCheetah-v5", check_envs, device, seed=0, solver_iterations=iterations_pair)
+        cpu = MujocoBatch("HalfCheetah-v5", check_envs, "cpu", seed=0, threads=threads)
+        cpu.reset(3)
+        few.set_state(cpu.sim["qpos"].clone(), cpu.sim["qvel"].clone())
+        cpu.set_state(cpu.sim["qpos"].numpy().copy(), cpu.sim["qvel"].numpy().copy())
+        generator = torch.Generator().manual_seed(1)
+        errors = []
+        for t in range(1, 11):
+            actions = torch.rand((check_envs, 6), generator=generator) * 2 - 1
+            a, b = few.step(actions.to(device)), cpu.step(actions)
+            if t in (1, 10):
+                errors.append(float((a.obs.cpu() - b.obs).abs().max()))
+        cpu.close()
+        print(
+            f"solver iterations {iterations_pair}: {n} envs {rate:,.0f} physics steps/s (compile "
+            f"{compiled:.1f} s); max |obs - CPU default| after 1 step {errors[0]:.2e}, "
+            f"10 steps {errors[1]:.2e}",
+            flush=True,
+        )
 
 
 # ---------------------------------------------------------------- driver
@@ -366,6 +497,8 @@ def main() -> None:
             section_speed(values[:-1], values[-1], device)
         elif args.section == "concurrency":
             section_concurrency(values[:-2], values[-2], values[-1], device)
+        elif args.section == "fused":
+            section_fused(values[:-2], values[-2], values[-1], device)
         elif args.section == "solve":
             section_solve(values[0], values[1], device)
         elif args.section == "candidate":
@@ -412,13 +545,20 @@ def main() -> None:
             "--args",
             *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "6"]),
         ],
-        "solve": [*me, "--section", "solve", "--args", *(["1", "20000"] if q else ["3", "20000000"])],
+        "fused": [
+            *me,
+            "--section",
+            "fused",
+            "--args",
+            *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "6"]),
+        ],
+        "solve": [*me, "--section", "solve", "--args", *(["1", "20000"] if q else ["2", "20000000"])],
         "mjx": [
             *me,
             "--section",
             "mjx",
             "--args",
-            *(["8,16", "8", "16", "2"] if q else ["16384,65536,131072", "4096", "16384,65536,131072", "4"]),
+            *(["8,16", "8", "16", "2"] if q else ["16384,65536,131072", "4096", "65536,131072", "3"]),
         ],
         "candidate": [*me, "--section", "candidate", "--args", "2048" if q else "1000000"],
     }

@@ -14,13 +14,15 @@ shift $(( $# >= 2 ? 2 : 1 ))
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 if compgen -G "$WHEELS/*.whl" > /dev/null; then
+    # Into the repository (the sandbox hides /tmp from training workers but lets them read it).
+    SITE=$PWD/.gpu-site
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/eureka-site "$WHEELS"/*.whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-    export PYTHONPATH=/tmp/eureka-site${PYTHONPATH:+:$PYTHONPATH}
+        --target "$SITE" "$WHEELS"/*.whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+    export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
     # Training workers start with a clean environment (no PYTHONPATH): a .pth file puts the
     # wheels first on every interpreter's path, theirs too.
     site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
-    echo "import sys; sys.path.insert(0, '/tmp/eureka-site')" > "$site/eureka-carried-wheels.pth" \
+    echo "import sys; sys.path.insert(0, '$SITE')" > "$site/eureka-carried-wheels.pth" \
         || echo "note: $site is read-only; sandboxed workers will not see the wheels"
 fi
 # MuJoCo's renderer needs libEGL; without it, rendering is off (bench runs film nothing).
@@ -41,6 +43,6 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid timeout -k 5 "$left" taskset -c 4-15 
     bash -c "$CPU_JOB" _ "$OUT/cpu" > "$OUT/cpu/job.log" 2>&1 &
 job=$!
 taskset -c 0-3 python3 bench/gpu.py "$OUT" --deadline $(( GPU_UNTIL - SECONDS )) --tables tables-2.md "$@" \
-    --sections tests solve mjx candidate
+    --sections tests fused solve mjx candidate
 wait "$job"
 echo "== CPU job: exit $? after $SECONDS s of this script"

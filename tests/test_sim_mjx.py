@@ -114,3 +114,14 @@ def test_mjx_without_jax_says_what_to_install() -> None:
         ImportError, match=r"MJX needs jax and mujoco-mjx: pip install 'eureka-rewards\[mjx\]'"
     ):
         mjx.MjxBatch("HalfCheetah-v5", 2, "cpu")
+
+
+@needs_mjx
+def test_evaluation_after_mjx_training_steps_on_the_cpu_engine() -> None:
+    from eureka.training.batched import evaluation_physics
+
+    env = mjx.MjxBatch("HalfCheetah-v5", 2, "cpu", seed=0)  # compiles lazily: nothing stepped here
+    assert evaluation_physics(env, "auto") == "cpu"
+    cpu = MujocoBatch("HalfCheetah-v5", 2, "cpu", seed=0, threads=1)
+    assert evaluation_physics(cpu, "auto") == "auto"
+    cpu.close()

@@ -10,6 +10,8 @@ evaluation episodes in the same backend; the video is filmed in the task's gymna
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from eureka.training.session import (
     trained_result,
 )
 from eureka.training.sim.base import BatchedEnv
-from eureka.training.sim.registry import BatchedState, make_batched
+from eureka.training.sim.registry import BatchedState, Physics, make_batched
 from eureka.types import BatchedSpec, EvalEpisode, Status, Task, TrainJob, TrainResult
 
 POLICY_FILE = "policy.pt"
@@ -229,12 +231,13 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
     timesteps = tasks.budget(task, "batched", job.timesteps)
     fitness = Fitness(task)
 
-    def make(n: int, seed: int) -> BatchedEnv:
+    def make(n: int, seed: int, physics: Physics = config.physics) -> BatchedEnv:
         return make_batched(
-            task, n, device, seed, threads=max(1, job.sim_threads or job.threads), physics=config.physics
+            task, n, device, seed, threads=max(1, job.sim_threads or job.threads), physics=physics
         )
 
     env = make(config.num_envs, job.seed)
+    physics = evaluation_physics(env, config.physics)
     backend = f"batched:{type(env).__name__}"
     try:
         try:
@@ -246,11 +249,20 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
             return TrainResult(status=exc.status, message=exc.message, device=str(device), backend=backend)
         if job.check_only:
             return check_only_result(CHECK_STEPS * env.num_envs, device, start, backend)
+        evaluation = functools.partial(make, physics=physics)
         return _learn(
-            job, task, env, rollout, config, timesteps, fitness, reward, make, device, start, backend
+            job, task, env, rollout, config, timesteps, fitness, reward, evaluation, device, start, backend
         )
     finally:
         env.close()
+
+
+def evaluation_physics(env: BatchedEnv, physics: Physics) -> Physics:
+    """Where the evaluation episodes step: MuJoCo's CPU engine after training on MJX (a few
+    environments need no second compiled MJX program, 15-20 s on a GPU, and F is measured on the
+    reference engine), else where training stepped."""
+    mjx = sys.modules.get("eureka.training.sim.mjx")  # not imported: no MJX environment exists
+    return "cpu" if mjx is not None and isinstance(env, mjx.MjxBatch) else physics
 
 
 def _learn(
