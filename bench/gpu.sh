@@ -5,7 +5,7 @@
 # Sharing the machine's idle CPU cores with a CPU-only job (it gets OUT/cpu as "$1"):
 #   CPU_JOB='python bench/seeds.py ... --out "$1"' CPU_JOB_UNTIL=520 bash bench/gpu.sh OUT WHEELS
 # runs the sections that need every core (env, concurrency: K training processes) first, then the
-# job in the background on cores 4-15 (one thread each), killed CPU_JOB_UNTIL seconds after this
+# job in the background on cores 4-15 (one thread each, no GPU), killed CPU_JOB_UNTIL seconds after this
 # script started, while the remaining sections run on cores 0-3 (until GPU_UNTIL seconds).
 set -u
 OUT=${1:?usage: bench/gpu.sh OUT [WHEELS] [options]}
@@ -35,14 +35,17 @@ if [ -z "${CPU_JOB:-}" ]; then
 fi
 UNTIL=${CPU_JOB_UNTIL:?CPU_JOB_UNTIL: seconds after the start by which the CPU job must end}
 GPU_UNTIL=${GPU_UNTIL:-$UNTIL}
-python3 bench/gpu.py "$OUT" --sections env concurrency --deadline "${FIRST_SECONDS:-165}" --tables tables-1.md "$@"
+# shellcheck disable=SC2086
+python3 bench/gpu.py "$OUT" --deadline "${FIRST_SECONDS:-165}" --tables tables-1.md "$@" \
+    --sections ${FIRST_SECTIONS:-env concurrency}
 mkdir -p "$OUT/cpu"
 left=$(( UNTIL - SECONDS ))
-echo "== CPU job on cores 4-15 for at most $left s: $CPU_JOB"
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid timeout -k 5 "$left" taskset -c 4-15 \
+echo "== CPU job on cores ${CPU_JOB_CORES:-4-15} for at most $left s: $CPU_JOB"
+CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid timeout -k 5 "$left" taskset -c "${CPU_JOB_CORES:-4-15}" \
     bash -c "$CPU_JOB" _ "$OUT/cpu" > "$OUT/cpu/job.log" 2>&1 &
 job=$!
-taskset -c 0-3 python3 bench/gpu.py "$OUT" --deadline $(( GPU_UNTIL - SECONDS )) --tables tables-2.md "$@" \
-    --sections tests fused solve mjx candidate
+# shellcheck disable=SC2086
+taskset -c "${GPU_CORES:-0-3}" python3 bench/gpu.py "$OUT" --deadline $(( GPU_UNTIL - SECONDS )) \
+    --tables tables-2.md "$@" --sections ${REST_SECTIONS:-tests fused solve mjx candidate}
 wait "$job"
 echo "== CPU job: exit $? after $SECONDS s of this script"
