@@ -7,12 +7,18 @@
 # runs the sections that need every core (env, concurrency: K training processes) first, then the
 # job in the background on cores 4-15 (one thread each, no GPU), killed CPU_JOB_UNTIL seconds after this
 # script started, while the remaining sections run on cores 0-3 (until GPU_UNTIL seconds).
+# ARCHIVE=FILE.tgz: OUT packed into one file when this script ends (a device tool that returns
+# only a few files per call gets every log and the CPU job's output that way).
 set -u
 OUT=${1:?usage: bench/gpu.sh OUT [WHEELS] [options]}
 WHEELS=${2:-.gpu/whl}
 shift $(( $# >= 2 ? 2 : 1 ))
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+if [ -n "${ARCHIVE:-}" ]; then
+    trap 'tar -czf "$ARCHIVE" -C "$OUT" . 2>/dev/null' EXIT
+fi
 if compgen -G "$WHEELS/*.whl" > /dev/null; then
     # Into the repository (the sandbox hides /tmp from training workers but lets them read it).
     SITE=$PWD/.gpu-site
@@ -31,7 +37,8 @@ if [ -z "${MUJOCO_GL:-}" ]; then
 fi
 export PYTHONUNBUFFERED=1
 if [ -z "${CPU_JOB:-}" ]; then
-    exec python3 bench/gpu.py "$OUT" "$@"
+    python3 bench/gpu.py "$OUT" "$@"
+    exit
 fi
 UNTIL=${CPU_JOB_UNTIL:?CPU_JOB_UNTIL: seconds after the start by which the CPU job must end}
 GPU_UNTIL=${GPU_UNTIL:-$UNTIL}
