@@ -403,6 +403,7 @@ def solve(
     from eureka import loop
     from eureka.llm.client import LOCAL_MODEL, LLMError, default_model, for_run
     from eureka.runs import display
+    from eureka.training import optimise
 
     given = _given(locals())
     with user_errors():
@@ -423,7 +424,7 @@ def solve(
             given.update(task=str(spec.folder), model=model or default_model())
             if given.get("device") is not None:
                 given["device"] = _device(given["device"])
-            config = loop.offline_defaults(SolveConfig(**given), chosen)
+            config = optimise.offline_defaults(SolveConfig(**given), chosen)
             use_sandbox(config.sandbox)
             judge = _judge(config.feedback, rank_ui, open_videos)  # refuse before making a run dir
             run_dir = runs.new_run_dir(spec.name, runs_dir)

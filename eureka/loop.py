@@ -8,11 +8,9 @@ stopped: saved replies are not re-requested and finished candidates are not retr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import statistics
-from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
@@ -22,7 +20,7 @@ from eureka.errors import EurekaError, Interrupted
 from eureka.feedback import analyzer, reflection
 from eureka.feedback import judges as feedback
 from eureka.llm import prompts
-from eureka.llm.client import LLM, LOCAL_MODEL, NO_MODEL, BudgetExceeded, LLMError, Message, Usage
+from eureka.llm.client import LLM, NO_MODEL, BudgetExceeded, LLMError, Message, Usage
 from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
@@ -616,30 +614,6 @@ def human_normalized_score(best: float | None, human: float | None, sparse: floa
     if best is None or human is None or sparse is None or human == sparse:
         return None
     return (best - sparse) / abs(human - sparse)
-
-
-DEFAULT_TUNE = 8
-"""Optimiser trials per iteration when no LLM writes rewards (or only the embedded one)."""
-DEFAULT_STRUCTURE = 2
-"""Structure-operator candidates per iteration in that case."""
-EMBEDDED_SAMPLES = 2
-"""Rewards the embedded model proposes per iteration when it is the no-key default."""
-
-
-def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig:
-    """The settings of a run without a provider's model (`given`: the fields the user set).
-    `--model none`: the human reward, the optimiser and the structure operators. No key and no
-    --model: the same, with the embedded model as an extra proposer, so the run ends with a
-    reward at least as good as the human one. What the user set stays as set."""
-    offline = config.model == NO_MODEL or (config.model == LOCAL_MODEL and "model" not in given)
-    if not offline:
-        return config
-    defaults: dict[str, object] = {"human_init": True, "tune": DEFAULT_TUNE, "structure": DEFAULT_STRUCTURE}
-    if config.model == LOCAL_MODEL and importlib.util.find_spec("llama_cpp") is None:
-        defaults["model"] = NO_MODEL  # the embedded model is not installed: the run still serves
-    elif config.model == LOCAL_MODEL:
-        defaults["samples"] = EMBEDDED_SAMPLES
-    return config.model_copy(update={k: v for k, v in defaults.items() if k not in given})
 
 
 def load_config(run_dir: Path) -> SolveConfig:

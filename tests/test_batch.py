@@ -189,3 +189,26 @@ def test_the_example_suite_points_at_its_recordings() -> None:
 def test_a_human_feedback_mode_is_refused_in_a_batch(tmp_path: Path) -> None:
     result = runner.invoke(app, ["batch", "cartpole", "--feedback", "rank", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "a batch cannot ask a human" in result.output
+
+
+def test_a_batch_without_a_model_gets_the_offline_defaults_of_solve() -> None:
+    """No key and no model (the fallback is the embedded one), or model none: human init, the
+    optimiser and the structure operators, as `eureka solve` does; what the suite or the command
+    line set stays, and a provider's model is left alone."""
+    from eureka.llm.client import LOCAL_MODEL, NO_MODEL
+    from eureka.runs.batch import solve_config
+    from eureka.training.optimise import DEFAULT_STRUCTURE, DEFAULT_TUNE, offline_defaults
+
+    no_key = solve_config(SuiteEntry(task="cartpole"), {}, LOCAL_MODEL)
+    assert (no_key.human_init, no_key.tune, no_key.structure) == (True, DEFAULT_TUNE, DEFAULT_STRUCTURE)
+    assert no_key.model in (LOCAL_MODEL, NO_MODEL)  # none when the embedded model is not installed
+    cli_way = offline_defaults(no_key.model_copy(update={"model": LOCAL_MODEL}), set())
+    assert cli_way.model_copy(update={"task": no_key.task}) == no_key  # the same rule as solve
+    kept = solve_config(
+        SuiteEntry(task="cartpole", options={"model": "none", "tune": 3}), {"structure": 0}, "gpt-4o"
+    )
+    assert (kept.model, kept.human_init, kept.tune, kept.structure) == (NO_MODEL, True, 3, 0)
+    provider = solve_config(SuiteEntry(task="cartpole"), {}, "gpt-4o")
+    assert (provider.human_init, provider.tune, provider.structure) == (False, 0, 0)
+    named = solve_config(SuiteEntry(task="cartpole"), {"model": LOCAL_MODEL}, "gpt-4o")
+    assert (named.model, named.tune) == (LOCAL_MODEL, 0)  # the embedded model asked for by name

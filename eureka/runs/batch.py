@@ -240,17 +240,22 @@ def markdown(batch: BatchResult) -> str:
 
 def solve_config(entry: SuiteEntry, overrides: dict[str, Any], default_model: str) -> Any:
     """The SolveConfig of one task: suite defaults and task options, then the command line's
-    flags; `{task}` in the model string becomes the task's name."""
+    flags; `{task}` in the model string becomes the task's name. With no model anywhere (and no
+    key: `default_model` is the embedded one) or with model none, the offline defaults apply as
+    in `eureka solve` (human init, the optimiser, structure operators), under what was set."""
+    from eureka.training.optimise import offline_defaults
     from eureka.types import SolveConfig
 
     fields = {**entry.options, **{k: v for k, v in overrides.items() if v is not None}}
+    given = set(fields)
     model = str(fields.pop("model", None) or default_model).replace("{task}", entry.task)
     if fields.get("feedback") in ("critique", "rank"):
         raise ConfigError(f"{entry.task}: a batch cannot ask a human; use feedback auto or synthetic")
     try:
-        return SolveConfig(task=str(tasks.load(entry.task).folder), model=model, **fields)
+        config = SolveConfig(task=str(tasks.load(entry.task).folder), model=model, **fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(
             f"{entry.task}: option {'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
         ) from None
+    return offline_defaults(config, given)

@@ -11,15 +11,19 @@ resumed run continues the same study: trials asked but never told are handed out
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import random
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eureka.llm.client import LOCAL_MODEL, NO_MODEL
 from eureka.reward.compose import ComposeError, Parent, propose
 from eureka.reward.parametrise import Family, perturb
+from eureka.types import SolveConfig
 
 STUDY_FILE = "optimiser.db"
 SAMPLERS = ("tpe", "cmaes", "random")
@@ -288,3 +292,29 @@ class Proposer:
         if proposed.study not in self._studies:
             self._studies[proposed.study] = Optimiser.load(self.path, proposed.study, self.sampler, self.seed)
         self._studies[proposed.study].tell(proposed.number, fitness, pruned)
+
+
+# ---------------------------------------------------------------- runs without a provider's model
+
+DEFAULT_TUNE = 8
+"""Optimiser trials per iteration when no LLM writes rewards (or only the embedded one)."""
+DEFAULT_STRUCTURE = 2
+"""Structure-operator candidates per iteration in that case."""
+EMBEDDED_SAMPLES = 2
+"""Rewards the embedded model proposes per iteration when it is the no-key default."""
+
+
+def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig:
+    """The settings of a run without a provider's model (`given`: the fields the user set).
+    `--model none`: the human reward, the optimiser and the structure operators. No key and no
+    --model: the same, with the embedded model as an extra proposer, so the run ends with a
+    reward at least as good as the human one. What the user set stays as set."""
+    offline = config.model == NO_MODEL or (config.model == LOCAL_MODEL and "model" not in given)
+    if not offline:
+        return config
+    defaults: dict[str, object] = {"human_init": True, "tune": DEFAULT_TUNE, "structure": DEFAULT_STRUCTURE}
+    if config.model == LOCAL_MODEL and importlib.util.find_spec("llama_cpp") is None:
+        defaults["model"] = NO_MODEL  # the embedded model is not installed: the run still serves
+    elif config.model == LOCAL_MODEL:
+        defaults["samples"] = EMBEDDED_SAMPLES
+    return config.model_copy(update={k: v for k, v in defaults.items() if k not in given})
