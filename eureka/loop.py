@@ -462,6 +462,48 @@ class Loop:
             pruned = finalists is not None and cand.name not in finalists
             self.proposer.tell(proposal, cand.fitness if ok else None, pruned)
 
+    # ------------------------------------------------------------ confirmation on another seed
+
+    def _confirm(self) -> None:
+        """`confirm`: retrain the elite, the human reward and the next best others by F on one more
+        seed, `confirm` rewards in all; the elite becomes the best by mean F over both seeds, so a
+        reward that scored well by luck on the training seed does not go to the final evaluation."""
+        assert self.elite is not None
+        ranked = sorted(
+            self.trained.values(),
+            key=lambda c: c.fitness if c.fitness is not None else float("-inf"),
+            reverse=True,
+        )
+        chosen: list[Candidate] = []
+        for cand in [self.elite, *[c for c in ranked if c.origin == "human"], *ranked]:
+            if len(chosen) < self.config.confirm and all(c.code.strip() != cand.code.strip() for c in chosen):
+                chosen.append(cand)
+        seed = self.config.seed + 1
+        self.report(Progress("message", f"confirmation: {len(chosen)} rewards retrained on seed {seed}"))
+
+        def run(cand: Candidate) -> TrainResult:
+            out = self.run_dir / cand.name / f"confirm_seed{seed}"
+            job = self._job(self._reward_file(cand), out, seed).model_copy(update={"video": False})
+            return self._run(job)
+
+        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+            again = list(pool.map(run, chosen))
+        scores: dict[str, float] = {}
+        for cand, result in zip(chosen, again, strict=True):
+            second = result.fitness if result.status == Status.OK else None
+            self.summary.confirmation[cand.name] = [cand.fitness, second]
+            if cand.fitness is not None and second is not None:
+                scores[cand.name] = (cand.fitness + second) / 2
+        if scores:
+            best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
+            self.elite = self.trained[best]
+            (self.run_dir / BEST_FILE).write_text(self.elite.code)
+            self.summary.best = self.elite.outcome(self.elo.get(best))
+            self.report(
+                Progress("message", f"confirmed best: {best} (mean F {scores[best]:.4g} over 2 seeds)")
+            )
+        self._save()
+
     # ------------------------------------------------------------ final evaluation
 
     def _evaluate(self) -> FinalEvaluation:
@@ -472,11 +514,16 @@ class Loop:
         has_sparse = hasattr(tasks.load_module(self.task, "fitness.py"), "success_signal")
         if has_sparse:
             rewards["sparse"] = None
-        runs = [(name, seed) for name in rewards for seed in seeds]
+        same = (
+            self.human_reward is not None and self.elite.code.strip() == self.human_reward.read_text().strip()
+        )
+        trained = [name for name in rewards if not (same and name == "best")]  # the same job twice
+        runs = [(name, seed) for name in trained for seed in seeds]
         self.report(
             Progress(
                 "message",
-                f"final evaluation: {len(runs)} trainings ({', '.join(rewards)} × {len(seeds)} seeds)",
+                f"final evaluation: {len(runs)} trainings ({', '.join(trained)} × {len(seeds)} seeds)"
+                + (" (the best reward is the human one)" if same else ""),
             )
         )
 
@@ -497,7 +544,7 @@ class Loop:
             results = dict(zip(runs, pool.map(lambda r: run(*r), runs), strict=True))
 
         def stats(name: str) -> EvalStats:
-            mine = [results[(name, s)] for s in seeds]
+            mine = [results[("human" if same and name == "best" else name, s)] for s in seeds]
             values = [r.fitness for r in mine]
             clean = [v for v in values if v is not None]
             return EvalStats(
@@ -583,6 +630,13 @@ class Loop:
             self.stop()
             self.summary.status = "interrupted"
             self.summary.message = "interrupted by the user"
+        if self.elite is not None and self.config.confirm > 0 and self.summary.status in ("ok", "budget"):
+            try:
+                self._confirm()
+            except (Interrupted, KeyboardInterrupt):
+                self.stop()
+                self.summary.status = "interrupted"
+                self.summary.message = "interrupted by the user during the confirmation"
         if self.elite is not None and self.config.eval_seeds > 0 and self.summary.status in ("ok", "budget"):
             try:
                 self.summary.final = self._evaluate()

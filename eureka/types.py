@@ -389,12 +389,16 @@ class SolveConfig(Strict):
     """Extra candidates per iteration that tune the best reward's numbers: trials of the optimiser
     (its constants and blend weights over its components and the human reward), or random
     perturbations of its constants (`tuner: random`)."""
-    tuner: Literal["optuna", "random"] = "optuna"
-    """How `tune` candidates are made: an Optuna study (TPE) stored in the run directory, or
-    random log-uniform perturbation of the constants."""
+    tuner: Literal["optuna", "cmaes", "random"] = "optuna"
+    """How `tune` candidates are made: an Optuna study stored in the run directory (`optuna`:
+    TPE, `cmaes`: CMA-ES), or random log-uniform perturbation of the constants."""
     structure: int = Field(default=0, ge=0)
     """Extra candidates per iteration made by the structure operators: crossover of components
     with other trained rewards, dropping one, adding one from another reward."""
+    confirm: int = Field(default=0, ge=0)
+    """Before the final evaluation, retrain this many rewards on one more seed and keep the best
+    by its mean F over both seeds: the human reward (when it trained) and the best others by F
+    (0: off; the best by one seed's F is kept). Guards against a lucky single-seed score."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     halving: int = Field(default=0, ge=0)
@@ -687,6 +691,8 @@ class Summary(BaseModel):
     message: str = ""
     iterations: list[IterationSummary] = Field(default_factory=list)
     best: Candidate | None = None
+    confirmation: dict[str, list[float | None]] = Field(default_factory=dict)
+    """`confirm`: each retrained reward's F on the training seed, then on the extra seed."""
     final: FinalEvaluation | None = None
     llm_calls: int = 0
     tokens_in: int = 0

@@ -1,9 +1,10 @@
 """A reward as a family of rewards to search (BARFI / R*): its numeric constants (weights,
 temperatures, thresholds) on a log scale around their values, plus blend weights over its named
-components and the human reward's total, rendered back into ordinary reward code.
+components (log-scale multipliers) and the human reward's total, rendered back into ordinary
+reward code.
 
     family = Family.of(elite_code, components=("upright", "centred"), human=human_code)
-    code = family.render({"c0": 0.3, "w_total": 1.0, "w_upright": 0.5, "w_human": 0.2})
+    code = family.render({"c0": 0.3, "w_upright": 2.0, "w_human": 0.2})
 
 At the family's start values `render` returns the elite's own code (constants as written). Only
 source is rewritten here; the results are checked by the critic before they train.
@@ -20,8 +21,10 @@ from typing import cast
 from eureka.reward import compose
 from eureka.reward.contract import ENTRY
 
-LOG_SPAN = 10.0
-"""A constant c is searched in [c / LOG_SPAN, c * LOG_SPAN] on a log scale."""
+LOG_SPAN = 3.0
+"""A constant c is searched in [c / LOG_SPAN, c * LOG_SPAN] on a log scale, and a component's
+multiplier in [1 / LOG_SPAN, LOG_SPAN]. Narrow enough that most of a 30-trial budget lands near
+the elite (a tenfold span put most trials far from it, where they scored worse)."""
 MAX_CONSTANTS = 12
 """At most this many constants are searched (the first ones in the code); the rest stay."""
 NO_TUNE_KEYWORDS = {"dim", "axis", "keepdim", "p"}
@@ -98,16 +101,18 @@ class Family:
 
     @classmethod
     def of(cls, code: str, components: tuple[str, ...] = (), human: str | None = None) -> Family:
-        """The family around `code`: its constants, a weight on its total, one per component and,
-        when `human` is another reward, one on the human reward's total."""
+        """The family around `code`: its constants, a multiplier per component (the blend adds
+        (m - 1) x the component to the total: m = 2 counts it twice) and, when `human` is another
+        reward, a weight on the human reward's total. The total's own weight stays 1 (`w_total`
+        renders but is not searched: the learners scale rewards by their running spread, so only
+        the weights relative to the total matter)."""
         tree = compose.parse(code)
         params = []
         for i, node in enumerate(_tunable(tree)[:MAX_CONSTANTS]):
             value = abs(cast(float, node.value))
             params.append(Param(f"c{i}", value, value / LOG_SPAN, value * LOG_SPAN, log=True))
-        params.append(Param("w_total", 1.0, 0.0, 2.0, log=False))
         for name in components:
-            params.append(Param(f"w_{_identifier(name)}", 0.0, -1.0, 1.0, log=False))
+            params.append(Param(f"w_{_identifier(name)}", 1.0, 1.0 / LOG_SPAN, LOG_SPAN, log=True))
         if human is not None and human.strip() != code.strip():
             compose.parse(human)
             params.append(Param("w_human", 0.0, 0.0, 2.0, log=False))
@@ -121,10 +126,10 @@ class Family:
 
     def render(self, values: Mapping[str, float]) -> str:
         """The reward at `values` (missing names keep their start value)."""
-        point = {**self.start, **values}
+        point = {"w_total": 1.0, **self.start, **values}
         constants = [point[p.name] for p in self.params if p.name.startswith("c") and p.name[1:].isdigit()]
         code = substitute(self.code, constants)
-        weights = {n: point[f"w_{_identifier(n)}"] for n in self.components}
+        weights = {n: point[f"w_{_identifier(n)}"] - 1.0 for n in self.components}
         w_total = point["w_total"]
         w_human = point.get("w_human", 0.0)
         if w_total == 1.0 and not any(weights.values()) and not w_human:

@@ -84,9 +84,9 @@ class Optimiser:
         # a resumed study gets a fresh stream of random numbers, not a replay of the first one's
         seed += len(self.study.trials)
         if sampler == "cmaes":
-            self.study.sampler = optuna.samplers.CmaEsSampler(
-                x0=family.start, seed=seed, warn_independent_sampling=False
-            )
+            # centred on the search space, which is the elite for its constants and component
+            # multipliers (log scale around them); x0 is deprecated in Optuna 4.9
+            self.study.sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
         elif sampler == "random":
             self.study.sampler = optuna.samplers.RandomSampler(seed=seed)
         else:
@@ -176,7 +176,7 @@ def all_trials(path: Path) -> list[TrialRecord]:
 # ---------------------------------------------------------------- proposals for the loop
 
 PROPOSALS_FILE = "proposals.json"
-TUNERS = ("optuna", "random")
+TUNERS = ("optuna", "cmaes", "random")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class Proposer:
         self.run_dir = run_dir
         self.tuner = tuner
         self.seed = seed
-        self.sampler = sampler
+        self.sampler = "cmaes" if tuner == "cmaes" else sampler
         self.path = run_dir / STUDY_FILE
         self._lineage: dict[str, str] = {}
         """Code of a proposed reward -> the study it came from (so its study continues)."""
@@ -263,7 +263,7 @@ class Proposer:
     ) -> list[Proposed]:
         rng = random.Random(f"{self.seed}-{iteration}")
         out: list[Proposed] = []
-        if tune and self.tuner == "optuna":
+        if tune and self.tuner != "random":
             try:
                 optimiser = self._optimiser(elite, human)
             except ComposeError:
