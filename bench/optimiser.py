@@ -87,7 +87,7 @@ def solve(task: str, arm: str, args: argparse.Namespace, timesteps: int, root: P
         eval_seeds=args.eval_seeds,
         video=False,
         backend="batched",
-        **arm_settings(arm, args.trainings, args.iterations, args.confirm),  # type: ignore[arg-type]
+        **arm_settings(arm, args.trainings, args.iterations, args.confirm),
     )
     run_dir = root / f"{task}-{arm}"
     run_dir.mkdir(parents=True)

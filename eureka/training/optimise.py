@@ -300,6 +300,9 @@ DEFAULT_TUNE = 8
 """Optimiser trials per iteration when no LLM writes rewards (or only the embedded one)."""
 DEFAULT_STRUCTURE = 2
 """Structure-operator candidates per iteration in that case."""
+DEFAULT_CONFIRM = 2
+"""Rewards retrained on a second seed before the final evaluation in that case (the best and the
+human reward: the run hands on the human reward unless another beats it on both seeds' mean)."""
 EMBEDDED_SAMPLES = 2
 """Rewards the embedded model proposes per iteration when it is the no-key default."""
 
@@ -308,11 +311,17 @@ def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig
     """The settings of a run without a provider's model (`given`: the fields the user set).
     `--model none`: the human reward, the optimiser and the structure operators. No key and no
     --model: the same, with the embedded model as an extra proposer, so the run ends with a
-    reward at least as good as the human one. What the user set stays as set."""
+    reward at least as good as the human one (the confirmation keeps the human reward unless
+    another beats it over two seeds). What the user set stays as set."""
     offline = config.model == NO_MODEL or (config.model == LOCAL_MODEL and "model" not in given)
     if not offline:
         return config
-    defaults: dict[str, object] = {"human_init": True, "tune": DEFAULT_TUNE, "structure": DEFAULT_STRUCTURE}
+    defaults: dict[str, object] = {
+        "human_init": True,
+        "tune": DEFAULT_TUNE,
+        "structure": DEFAULT_STRUCTURE,
+        "confirm": DEFAULT_CONFIRM,
+    }
     if config.model == LOCAL_MODEL and importlib.util.find_spec("llama_cpp") is None:
         defaults["model"] = NO_MODEL  # the embedded model is not installed: the run still serves
     elif config.model == LOCAL_MODEL:
