@@ -464,16 +464,22 @@ class Loop:
 
     # ------------------------------------------------------------ confirmation on another seed
 
+    @staticmethod
+    def _ranking(fitness: float | None, result: TrainResult | None) -> tuple[float, float]:
+        """(F, mean F over the training's checkpoints): ties of F (a task whose F saturates, or
+        one that is all or nothing) go to the reward that learned sooner."""
+        curve = [f for f in (result.fitness_curve if result else []) if f is not None]
+        return (
+            fitness if fitness is not None else float("-inf"),
+            statistics.fmean(curve) if curve else float("-inf"),
+        )
+
     def _confirm(self) -> None:
         """`confirm`: retrain the elite, the human reward and the next best others by F on one more
         seed, `confirm` rewards in all; the elite becomes the best by mean F over both seeds, so a
         reward that scored well by luck on the training seed does not go to the final evaluation."""
         assert self.elite is not None
-        ranked = sorted(
-            self.trained.values(),
-            key=lambda c: c.fitness if c.fitness is not None else float("-inf"),
-            reverse=True,
-        )
+        ranked = sorted(self.trained.values(), key=lambda c: self._ranking(c.fitness, c.result), reverse=True)
         chosen: list[Candidate] = []
         for cand in [self.elite, *[c for c in ranked if c.origin == "human"], *ranked]:
             if len(chosen) < self.config.confirm and all(c.code.strip() != cand.code.strip() for c in chosen):
@@ -488,19 +494,20 @@ class Loop:
 
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             again = list(pool.map(run, chosen))
-        scores: dict[str, float] = {}
+        scores: dict[str, tuple[float, float]] = {}
         for cand, result in zip(chosen, again, strict=True):
             second = result.fitness if result.status == Status.OK else None
             self.summary.confirmation[cand.name] = [cand.fitness, second]
             if cand.fitness is not None and second is not None:
-                scores[cand.name] = (cand.fitness + second) / 2
+                one, two = self._ranking(cand.fitness, cand.result), self._ranking(second, result)
+                scores[cand.name] = ((one[0] + two[0]) / 2, (one[1] + two[1]) / 2)
         if scores:
             best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
             self.elite = self.trained[best]
             (self.run_dir / BEST_FILE).write_text(self.elite.code)
             self.summary.best = self.elite.outcome(self.elo.get(best))
             self.report(
-                Progress("message", f"confirmed best: {best} (mean F {scores[best]:.4g} over 2 seeds)")
+                Progress("message", f"confirmed best: {best} (mean F {scores[best][0]:.4g} over 2 seeds)")
             )
         self._save()
 

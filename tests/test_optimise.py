@@ -234,3 +234,14 @@ def test_random_perturbation_scales_each_constant_within_its_spread() -> None:
     new = [float(n) for n in re.findall(r"\d+\.\d+", code)]
     assert len(new) == 3 and all(0.5 <= n / o <= 2.0 for n, o in zip(new, old, strict=True))
     assert parametrise.perturb("def compute_reward(x):\n    return x, {}\n", random.Random(0)) is None
+
+
+def test_the_confirmation_ranks_by_f_then_by_how_soon_the_reward_learned() -> None:
+    from eureka.loop import Loop
+
+    def result(curve: list[float | None]) -> TrainResult:
+        return TrainResult(status=Status.OK, fitness=1.0, fitness_curve=curve)
+
+    sooner, later = result([0.0, 1.0, 1.0]), result([0.0, None, 0.0, 1.0])
+    assert Loop._ranking(1.0, sooner) > Loop._ranking(1.0, later) > Loop._ranking(0.5, sooner)
+    assert Loop._ranking(None, sooner) < Loop._ranking(-500.0, None)  # a failed training ranks last
