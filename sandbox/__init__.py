@@ -435,12 +435,14 @@ def run(
             owner = (info.st_uid, info.st_gid)
             _chown_tree(workdir, uid, gid)
         base_tasks = _limits.task_count(uid) if uid is not None else 0
-    else:
+    else:  # no namespace ends the command with us: the launcher watches the same kind of pipe
         command = []
         base_tasks = _limits.task_count(os.getuid()) if hasattr(os, "getuid") else 0
+        life_read, life_write = os.pipe()
+    supervise = life_read if isolation == "none" else -1
     full = [
         *command,
-        *_limits.launcher_argv(sys.executable, argv, _rlimits(policy, base_tasks), uid, gid),
+        *_limits.launcher_argv(sys.executable, argv, _rlimits(policy, base_tasks), uid, gid, supervise),
     ]
     start = time.monotonic()
     disk_over: str | None = None
@@ -496,8 +498,8 @@ def run(
         _sanitize(workdir, owner)
         raise
     _end(proc, info_read, life_write)  # whatever the worker left running dies with it
-    if returncode is not None and isolation != "none" and returncode > 128:
-        returncode = -(returncode - 128)  # the namespace's init reports signal N as 128 + N
+    if returncode is not None and returncode > 128:
+        returncode = -(returncode - 128)  # the namespace's init (or launcher) reports signal N as 128 + N
     _sanitize(workdir, owner)
     return Outcome(
         returncode=None if (timed_out or disk_over) else returncode,

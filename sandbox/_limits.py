@@ -3,6 +3,12 @@
 The launcher (`python -I -S -c LAUNCHER config -- argv`) switches to the sandbox uid when asked,
 sets the rlimits and execs the command, so the limits cover exactly the untrusted process and
 its children. It runs in the child, not as a `preexec_fn`, so it is safe in a threaded caller.
+
+Without a namespace (isolation `none`) nothing else would end the command when the orchestrator
+dies (it runs in its own session), so there the launcher stays as a small supervisor: it forks
+the command and waits for it or for the `life` pipe's end of file (the orchestrator is gone),
+then kills its whole process group; it exits with the command's status (128 + N for a signal, as
+the namespaces' inits do).
 """
 
 from __future__ import annotations
@@ -38,7 +44,26 @@ for name, (soft, hard) in cfg["limits"].items():
         hard = min(hard, cur)
         soft = min(soft, hard)
     resource.setrlimit(which, (soft, hard))
-os.execvp(argv[0], argv)
+life = cfg.get("life_fd", -1)
+if life < 0 or not hasattr(os, "pidfd_open"):
+    os.execvp(argv[0], argv)
+import select, signal
+child = os.fork()
+if child == 0:
+    os.close(life)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        sys.stderr.write("sandbox: cannot run %s: %s\n" % (argv[0], exc.strerror))
+        os._exit(127)
+done = os.pidfd_open(child)
+while True:
+    ready, _, _ = select.select([life, done], [], [])
+    if life in ready:  # the orchestrator is gone: so is everything this run started
+        os.killpg(0, signal.SIGKILL)
+    if done in ready:
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        os._exit(128 - code if code < 0 else code)
 """
 
 
@@ -67,6 +92,11 @@ def launcher_argv(
     limits: dict[str, tuple[int, int]],
     uid: int | None = None,
     gid: int | None = None,
+    life_fd: int = -1,
 ) -> list[str]:
-    config = json.dumps({"limits": limits, "uid": uid, "gid": gid}, separators=(",", ":"))
+    """The launcher's command line; with `life_fd` (a pipe's read end that only the orchestrator
+    holds the other end of) it supervises the command and ends it when the orchestrator dies."""
+    config = json.dumps(
+        {"limits": limits, "uid": uid, "gid": gid, "life_fd": life_fd}, separators=(",", ":")
+    )
     return [python, "-I", "-S", "-c", LAUNCHER, config, "--", *argv]

@@ -491,38 +491,46 @@ def test_none_must_be_asked_for_and_is_quiet(
 # ---------------------------------------------------------------- unshare only
 
 
-@pytest.mark.skipif(not STATUS["unshare"][0], reason=f"unshare unavailable: {STATUS['unshare'][1]}")
-def test_unshare_run_dies_with_its_orchestrator(tmp_path: Path) -> None:
-    """bwrap has --die-with-parent; unshare's init watches a pipe that only the orchestrator
-    holds open, so a killed orchestrator takes the namespace with it."""
+@pytest.mark.parametrize("isolation", MODES)
+def test_a_killed_orchestrator_takes_its_sandboxed_run_with_it(tmp_path: Path, isolation: str) -> None:
+    """SIGKILL the orchestrator (which started the run from a worker thread, as the executors
+    do): the sandboxed command and a detached child of it are gone within seconds. bwrap has
+    --die-with-parent; unshare's init and, without namespaces, the launcher watch a pipe that
+    only the orchestrator holds open."""
+    if isolation in STATUS and not STATUS[isolation][0]:
+        pytest.skip(f"{isolation} unavailable: {STATUS[isolation][1]}")
     marker = f"35{uuid.uuid4().int % 10**6}.5"
+    detached = isolation != "none"  # without namespaces, what stays in the process group dies
     inner = (
         "import subprocess, time\n"
-        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        f"subprocess.Popen(['sleep', '{marker}'], start_new_session={detached})\n"
         "time.sleep(300)\n"
+    )
+    run = (
+        f"sandbox.run([sys.executable, '-c', {inner!r}], Path({str(tmp_path / 'w')!r}), "
+        f"Path({str(tmp_path / 'w.log')!r}), sandbox.Policy(timeout_s=120, isolation={isolation!r}))"
     )
     orchestrator = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys\nfrom pathlib import Path\nimport sandbox\n"
-            f"sandbox.run([sys.executable, '-c', {inner!r}], Path({str(tmp_path / 'w')!r}), "
-            f"Path({str(tmp_path / 'w.log')!r}), sandbox.Policy(timeout_s=120, isolation='unshare'))\n",
+            "import sys, threading\nfrom pathlib import Path\nimport sandbox\n"
+            f"threading.Thread(target=lambda: {run}).start()\n",
         ],
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
         deadline = time.monotonic() + 30
         while not _host_processes_with(f"sleep {marker}") and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         assert _host_processes_with(f"sleep {marker}"), "the sandboxed command never started"
     finally:
         orchestrator.send_signal(signal.SIGKILL)
         orchestrator.wait()
-    deadline = time.monotonic() + 10
-    while _host_processes_with(f"sleep {marker}") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _host_processes_with(f"sleep {marker}") == []
+    deadline = time.monotonic() + 5  # the marker is also in the command's own command line
+    while _host_processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _host_processes_with(marker) == []
 
 
 @pytest.mark.parametrize("isolation", ISOLATED)
