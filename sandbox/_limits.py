@@ -96,7 +96,5 @@ def launcher_argv(
 ) -> list[str]:
     """The launcher's command line; with `life_fd` (a pipe's read end that only the orchestrator
     holds the other end of) it supervises the command and ends it when the orchestrator dies."""
-    config = json.dumps(
-        {"limits": limits, "uid": uid, "gid": gid, "life_fd": life_fd}, separators=(",", ":")
-    )
+    config = json.dumps({"limits": limits, "uid": uid, "gid": gid, "life_fd": life_fd}, separators=(",", ":"))
     return [python, "-I", "-S", "-c", LAUNCHER, config, "--", *argv]
