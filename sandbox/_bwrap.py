@@ -6,6 +6,7 @@ init as PID 1 and the command as PID 2.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterable
@@ -47,7 +48,7 @@ def _find() -> tuple[bool, str]:
     exe = bwrap_path()
     if exe is None:
         return False, "the `bwrap` executable (package bubblewrap) is not installed"
-    true = shutil.which("true") or "/bin/true"
+    true = os.path.realpath(shutil.which("true") or "/bin/true")  # a PATH folder may be hidden inside
     argv = [
         exe,
         *namespace_args(),

@@ -245,7 +245,7 @@ def _find() -> tuple[bool, str]:
         return False, f"unshare needs Linux (this is {sys.platform})"
     if unshare_path() is None:
         return False, "the `unshare` executable (package util-linux) is not installed"
-    true = shutil.which("true") or "/bin/true"
+    true = os.path.realpath(shutil.which("true") or "/bin/true")  # a PATH folder may be hidden inside
     with tempfile.TemporaryDirectory(prefix="eureka-probe-") as tmp:
         work = Path(tmp)
         return try_command("unshare", [*build_args(work, [sys.prefix, sys.base_prefix]), true], work)

@@ -7,6 +7,7 @@ Each limit is first shown to hold on a harmless, bounded case here; the hostile 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -446,6 +447,44 @@ def test_without_bwrap_auto_takes_unshare_and_it_can_be_forced(
     monkeypatch.setenv(sandbox.ISOLATION_VARIABLE, "unshare")
     assert sandbox.resolve_isolation("auto") == "unshare"
     assert _run("pass", tmp_path, isolation="auto").isolation == "unshare"
+
+
+def _path_without(tmp_path: Path, hidden: str) -> str:
+    """This PATH as one folder of links to everything on it except `hidden`: a machine where
+    that program is not installed."""
+    folder = tmp_path / f"path-without-{hidden}"
+    folder.mkdir()
+    for entry in os.environ["PATH"].split(os.pathsep):
+        with contextlib.suppress(OSError):
+            for program in Path(entry).iterdir():
+                link = folder / program.name
+                if program.name != hidden and not link.exists() and os.access(program, os.X_OK):
+                    link.symlink_to(program)
+    return str(folder)
+
+
+def test_a_machine_without_bwrap_on_path_isolates_with_unshare(tmp_path: Path) -> None:
+    """No probe patched: a fresh process whose PATH has no `bwrap` finds that out itself, and
+    `auto` takes unshare, quietly, with the command as PID 2 of its own namespace."""
+    if not STATUS["unshare"][0]:
+        pytest.skip(f"unshare unavailable: {STATUS['unshare'][1]}")
+    check = (
+        "import shutil, sys\nfrom pathlib import Path\nimport sandbox\n"
+        "print('which', shutil.which('bwrap'), sandbox.isolation_status('bwrap')[1])\n"
+        "print('auto', sandbox.resolve_isolation('auto'))\n"
+        "out = sandbox.run([sys.executable, '-c', 'import os; print(os.getpid(), os.getppid())'], "
+        f"Path({str(tmp_path / 'w')!r}), Path({str(tmp_path / 'w.log')!r}), sandbox.Policy(timeout_s=60))\n"
+        "print('ran', out.isolation, out.returncode, out.output_tail.strip())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != sandbox.ISOLATION_VARIABLE}
+    env.update(PATH=_path_without(tmp_path, "bwrap"), PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "which None the `bwrap` executable (package bubblewrap) is not installed" in done.stdout
+    assert "auto unshare" in done.stdout and "ran unshare 0 2 1" in done.stdout, done.stdout
+    assert "WARNING" not in done.stderr
 
 
 def test_fallback_warns_once_and_a_mechanism_can_be_required(
