@@ -239,25 +239,39 @@ def _render_result(result: TrainResult, run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
 
 
-def _smoke_test(job: TrainJob, task: tasks.Task, timeout: float | None) -> TrainResult | None:
+OnProgress = Callable[[dict[str, float]], None]
+"""Fed a running training's progress file."""
+
+
+def _check_and_train(
+    job: TrainJob, task: tasks.Task, timeout: float | None, on_progress: OnProgress | None
+) -> TrainResult:
     """The critic's checks of the job's reward (static, then a smoke test on real states in the
-    sandbox); the failure as the job's result (also its metrics.json), or None when it passed."""
+    sandbox, named in seconds rather than at the training's limit) and, when they pass, the
+    training, in the same worker; a failed check is the job's result (also its metrics.json)."""
     from eureka.reward import critic
 
     assert job.reward_file is not None
     limit = min(critic.SMOKE_TIMEOUT, timeout) if timeout else None
+    trained: list[TrainResult] = []
+
+    def run(one: TrainJob) -> TrainResult:
+        trained.append(jobs.run_training(one, timeout, on_progress=on_progress))
+        return trained[-1]
+
     report = critic.review(
         job.reward_file.read_text(),
         task,
         job.out_dir,
         "",
-        jobs.run_training,
+        run,
         timeout=limit,
         backend=job.backend,
+        then_train=job,
     )
     shutil.rmtree(job.out_dir / "smoke", ignore_errors=True)
     if report.status == Status.OK:
-        return None
+        return trained[-1]
     result = TrainResult(status=report.status, message=report.message)
     (job.out_dir / METRICS_FILE).write_text(result.model_dump_json(indent=2))
     return result
@@ -320,11 +334,14 @@ def train(
         path = path_note(spec, backend)
         if not as_json:
             console.print(path, highlight=False, soft_wrap=True)
-        smoke = _smoke_test(job, spec, timeout) if reward_file is not None else None
-        if smoke is not None:  # the reward failed before training: named in seconds, not at the limit
-            result = smoke
-        elif as_json or not sys.stdout.isatty():
-            result = jobs.run_training(job, timeout)
+
+        def train(on_progress: OnProgress | None) -> TrainResult:
+            if reward_file is None:
+                return jobs.run_training(job, timeout, on_progress=on_progress)
+            return _check_and_train(job, spec, timeout, on_progress)
+
+        if as_json or not sys.stdout.isatty():
+            result = train(on_progress=None)
         else:
             with Progress(
                 TextColumn("training {task.description}"),
@@ -339,7 +356,7 @@ def train(
                     f = p.get("fitness")
                     progress.update(bar, completed=p.get("env_steps", 0), f="-" if f is None else f"{f:.4g}")
 
-                result = jobs.run_training(job, timeout, on_progress=update)
+                result = train(on_progress=update)
         if as_json:
             payload = json.loads(result.model_dump_json())
             payload["run_dir"] = str(run_dir)

@@ -29,6 +29,7 @@ from eureka.training import halving as schedule
 from eureka.training import optimise
 from eureka.training.executors import Executor, Watched, make_executor
 from eureka.types import (
+    CHECK_FILE,
     METRICS_FILE,
     RESPONSE_FILE,
     REWARD_FILE,
@@ -171,12 +172,22 @@ class Loop:
             f.write_text(text)
         return replies
 
-    def _check(self, where: Path, code: str | None, response: str) -> CheckReport:
+    def _check(self, folder: Path, where: Path, code: str | None, response: str) -> CheckReport:
+        """The critic's verdict on an attempt (in `where`) at the candidate in `folder`. Unless
+        the critic model may still revise the code or successive halving trains it in rungs,
+        the smoke test's worker goes on to train the candidate when it passes (one worker per
+        candidate); `_train` then reads that training's result back."""
         if code is None:
             message = "the reply contains no Python code block defining compute_reward"
             if not response.strip():
                 message = "the model returned an empty reply"
             return CheckReport(status=Status.NO_CODE, message=message, stage="extract")
+        train = None
+        if self.config.critic != "llm" and self.config.halving <= 1:
+            train = self._job(folder / REWARD_FILE, folder, self.config.seed)
+            saved = where / CHECK_FILE
+            if self._saved(folder) is not None and saved.is_file():  # checked and trained before a stop
+                return CheckReport.model_validate_json(saved.read_text())
         return critic.review(
             code,
             self.task,
@@ -185,6 +196,7 @@ class Loop:
             self.executor.run,
             llm=self.llm if self.config.critic == "llm" else None,
             backend=None if self.config.backend == "auto" else self.config.backend,
+            then_train=train,
         )
 
     def _job(
@@ -258,11 +270,13 @@ class Loop:
             return ended
         if origin == "llm":
             attempts = [
-                Attempt(response=response, check=self._check(folder, extract_code(response), response))
+                Attempt(
+                    response=response, check=self._check(folder, folder, extract_code(response), response)
+                )
             ]
         else:
             fenced = f"```python\n{response.strip()}\n```"
-            attempts = [Attempt(response=fenced, check=self._check(folder, response, response))]
+            attempts = [Attempt(response=fenced, check=self._check(folder, folder, response, response))]
         for k in range(1, 1 + (self.config.repair_rounds if origin == "llm" else 0)):
             last = attempts[-1]
             if last.check.status == Status.OK:
@@ -275,7 +289,9 @@ class Loop:
             except BudgetExceeded as exc:  # ends unrepaired; the candidates that passed still train
                 self.budget_spent = exc
                 break
-            attempts.append(Attempt(response=reply, check=self._check(where, extract_code(reply), reply)))
+            attempts.append(
+                Attempt(response=reply, check=self._check(folder, where, extract_code(reply), reply))
+            )
         verdict = attempts[-1].check
         cand = Candidate(
             iteration=iteration,

@@ -229,6 +229,13 @@ class TrainJob(BaseModel):
     None: `threads`."""
     check_only: bool = False
     """Only run the reward on real states from random rollouts (the critic's smoke test)."""
+    smoke_first: bool = False
+    """Run the critic's smoke test first in the same worker and train only when it passes: one
+    sandboxed worker (one torch import) per candidate instead of two. The result says whether
+    the smoke test passed (`TrainResult.smoke`)."""
+    smoke_timeout: float | None = None
+    """With `smoke_first`: the smoke test's own wall-clock limit (the job is killed when the
+    smoke test has not passed by then); None: the job's limit."""
     reference_reward: Path | None = None
     """A second reward (the task's human reward) evaluated on the same states, to report how
     the two correlate."""
@@ -308,6 +315,9 @@ class TrainResult(BaseModel):
     diagnostics: dict[str, list[float]] = Field(default_factory=dict)
     """The learner's update statistics per checkpoint window (batched PPO: approx_kl,
     clip_fraction, entropy, value_loss, explained_variance), shown in the reflection."""
+    smoke: str | None = None
+    """For a `smoke_first` job: the smoke test's message when it passed (training followed);
+    None when it did not (this result is then the smoke test's failure)."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ random rollouts of the task's environment, then optionally the LLM reviews its o
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +27,13 @@ Runner = Callable[[TrainJob], TrainResult]
 
 
 def _verify(
-    code: str, task: Task, cand_dir: Path, timeout: float, backend: str | None, run: Runner
+    code: str,
+    task: Task,
+    cand_dir: Path,
+    timeout: float,
+    backend: str | None,
+    run: Runner,
+    then_train: TrainJob | None = None,
 ) -> CheckReport:
     problems = checks.check_source(code, list(task.spec.state))
     if problems:
@@ -33,6 +41,8 @@ def _verify(
     reward_file = cand_dir / "reward.py"
     reward_file.write_text(code)
     smoke_dir = cand_dir / "smoke"
+    if then_train is not None:
+        return _verify_then_train(code, reward_file, smoke_dir, timeout, run, then_train)
     result = run(
         TrainJob(
             task_folder=task.folder,
@@ -46,6 +56,28 @@ def _verify(
     if result.status != Status.OK:
         return CheckReport(status=result.status, message=result.message, stage="smoke", code=code)
     return CheckReport(status=Status.OK, message=result.message, stage="passed", code=code)
+
+
+def _verify_then_train(
+    code: str, reward_file: Path, smoke_dir: Path, timeout: float, run: Runner, train: TrainJob
+) -> CheckReport:
+    """The smoke test and, when it passes, the training, in one worker. A failed smoke test
+    leaves nothing in the training's folder: what the job wrote there moves to `smoke_dir`,
+    where a smoke test of its own would have written it."""
+    out = train.out_dir
+    before = set(os.listdir(out)) if out.is_dir() else set()
+    result = run(
+        train.model_copy(update={"reward_file": reward_file, "smoke_first": True, "smoke_timeout": timeout})
+    )
+    if result.smoke is not None or result.status == Status.OK:  # no training passes without it
+        return CheckReport(status=Status.OK, message=result.smoke or "", stage="passed", code=code)
+    if out.is_dir():
+        shutil.rmtree(smoke_dir, ignore_errors=True)
+        smoke_dir.mkdir(parents=True)
+        for name in set(os.listdir(out)) - before:
+            if out / name != smoke_dir:
+                shutil.move(out / name, smoke_dir / name)
+    return CheckReport(status=result.status, message=result.message, stage="smoke", code=code)
 
 
 def _llm_review(code: str, task: Task, llm: LLM, context: str) -> str | None:
@@ -67,15 +99,23 @@ def review(
     llm: LLM | None = None,
     timeout: float | None = None,
     backend: str | None = None,
+    then_train: TrainJob | None = None,
 ) -> CheckReport:
     """Check reward code; with `llm`, the critic model may revise code that passed, and the
     revision is kept only when it passes the same checks. The smoke test is a job given to `run`
     (the executor that trains candidates), on the training
     path that will train the candidate (`backend`, else the task's); its wall-clock limit is
-    `timeout`, else the smaller of SMOKE_TIMEOUT and the task's training limit."""
+    `timeout`, else the smaller of SMOKE_TIMEOUT and the task's training limit.
+
+    With `then_train` (the job that trains the candidate when it passes; not with `llm`, whose
+    revision would come after) the smoke test runs first in that job's worker, which goes on to
+    train when it passes: one sandboxed worker per candidate. The training's result is then in
+    the job's folder (metrics.json), as if it had been run after this check."""
     timeout = timeout or min(SMOKE_TIMEOUT, task.spec.training.timeout)
     cand_dir.mkdir(parents=True, exist_ok=True)
-    report = _verify(code, task, cand_dir, timeout, backend, run)
+    if then_train is not None and llm is not None:
+        raise ValueError("then_train: the critic model reviews code before it trains")
+    report = _verify(code, task, cand_dir, timeout, backend, run, then_train)
     if report.status == Status.OK and llm is not None:
         revised = _llm_review(code, task, llm, context)
         if revised is not None:

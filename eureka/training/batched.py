@@ -26,17 +26,17 @@ from eureka.training.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
 from eureka.training.ppo import PPO
 from eureka.training.session import (
     CHECK_STEPS,
-    SMOKE_STEPS,
     Correlation,
     Film,
     ProgressFile,
     SolveClock,
     StatsRecorder,
-    check_only_result,
     compile_rewards,
     film_env,
     partial_result,
     require_signal,
+    smoke_passed,
+    smoke_steps,
     trained_result,
 )
 from eureka.training.sim.base import BatchedEnv
@@ -244,11 +244,12 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
             reward, reference = compile_rewards(job, task)
             rollout = Rollout(task, env, fitness, reward, reference, device)
             with reward.varying() if reward is not None else contextlib.nullcontext():
-                _smoke(rollout, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+                _smoke(rollout, job.seed, smoke_steps(job))
         except RewardError as exc:
             return TrainResult(status=exc.status, message=exc.message, device=str(device), backend=backend)
-        if job.check_only:
-            return check_only_result(CHECK_STEPS * env.num_envs, device, start, backend)
+        checked = smoke_passed(job, CHECK_STEPS * env.num_envs, device, start, backend)
+        if checked is not None:
+            return checked
         evaluation = functools.partial(make, physics=physics)
         return _learn(
             job, task, env, rollout, config, timesteps, fitness, reward, evaluation, device, start, backend

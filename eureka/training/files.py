@@ -2,7 +2,7 @@
 
 from eureka.types import METRICS_FILE  # the TrainResult; named with the candidate's files
 
-__all__ = ["JOB_FILE", "LOG_FILE", "METRICS_FILE", "PROGRESS_FILE"]
+__all__ = ["JOB_FILE", "LOG_FILE", "METRICS_FILE", "PROGRESS_FILE", "SMOKE_FILE"]
 
 JOB_FILE = "job.json"
 """The TrainJob the worker runs."""
@@ -10,3 +10,5 @@ LOG_FILE = "train.log"
 """The worker's stdout and stderr."""
 PROGRESS_FILE = "progress.json"
 """Rewritten as the job trains: env_steps, total, fitness so far, elapsed seconds."""
+SMOKE_FILE = "smoke.txt"
+"""Written by a `smoke_first` job once its smoke test passed: the smoke test's message."""

@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,11 +16,15 @@ import sandbox
 from eureka import tasks
 from eureka.errors import Interrupted
 from eureka.reward import checks
-from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE
+from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE, SMOKE_FILE
 from eureka.types import Status, TrainJob, TrainResult
 
 INPUTS_DIR = "inputs"
 """Where a job's reward files and checkpoint are copied when they live outside its directory."""
+
+
+class _SmokeOverdue(Exception):
+    """A `smoke_first` job's smoke test has not passed within its own limit."""
 
 
 def _last_lines(text: str, n: int = 3) -> str:
@@ -68,6 +73,10 @@ def run_training(
         read_paths=(str(job.task_folder),),
     )
     progress_file = job.out_dir / PROGRESS_FILE
+    smoke_file = job.out_dir / SMOKE_FILE
+    smoke_file.unlink(missing_ok=True)
+    smoke_limit = job.smoke_timeout if job.smoke_first else None
+    started = time.monotonic()
 
     def tick() -> None:
         if cancel is not None and cancel.is_set():
@@ -75,15 +84,40 @@ def run_training(
         if on_progress is not None and progress_file.is_file():
             with contextlib.suppress(OSError, ValueError):  # half-written: the next tick reads it
                 on_progress(json.loads(progress_file.read_text()))
+        if smoke_limit is not None and time.monotonic() - started > smoke_limit and not smoke_file.exists():
+            raise _SmokeOverdue  # the worker is killed as for Ctrl-C; the limit is the smoke test's
 
-    outcome = sandbox.run(
-        [sys.executable, "-m", "eureka.training.worker", str(job_file)],
-        job.out_dir,
-        job.out_dir / LOG_FILE,
-        policy,
-        on_tick=tick,
-    )
+    try:
+        outcome = sandbox.run(
+            [sys.executable, "-m", "eureka.training.worker", str(job_file)],
+            job.out_dir,
+            job.out_dir / LOG_FILE,
+            policy,
+            on_tick=tick,
+        )
+    except _SmokeOverdue:
+        outcome = None
     shutil.rmtree(job.out_dir / "tmp", ignore_errors=True)  # the worker's scratch space
+    if outcome is None:
+        assert smoke_limit is not None
+        result = TrainResult(
+            status=Status.TIMEOUT,
+            message=f"the smoke test exceeded the wall-clock limit of {smoke_limit:.0f} s and was killed",
+            wall_time=time.monotonic() - started,
+        )
+        _write(job.out_dir, result)
+        return result
+    result = _judge(job, outcome, limit)
+    if job.smoke_first:
+        # the worker wrote it (or the reward forged it: then it only escapes the smoke test's
+        # limit, not the job's, and its own candidate's repair round)
+        smoke = sandbox.read_text(smoke_file, max_bytes=1000)
+        result = result.model_copy(update={"smoke": smoke.strip()[:500] if smoke else None})
+    return result
+
+
+def _judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
+    """The job's result: what the worker wrote, else what the sandbox saw (also written)."""
     written = sandbox.read_text(job.out_dir / METRICS_FILE)
     if written is not None and not outcome.timed_out and outcome.limit is None:
         try:
@@ -91,9 +125,10 @@ def run_training(
         except ValueError:
             pass  # not what the worker writes: the reward tampered with it; judged below
     if outcome.timed_out:
+        in_smoke = job.check_only or (job.smoke_first and not (job.out_dir / SMOKE_FILE).exists())
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=f"{'the smoke test' if job.check_only else 'training'} exceeded the wall-clock limit "
+            message=f"{'the smoke test' if in_smoke else 'training'} exceeded the wall-clock limit "
             f"of {limit:.0f} s and was killed",
             wall_time=outcome.wall_time,
         )

@@ -35,10 +35,11 @@ from eureka.training.session import (
     SolveClock,
     StatsRecorder,
     cheap_rendering,
-    check_only_result,
     compile_rewards,
     partial_result,
     require_signal,
+    smoke_passed,
+    smoke_steps,
     trained_result,
 )
 from eureka.types import EvalEpisode, Status, Task, TrainJob, TrainResult
@@ -263,12 +264,13 @@ def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> 
             _make_venv(task, spec.n_envs, job.seed), task, fitness, reward, device, sparse=reward is None
         )
         with reward.varying() if reward is not None else contextlib.nullcontext():
-            _smoke_test(venv, job.seed, CHECK_STEPS if job.check_only else SMOKE_STEPS)
+            _smoke_test(venv, job.seed, smoke_steps(job))
         venv.reference = reference
     except RewardError as exc:
         return TrainResult(status=exc.status, message=exc.message, device=str(device))
-    if job.check_only:
-        return check_only_result(CHECK_STEPS * spec.n_envs, device, start, "sb3")
+    checked = smoke_passed(job, CHECK_STEPS * spec.n_envs, device, start, "sb3")
+    if checked is not None:
+        return checked
 
     recorder = StatsRecorder(timesteps, spec.checkpoints)
     venv.recorder = recorder

@@ -19,7 +19,7 @@ import torch
 
 from eureka.errors import ConfigError
 from eureka.reward.contract import RewardError, RewardFunction, compile_reward
-from eureka.training.files import PROGRESS_FILE
+from eureka.training.files import PROGRESS_FILE, SMOKE_FILE
 from eureka.training.fitness import Fitness
 from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
 
@@ -389,15 +389,29 @@ def require_signal(task: Task, fitness: Fitness) -> None:
         )
 
 
-def check_only_result(states: int, device: torch.device, start: float, backend: str) -> TrainResult:
-    """The result of a critic's smoke test that passed."""
-    return TrainResult(
+def smoke_steps(job: TrainJob) -> int:
+    """Random-action steps through the reward before anything else: the critic's smoke test
+    (CHECK_STEPS) when the job is or begins with one, else the fail-fast SMOKE_STEPS."""
+    return CHECK_STEPS if job.check_only or job.smoke_first else SMOKE_STEPS
+
+
+def smoke_passed(
+    job: TrainJob, states: int, device: torch.device, start: float, backend: str
+) -> TrainResult | None:
+    """The smoke test passed: the job's result when it is only that (check_only); for a
+    `smoke_first` job the message goes to SMOKE_FILE and training goes on (None)."""
+    result = TrainResult(
         status=Status.OK,
         message=f"passed the smoke test on {states} real states",
         device=str(device),
         wall_time=time.monotonic() - start,
         backend=backend,
     )
+    if job.check_only:
+        return result
+    if job.smoke_first:
+        (job.out_dir / SMOKE_FILE).write_text(result.message)
+    return None
 
 
 class ProgressFile:
