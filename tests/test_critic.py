@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from eureka import tasks
 from eureka.llm.client import LLM
 from eureka.llm.context import environment_context
 from eureka.reward.critic import review
+from eureka.training.files import LOG_FILE, METRICS_FILE
 from eureka.training.jobs import run_training
 from eureka.training.session import CHECK_STEPS
-from eureka.types import CheckReport, Status
+from eureka.types import CheckReport, Status, TrainJob, TrainResult
 
 HUMAN = (REPO / "tasks/cartpole/human_reward.py").read_text()
 TASK = tasks.load("cartpole")
@@ -96,3 +98,51 @@ def test_a_reward_that_is_the_same_for_every_environment_is_rejected(
     report = review(code, TASK, tmp_path / "cand", CONTEXT, run_training, backend="batched")
     assert report.status == Status.CHECK_FAILED and report.stage == "smoke"
     assert report.message.startswith(message) and "\n" not in report.message
+
+
+# ---------------------------------------------------------------- smoke test and training in one worker
+
+
+def _training(out: Path, backend: str = "batched") -> TrainJob:
+    return TrainJob(
+        task_folder=TASK.folder, reward_file=None, out_dir=out, timesteps=1000, video=False, backend=backend
+    )
+
+
+@pytest.mark.parametrize("backend", ["sb3", "batched"])
+def test_the_smoke_test_and_the_training_share_one_worker(tmp_path: Path, backend: str) -> None:
+    """With `then_train` the smoke test's worker goes on to train: the same verdict and message
+    as a smoke test of its own, the training's result in its folder, one worker start."""
+    out = tmp_path / "cand"
+    report = review(
+        HUMAN, TASK, out, CONTEXT, run_training, backend=backend, then_train=_training(out, backend)
+    )
+    assert report.status == Status.OK and report.stage == "passed"
+    assert report.message == f"passed the smoke test on {CHECK_STEPS * ENVS[backend]} real states"
+    trained = TrainResult.model_validate_json((out / METRICS_FILE).read_text())
+    assert trained.status == Status.OK and trained.env_steps >= 1000 and trained.fitness is not None
+    assert (out / LOG_FILE).read_text().count("status: ok") == 1  # the worker's last line, once
+    assert not (out / "smoke").exists()
+
+
+def test_a_failed_smoke_test_leaves_no_training_result(tmp_path: Path) -> None:
+    code = (FIXTURES / "rewards/returns_nan.py").read_text()
+    out = tmp_path / "cand"
+    (out / "keep").mkdir(parents=True)
+    report = review(code, TASK, out, CONTEXT, run_training, backend="batched", then_train=_training(out))
+    alone = review(code, TASK, tmp_path / "alone", CONTEXT, run_training, backend="batched")
+    assert (report.status, report.stage, report.message) == (alone.status, alone.stage, alone.message)
+    assert report.status == Status.DIVERGED
+    assert not (out / METRICS_FILE).exists()  # the loop would read it back as the training's
+    assert (out / "smoke" / METRICS_FILE).is_file() and (out / "keep").is_dir()
+
+
+def test_the_smoke_test_keeps_its_own_limit_when_training_follows(tmp_path: Path) -> None:
+    code = (FIXTURES / "rewards/sleeps_forever.py").read_text()
+    out = tmp_path / "cand"
+    train = _training(out).model_copy(update={"timeout": 600.0})
+    start = time.monotonic()
+    report = review(code, TASK, out, CONTEXT, run_training, timeout=4, backend="batched", then_train=train)
+    assert report.status == Status.TIMEOUT and report.stage == "smoke"
+    assert report.message == "the smoke test exceeded the wall-clock limit of 4 s and was killed"
+    assert time.monotonic() - start < 60
