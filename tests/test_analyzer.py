@@ -32,6 +32,7 @@ def _train(tmp_path: Path, task: str, timesteps: int, backend: str) -> TrainResu
 
 
 @pytest.mark.parametrize("backend", ["batched", "sb3"])
+@pytest.mark.slow
 def test_a_barely_trained_cartpole_fails_early_and_the_summary_says_why(tmp_path: Path, backend: str) -> None:
     result = _train(tmp_path, "cartpole", 2048, backend)
     episodes = result.eval_episodes

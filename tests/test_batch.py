@@ -73,6 +73,7 @@ def batch_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     return out, result
 
 
+@pytest.mark.slow
 def test_batch_results_junit_markdown_and_exit_code(batch_run: tuple[Path, object]) -> None:
     out, result = batch_run
     assert result.exit_code == 2, result.output  # an error wins over a missed threshold
@@ -107,6 +108,7 @@ def test_batch_results_junit_markdown_and_exit_code(batch_run: tuple[Path, objec
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install puts it there)")
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(batch_run: tuple[Path, object], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -135,6 +137,7 @@ def test_report_renders_in_headless_chromium(batch_run: tuple[Path, object], tmp
     assert shot.stat().st_size > 30_000
 
 
+@pytest.mark.slow
 def test_runs_list_and_show(batch_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")  # rich's tables fold long cells on a narrow terminal
     out, _ = batch_run

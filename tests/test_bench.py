@@ -33,6 +33,7 @@ def test_speed_benchmark_quick_mode_prints_its_table() -> None:
     assert "cartpole: batched runs" in done.stdout
 
 
+@pytest.mark.slow
 def test_sandbox_overhead_benchmark_runs() -> None:
     done = subprocess.run(
         [sys.executable, str(REPO / "bench/sandbox_overhead.py"), "--repeats", "1"],

@@ -56,6 +56,7 @@ def test_smoke_failure_names_the_problem(tmp_path: Path, backend: str) -> None:
     assert report.message.startswith(f"compute_reward returned NaN or infinite values for {n} of {n} envir")
 
 
+@pytest.mark.slow
 def test_llm_critic_revision_is_kept_only_when_it_passes(tmp_path: Path) -> None:
     better = HUMAN.replace("0.3 * centred", "0.6 * centred")
     backend = QueuedBackend(
@@ -109,7 +110,7 @@ def _training(out: Path, backend: str = "batched") -> TrainJob:
     )
 
 
-@pytest.mark.parametrize("backend", ["sb3", "batched"])
+@pytest.mark.parametrize("backend", [pytest.param("sb3", marks=pytest.mark.slow), "batched"])
 def test_the_smoke_test_and_the_training_share_one_worker(tmp_path: Path, backend: str) -> None:
     """With `then_train` the smoke test's worker goes on to train: the same verdict and message
     as a smoke test of its own, the training's result in its folder, one worker start."""

@@ -38,12 +38,14 @@ def _same(a: TrainResult, b: TrainResult) -> None:
 
 
 @pytest.mark.parametrize(("backend", "steps"), [("batched", 6000), ("sb3", 2000)])
+@pytest.mark.slow
 def test_the_same_seed_trains_the_same_policy(tmp_path: Path, backend: str, steps: int) -> None:
     _same(
         _train("cartpole", tmp_path / "a", backend, steps), _train("cartpole", tmp_path / "b", backend, steps)
     )
 
 
+@pytest.mark.slow
 def test_mujoco_simulator_threads_do_not_change_the_result(tmp_path: Path) -> None:
     _same(
         _train("inverted_double_pendulum", tmp_path / "one", "batched", 4096, sim_threads=1),

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 from conftest import REPO, QueuedBackend, fenced, solve_config
 from rich.console import Console
 
@@ -26,6 +27,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BUDGET = 20_000
 
 
+@pytest.mark.slow
 def test_live_progress_advances_under_a_terminal(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TERM="xterm-256color")
@@ -126,6 +128,7 @@ def test_a_slow_llm_call_is_shown_while_it_waits_and_cleared_after() -> None:
     assert "waiting for" not in text.getvalue()
 
 
+@pytest.mark.slow
 def test_a_repaired_candidate_is_marked_live_in_plain_output_and_in_the_report(tmp_path: Path) -> None:
     human = (REPO / "tasks/cartpole/human_reward.py").read_text()
     wrong = human.replace("def compute_reward(", "def compute_reward(angular_vel, ", 1)

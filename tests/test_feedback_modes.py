@@ -52,6 +52,7 @@ def _replies() -> list[str]:
     return [fenced(HUMAN), fenced(WEAK), fenced(STRONGER), fenced(HUMAN), fenced(STRONGER), fenced(HUMAN)]
 
 
+@pytest.mark.slow
 def test_synthetic_feedback_ranks_by_true_fitness_and_steers_the_next_prompt(tmp_path: Path) -> None:
     backend = QueuedBackend(_replies())
     summary = _loop(tmp_path / "run", backend, feedback="synthetic").run()
@@ -75,6 +76,7 @@ def test_synthetic_feedback_ranks_by_true_fitness_and_steers_the_next_prompt(tmp
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install puts it there)")
+@pytest.mark.slow
 def test_ranking_page_in_headless_chromium_steers_the_next_prompt(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -123,6 +125,7 @@ def test_ranking_page_in_headless_chromium_steers_the_next_prompt(tmp_path: Path
     assert (tmp_path / "ranking.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_critique_at_a_terminal_through_the_cli_and_its_replay(tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
     critique = "it runs off the track to the right"

@@ -94,6 +94,8 @@ def _parse(file: Path) -> Case:
 
 
 CASES = [_parse(f) for f in sorted(CORPUS.glob("*.py"))]
+FAST_CASES = ("fs_write_repo", "fs_read_hidden_secret", "env_read_key", "net_localhost", "kill_parent")
+"""Run in the quick suite (files, secrets, network, signals); the whole corpus runs in `make test`."""
 
 
 def test_the_corpus_is_big_and_mostly_passes_the_static_check() -> None:
@@ -243,7 +245,13 @@ def _pwned_places(tmp_path: Path, run_dir: Path) -> list[Path]:
 # ---------------------------------------------------------------- the corpus
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.file.stem for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c.file.stem, marks=[] if c.file.stem in FAST_CASES else [pytest.mark.slow])
+        for c in CASES
+    ],
+)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_hostile_reward_is_contained(
     mechanism: str,
@@ -346,6 +354,7 @@ under every mechanism): what the loop adds is that one iteration survives them a
 
 
 @pytest.mark.skipif(PREFERRED is None, reason="no isolation mechanism works here")
+@pytest.mark.slow
 def test_hostile_corpus_through_the_loop(
     tmp_path: Path,
     proofs: Callable[[str], set[str]],

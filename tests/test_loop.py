@@ -55,6 +55,7 @@ def test_hns_arithmetic() -> None:
     assert human_normalized_score(None, 1.0, 0.0) is None
 
 
+@pytest.mark.slow
 def test_failing_iteration_is_repeated_then_selection_and_reflection(tmp_path: Path) -> None:
     backend = QueuedBackend(
         [
@@ -138,6 +139,7 @@ def test_run_gives_up_after_failed_iterations(tmp_path: Path) -> None:
     assert summary.final is None
 
 
+@pytest.mark.slow
 def test_human_init_and_tune_add_candidates(tmp_path: Path) -> None:
     backend = QueuedBackend(["no code"] * 8)  # 2 samples + 2 repairs, twice
     summary, run_dir, _ = _run(tmp_path, backend, human_init=True, tune=2, eval_seeds=0)
@@ -149,6 +151,7 @@ def test_human_init_and_tune_add_candidates(tmp_path: Path) -> None:
     assert tuned != HUMAN and "def compute_reward" in tuned
 
 
+@pytest.mark.slow
 def test_budget_stops_the_run_but_trains_what_passed_and_evaluates_it(tmp_path: Path) -> None:
     backend = QueuedBackend([fenced(HUMAN), "no code", fenced(HUMAN)])
     summary, _, _ = _run(tmp_path, backend, max_tokens=100, eval_seeds=1)
@@ -206,6 +209,7 @@ def _outcome(summary: Summary) -> list[tuple[str, str, float | None]]:
     return [(c.name, c.status.value, c.fitness) for it in summary.iterations for c in it.candidates]
 
 
+@pytest.mark.slow
 def test_replay_through_the_cli_reproduces_the_run(recording: Path, tmp_path: Path) -> None:
     original = Summary.model_validate_json((recording.parent / "summary.json").read_text())
     result = runner.invoke(app, _solve_args(recording, tmp_path / "runs"))
@@ -215,6 +219,7 @@ def test_replay_through_the_cli_reproduces_the_run(recording: Path, tmp_path: Pa
     assert _outcome(_summary(tmp_path / "runs")) == _outcome(original)
 
 
+@pytest.mark.slow
 def test_replay_of_a_different_prompt_names_the_difference(recording: Path, tmp_path: Path) -> None:
     args = _solve_args(recording, tmp_path / "runs")
     args[args.index("cartpole")] = "pendulum"
@@ -224,6 +229,7 @@ def test_replay_of_a_different_prompt_names_the_difference(recording: Path, tmp_
     assert "message 2 (user), line 1: recorded 'Task: cartpole', now 'Task: pendulum'" in result.output
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path) -> None:
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -251,6 +257,7 @@ def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path
     assert resumed.part.env_steps < resumed.env_steps and resumed.wall_time > resumed.part.wall_time
 
 
+@pytest.mark.slow
 def test_the_budget_shown_is_the_budget_trained_on_the_batched_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,6 +304,7 @@ class _DiesOnCall(QueuedBackend):
         return super().complete(messages, n, temperature, call)
 
 
+@pytest.mark.slow
 def test_resumed_run_totals_equal_the_uninterrupted_runs(recording: Path, tmp_path: Path) -> None:
     """The recording's run, stopped dead at its third LLM call and resumed: LLM calls, tokens,
     cost and env steps over both parts equal the uninterrupted run's; wall time is split."""

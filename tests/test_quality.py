@@ -62,6 +62,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, obj
     return tmp / "out", tmp, runner.invoke(app, _args(tmp))
 
 
+@pytest.mark.slow
 def test_table_json_summary_report_and_exit_code(bench_run: tuple[Path, Path, object]) -> None:
     out, _, result = bench_run
     assert result.exit_code == 2, result.output  # pendulum's run failed
@@ -105,6 +106,7 @@ def test_table_json_summary_report_and_exit_code(bench_run: tuple[Path, Path, ob
     assert "eureka bench quality" in result.output and "of 2 tasks" in result.output
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes_per_task(bench_run: tuple[Path, Path, object]) -> None:
     out, tmp, _ = bench_run
     before = json.loads((out / "results.json").read_text())["tasks"]

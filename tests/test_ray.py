@@ -103,6 +103,7 @@ def _solve(run_dir: Path, address: str, retries: int, killer: bool) -> tuple[Sum
     return summary, killed
 
 
+@pytest.mark.slow
 def test_a_killed_worker_ends_its_candidate_crashed_and_the_run_goes_on(cluster: str, tmp_path: Path) -> None:
     summary, killed = _solve(tmp_path / "run", cluster, retries=0, killer=True)
     assert len(killed) == 1
@@ -119,12 +120,14 @@ def test_a_killed_worker_ends_its_candidate_crashed_and_the_run_goes_on(cluster:
     assert (tmp_path / "run/report.html").is_file()
 
 
+@pytest.mark.slow
 def test_a_retried_job_survives_a_dead_worker(cluster: str, tmp_path: Path) -> None:
     summary, killed = _solve(tmp_path / "run", cluster, retries=1, killer=True)
     assert len(killed) == 1
     assert [c.status for c in summary.iterations[0].candidates] == [Status.OK, Status.OK]
 
 
+@pytest.mark.slow
 def test_resume_across_executors(cluster: str, tmp_path: Path) -> None:
     """A run trained on the cluster resumes locally without retraining anything."""
     summary, _ = _solve(tmp_path / "run", cluster, retries=0, killer=False)

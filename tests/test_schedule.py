@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from conftest import REPO, QueuedBackend, fenced
 
 from eureka.llm.client import LLM
@@ -41,6 +42,7 @@ def test_the_better_half_goes_on_and_failures_stop() -> None:
     assert report.saved == 1 - 12000 / 20000
 
 
+@pytest.mark.slow
 def test_halving_in_the_loop_resumes_rungs_from_checkpoints(tmp_path: Path) -> None:
     human = (REPO / "tasks/cartpole/human_reward.py").read_text()
     variants = [human.replace("0.5 * upright", f"{w} * upright") for w in ("0.1", "0.5", "1.0", "2.0")]

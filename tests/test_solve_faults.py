@@ -160,6 +160,7 @@ def test_failed_starts_leave_no_run_folder_and_markup_is_not_swallowed(
     assert "note: no model given and no provider key set" in default.output
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_hung_request_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
@@ -207,6 +208,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_kills_the_jobs_and_keeps_them_unfinished(tmp_path: Path) -> None:
     human = (REPO / "tasks/cartpole/human_reward.py").read_text()
     runs = tmp_path / "runs"

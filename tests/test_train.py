@@ -14,6 +14,9 @@ from typer.testing import CliRunner
 
 from eureka.cli import app
 from eureka.reward import critic
+from eureka.training import worker
+from eureka.training.files import JOB_FILE, METRICS_FILE, SMOKE_FILE
+from eureka.types import Status, TrainJob, TrainResult
 
 runner = CliRunner()
 REWARDS = FIXTURES / "rewards"
@@ -26,7 +29,10 @@ def train_json(*args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(lines[-1])
 
 
-@pytest.mark.parametrize(("backend", "policy"), [("sb3", "policy.zip"), ("batched", "policy.pt")])
+@pytest.mark.parametrize(
+    ("backend", "policy"),
+    [pytest.param("sb3", "policy.zip", marks=pytest.mark.slow), ("batched", "policy.pt")],
+)
 def test_human_reward_trains_and_reports_components(backend: str, policy: str) -> None:
     code, out = train_json(
         "cartpole", "--reward", "human", "--timesteps", "3000", "--seed", "1", "--backend", backend
@@ -57,12 +63,14 @@ def test_human_reward_trains_and_reports_components(backend: str, policy: str) -
             assert FAKE_KEY not in file.read_text(errors="replace"), file
 
 
+@pytest.mark.slow
 def test_sparse_reward_trains_on_the_success_signal() -> None:
     code, out = train_json("cartpole", "--reward", "sparse", "--timesteps", "2000")
     assert code == 0 and out["status"] == "ok"
     assert [c["name"] for c in out["components"]] == ["success"]
 
 
+@pytest.mark.slow
 def test_custom_environment_task_trains() -> None:
     code, out = train_json("point_mass", "--reward", "human", "--timesteps", "2048")
     assert code == 0 and out["status"] == "ok"
@@ -122,6 +130,7 @@ def test_reward_that_never_returns_is_named_by_the_smoke_test(monkeypatch: pytes
     assert not (run_dir / "policy.pt").exists() and not (run_dir / "train.log").exists()  # never trained
 
 
+@pytest.mark.slow
 def test_reward_that_mutates_its_inputs_does_not_corrupt_training() -> None:
     code, out = train_json("cartpole", "--reward", str(REWARDS / "mutates_input.py"), "--timesteps", "1000")
     assert code == 0 and out["status"] == "ok"
@@ -136,6 +145,7 @@ def test_missing_reward_file_is_a_clear_error() -> None:
     )
 
 
+@pytest.mark.slow
 def test_human_readable_output() -> None:
     result = runner.invoke(app, ["train", "cartpole", "--timesteps", "2000", "--no-video"])
     assert result.exit_code == 0, result.output
@@ -149,3 +159,27 @@ def test_human_readable_output() -> None:
         "run directory:",
     ):
         assert expected in result.output
+
+
+@pytest.mark.parametrize("backend", ["sb3", "batched"])
+def test_the_workers_entry_point_checks_then_trains(tmp_path: Path, backend: str) -> None:
+    """What the sandboxed worker runs, called in this process (so the quick suite's coverage
+    check, tests/fast_coverage.py, sees the code that otherwise runs only in workers): a
+    smoke-first job passes its smoke test, trains, and writes metrics.json."""
+    out = tmp_path / "job"
+    out.mkdir()
+    job = TrainJob(
+        task_folder=REPO / "tasks/cartpole",
+        reward_file=REPO / "tasks/cartpole/human_reward.py",
+        out_dir=out,
+        timesteps=1000,
+        video=False,
+        backend=backend,
+        smoke_first=True,
+    )
+    (out / JOB_FILE).write_text(job.model_dump_json())
+    assert worker.main(str(out / JOB_FILE)) == 0
+    result = TrainResult.model_validate_json((out / METRICS_FILE).read_text())
+    assert result.status == Status.OK and result.env_steps >= 1000, result.message
+    assert {c.name for c in result.components} == {"alive", "upright", "centred", "calm"}
+    assert (out / SMOKE_FILE).read_text().startswith("passed the smoke test on ")

@@ -92,6 +92,7 @@ class _Record(BaseCallback):
         return True
 
 
+@pytest.mark.slow
 def test_sb3_ppo_trains_on_the_vector_wrapper(reward_file: Path) -> None:
     venv = DummyVecEnv([lambda: eureka.state_env(gym.make("Pendulum-v1"), "pendulum") for _ in range(4)])
     venv = eureka.wrap_vector(venv, reward=reward_file, task="pendulum")
