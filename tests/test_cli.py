@@ -3,6 +3,10 @@ batch against SolveConfig."""
 
 from __future__ import annotations
 
+import runpy
+import sys
+
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -71,3 +75,13 @@ def test_solve_and_batch_options_take_their_defaults_and_help_from_solve_config(
     assert worker_count("auto") == SolveConfig(task="cartpole", model="m").workers
     shown = runner.invoke(app, ["solve", "--help"])
     assert shown.exit_code == 0 and "Rounds of evolution" in shown.output
+
+
+def test_python_dash_m_eureka_runs_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["eureka", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("eureka", run_name="__main__")
+    assert done.value.code == 0
+    assert "solve" in capsys.readouterr().out

@@ -26,7 +26,7 @@ ENVS = {"sb3": TASK.spec.training.n_envs, "batched": TASK.spec.training.batched.
 """Environments the smoke test steps together on each training path (CHECK_STEPS of each)."""
 
 
-@pytest.mark.parametrize("backend", ["sb3", "batched"])
+@pytest.mark.parametrize("backend", [pytest.param("sb3", marks=pytest.mark.slow), "batched"])
 def test_good_code_passes_the_smoke_test(tmp_path: Path, backend: str) -> None:
     report = review(HUMAN, TASK, tmp_path / "cand", CONTEXT, run_training, backend=backend)
     assert report.status == Status.OK and report.stage == "passed"
@@ -47,7 +47,7 @@ def test_static_failure_never_runs_code(tmp_path: Path) -> None:
     assert not (tmp_path / "cand/smoke").exists()
 
 
-@pytest.mark.parametrize("backend", ["sb3", "batched"])
+@pytest.mark.parametrize("backend", [pytest.param("sb3", marks=pytest.mark.slow), "batched"])
 def test_smoke_failure_names_the_problem(tmp_path: Path, backend: str) -> None:
     code = (FIXTURES / "rewards/returns_nan.py").read_text()
     report = review(code, TASK, tmp_path / "cand", CONTEXT, run_training, backend=backend)
