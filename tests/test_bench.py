@@ -36,7 +36,7 @@ def test_speed_benchmark_quick_mode_prints_its_table() -> None:
 @pytest.mark.slow
 def test_sandbox_overhead_benchmark_runs() -> None:
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench/sandbox_overhead.py"), "--repeats", "1"],
+        [sys.executable, str(REPO / "bench/sandbox_overhead.py"), "--repeats", "1", "--timesteps", "500"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -45,6 +45,8 @@ def test_sandbox_overhead_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
     assert "critic smoke test (cartpole)" in done.stdout
+    assert "candidate: smoke test + 500 steps, one worker" in done.stdout
+    assert "saved per candidate" in done.stdout
 
 
 def _third_party() -> ModuleType:
