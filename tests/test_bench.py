@@ -36,7 +36,16 @@ def test_speed_benchmark_quick_mode_prints_its_table() -> None:
 @pytest.mark.slow
 def test_sandbox_overhead_benchmark_runs() -> None:
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench/sandbox_overhead.py"), "--repeats", "1", "--timesteps", "500"],
+        [
+            sys.executable,
+            str(REPO / "bench/sandbox_overhead.py"),
+            "--repeats",
+            "1",
+            "--timesteps",
+            "500",
+            "--modes",
+            "none",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
