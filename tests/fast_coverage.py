@@ -5,7 +5,7 @@
 Runs `pytest -m "not slow"` with a call tracer in every test process and lists each module with
 how it was reached; exits 1 naming the modules no fast test exercised. A module counts when a
 test process called one of its functions (importing it is not enough), or, for a module that
-defines no function (`__init__`, `__main__`), when it was imported or run. Code that runs only in
+defines no function (`__init__`, `__main__`), when its code ran in a test process. Code that runs only in
 sandboxed workers is invisible here (the sandbox gives them a clean environment), so the quick
 suite also calls the worker's entry point in-process (test_train.py).
 """
@@ -49,10 +49,13 @@ _called: set[str] = set()
 _prefixes = tuple(str(ROOT / p) + os.sep for p in PACKAGES)
 
 
+_ran: set[str] = set()
+
+
 def _trace(frame: FrameType, event: str, arg: Any) -> None:
     code = frame.f_code
-    if code.co_name != "<module>" and code.co_filename.startswith(_prefixes):
-        _called.add(code.co_filename)
+    if code.co_filename.startswith(_prefixes):
+        (_ran if code.co_name == "<module>" else _called).add(code.co_filename)
     return None  # no line events: only calls are counted
 
 
@@ -67,11 +70,12 @@ def pytest_unconfigure(config: Any) -> None:
     if not out:
         return
     sys.settrace(None)
+    files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
     imported = {
-        str(Path(m.__file__).resolve())
-        for m in list(sys.modules.values())
-        if getattr(m, "__file__", None) and str(Path(m.__file__).resolve()).startswith(_prefixes)
-    }
+        str(Path(f).resolve())
+        for f in files
+        if isinstance(f, str) and str(Path(f).resolve()).startswith(_prefixes)
+    } | _ran  # a module run as __main__ (runpy) is not left in sys.modules
     record = {"called": sorted(_called), "imported": sorted(imported)}
     (Path(out) / f"{os.getpid()}.json").write_text(json.dumps(record))
 
