@@ -271,8 +271,9 @@ def test_the_budget_shown_is_the_budget_trained_on_the_batched_path(
     listed = runner.invoke(app, ["tasks", "list"])
     (row,) = [line for line in listed.output.splitlines() if "short_cartpole" in line]
     assert "4,096" in row and "1,000" not in row
+    other = HUMAN.replace("0.3 * centred", "0.4 * centred")  # not the human reward, which trains once
     summary, run_dir, _ = _run(
-        tmp_path, QueuedBackend([fenced(HUMAN)]), task=str(folder), iterations=1, samples=1, timesteps=None
+        tmp_path, QueuedBackend([fenced(other)]), task=str(folder), iterations=1, samples=1, timesteps=None
     )
     final = summary.final
     assert final is not None and final.timesteps == 4096
