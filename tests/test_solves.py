@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,19 +99,39 @@ def test_mujoco_task_trains_and_writes_a_video() -> None:
     assert frames[0].shape == (240, 320, 3) and frames[0].std() > 1  # a real, small picture, not blank
 
 
+def _train_side_by_side(tmp_path: Path, *runs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`eureka train` once per argument tuple, all at once, each in its own process with one
+    thread: the same CPU time as one after the other, and one process's start-up (imports, the
+    sandboxed smoke test) overlaps another's training."""
+
+    def one(args: tuple[str, ...]) -> dict[str, Any]:
+        command = [sys.executable, "-m", "eureka", "train", *args, "--json", "--no-video"]
+        command += ["--threads", "1", "--runs-dir", str(tmp_path / "runs")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+        assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-2000:]
+        return json.loads(lines[-1])
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(one, runs))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("task", "steps", "margin"),
-    [
-        # seed 0 at the default 300k: F 1.0 flip (human) vs 0.1 (sparse)
-        ("half_cheetah_flip", 300_000, 0.3),
-        # seed 0: the human reward's training episodes score about 20 at 150k steps, sparse's 0
-        ("hopper_jump", 150_000, 5.0),
-    ],
-)
-def test_human_reward_beats_sparse_over_seeds(task: str, steps: int, margin: float) -> None:
-    """Tasks where the reward matters: the human reward's mean F over the seeds clears the
-    sparse reward's by a margin."""
-    human = _mean_fitness(_over_seeds(task, "--reward", "human", "--timesteps", str(steps)))
-    sparse = _mean_fitness(_over_seeds(task, "--reward", "sparse", "--timesteps", str(steps)))
-    assert human - sparse >= margin, (human, sparse)
+def test_human_reward_beats_sparse_over_seeds(tmp_path: Path) -> None:
+    """A task where the reward matters: at its default budget the human reward's mean F over two
+    seeds clears the sparse reward's by a margin. half_cheetah_flip at 300k steps (seed 0: the
+    human reward flips once per episode, sparse's 0.1; at 150-250k steps the human reward's F is
+    0.1-0.9 per seed, too close to sparse's 0 to assert). The other tasks' gaps are measured over
+    3 seeds by `bench/seeds.py --tasks gain` (README)."""
+    steps = ("--timesteps", "300000")
+    runs = _train_side_by_side(
+        tmp_path,
+        *[
+            ("half_cheetah_flip", "--reward", reward, "--seed", seed, *steps)
+            for reward in ("human", "sparse")
+            for seed in SEEDS
+        ],
+    )
+    assert {r["status"] for r in runs} == {"ok"}, runs
+    human, sparse = _mean_fitness(runs[: len(SEEDS)]), _mean_fitness(runs[len(SEEDS) :])
+    assert human - sparse >= 0.3, (human, sparse)
