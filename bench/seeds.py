@@ -7,8 +7,8 @@ training's figures (`results.json`). One failing training is a row, not a stop. 
 
     python bench/seeds.py                           # the fast bundled tasks' human reward, seeds 0-7
     python bench/seeds.py --tasks pendulum --seeds 0 1 2
-    python bench/seeds.py --tasks half_cheetah_flip hopper_jump --rewards sparse human \\
-        --seeds 0 1 2 --jobs 2 --out bench-out
+    python bench/seeds.py --tasks gain --rewards sparse human --seeds 0 1 2 --jobs 2 --out bench-out
+                                                    # README's table of the tasks where the reward matters
 """
 
 from __future__ import annotations
