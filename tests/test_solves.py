@@ -119,9 +119,9 @@ def _train_side_by_side(tmp_path: Path, *runs: tuple[str, ...]) -> list[dict[str
 @pytest.mark.slow
 def test_human_reward_beats_sparse_over_seeds(tmp_path: Path) -> None:
     """A task where the reward matters: at its default budget the human reward's mean F over two
-    seeds clears the sparse reward's by a margin. half_cheetah_flip at 300k steps (seed 0: the
-    human reward flips once per episode, sparse's 0.1; at 150-250k steps the human reward's F is
-    0.1-0.9 per seed, too close to sparse's 0 to assert). The other tasks' gaps are measured over
+    seeds clears the sparse reward's by a margin. half_cheetah_flip at 300k steps (seeds 0, 1: the
+    human reward's F 1.0 and 1.0, sparse's 0.1 and 0.0; at 150-250k steps the human reward's F
+    is 0.1-0.9 per seed, too close to sparse's 0 to assert). The other tasks' gaps are measured over
     3 seeds by `bench/seeds.py --tasks gain` (README)."""
     steps = ("--timesteps", "300000")
     runs = _train_side_by_side(
