@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+import eureka  # noqa: F401  (sets MUJOCO_GL before any test imports MuJoCo's renderer)
+
 # Wide tables in every test process: pytest-xdist's workers set COLUMNS=80, which makes rich cut
 # task names, and the CLI's consoles read it once, when eureka.cli is first imported.
 os.environ["COLUMNS"] = "250"

@@ -371,7 +371,7 @@ def test_hostile_corpus_through_the_loop(
     assert {c.file.stem for c in CASES} >= set(LOOP_CASES)
     task_dir = shutil.copytree(REPO / "tasks" / "cartpole", tmp_path / "cartpole")
     spec = yaml.safe_load((task_dir / "task.yaml").read_text())
-    spec["training"]["timeout"] = 30  # the hanging cases end soon
+    spec["training"]["timeout"] = 20  # the hanging cases end soon
     (task_dir / "task.yaml").write_text(yaml.safe_dump(spec))
     before = {folder: _snapshot(folder) for folder in (HIDDEN_CANARY, VISIBLE_CANARY)}
     run_dir = tmp_path / "runs" / "loop"
