@@ -6,14 +6,13 @@ init as PID 1 and the command as PID 2.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox import _fs, _limits
-from sandbox._probe import Once, try_command
+from sandbox._probe import Once, true_path, try_command
 
 
 def bwrap_path() -> str | None:
@@ -48,7 +47,7 @@ def _find() -> tuple[bool, str]:
     exe = bwrap_path()
     if exe is None:
         return False, "the `bwrap` executable (package bubblewrap) is not installed"
-    true = os.path.realpath(shutil.which("true") or "/bin/true")  # a PATH folder may be hidden inside
+    true = true_path()
     argv = [
         exe,
         *namespace_args(),

@@ -56,13 +56,17 @@ if child == 0:
     except OSError as exc:
         sys.stderr.write("sandbox: cannot run %s: %s\n" % (argv[0], exc.strerror))
         os._exit(127)
-done = os.pidfd_open(child)
+try:
+    done = [os.pidfd_open(child)]
+except OSError:  # kernel < 5.3 or a seccomp profile without it: poll for the child instead
+    done = []
 while True:
-    ready, _, _ = select.select([life, done], [], [])
+    ready, _, _ = select.select([life] + done, [], [], None if done else 0.2)
     if life in ready:  # the orchestrator is gone: so is everything this run started
         os.killpg(0, signal.SIGKILL)
-    if done in ready:
-        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    pid, status = os.waitpid(child, 0 if done and done[0] in ready else os.WNOHANG)
+    if pid:
+        code = os.waitstatus_to_exitcode(status)
         os._exit(128 - code if code < 0 else code)
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -22,6 +24,19 @@ class Once:
             if self.result is None:
                 self.result = self._find()
             return self.result
+
+
+def true_path() -> str:
+    """`true` by a path that works inside a sandbox, where a PATH folder may be hidden: links are
+    followed while they keep the name `true`, not into a multi-call binary (single-binary
+    coreutils, busybox), which picks its command by the name it was called by."""
+    path = shutil.which("true") or "/bin/true"
+    while os.path.islink(path):
+        target = os.path.join(os.path.dirname(path), os.readlink(path))
+        if os.path.basename(target) != os.path.basename(path):
+            break
+        path = target
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def try_command(name: str, argv: list[str], cwd: Path | None = None) -> tuple[bool, str]:

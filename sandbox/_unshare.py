@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox import _fs, _limits
-from sandbox._probe import Once, try_command
+from sandbox._probe import Once, true_path, try_command
 
 SETUP = r"""
 import ctypes, fcntl, json, os, select, signal, socket, stat, struct, sys
@@ -245,7 +245,7 @@ def _find() -> tuple[bool, str]:
         return False, f"unshare needs Linux (this is {sys.platform})"
     if unshare_path() is None:
         return False, "the `unshare` executable (package util-linux) is not installed"
-    true = os.path.realpath(shutil.which("true") or "/bin/true")  # a PATH folder may be hidden inside
+    true = true_path()
     with tempfile.TemporaryDirectory(prefix="eureka-probe-") as tmp:
         work = Path(tmp)
         return try_command("unshare", [*build_args(work, [sys.prefix, sys.base_prefix]), true], work)

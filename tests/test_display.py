@@ -46,7 +46,9 @@ def test_live_progress_advances_under_a_terminal(tmp_path: Path) -> None:
     assert child.exitstatus == 0, screen[-3000:]
     # the candidate's row while it trains, and the final evaluation's three trainings
     steps = [int(s.replace(",", "")) for s in re.findall(rf"([\d,]+)/{BUDGET:,}", screen)]
-    assert len(set(steps)) >= 3 and min(steps) < BUDGET / 2, steps  # seen early, and advancing
+    # seen early, and advancing (on an idle machine a training may show only one step count
+    # between its start and its end: two distinct counts, one before half the budget)
+    assert len(set(steps)) >= 2 and min(steps) < BUDGET / 2, steps
     assert any(b > a for a, b in itertools.pairwise(steps))
     assert re.search(r"ETA \d+ s", screen) and re.search(r"[\d,]+/s ", screen)
     assert re.search(r"elapsed \d+ s · LLM 1 calls, 0 tokens, \$0\.0000 · best F", screen)

@@ -94,6 +94,8 @@ def _parse(file: Path) -> Case:
 
 
 CASES = [_parse(f) for f in sorted(CORPUS.glob("*.py"))]
+WORKER_DECIDED = {"check_failed", "diverged"}
+"""Outcomes the static check or the worker's output checks decide, the same under any isolation."""
 FAST_CASES = ("fs_write_repo", "fs_read_hidden_secret", "env_read_key", "net_localhost", "kill_parent")
 """Run in the quick suite (files, secrets, network, signals); the whole corpus runs in `make test`."""
 
@@ -262,6 +264,8 @@ def test_hostile_reward_is_contained(
     listener: socket.socket | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if mechanism != PREFERRED and set(case.expect) <= WORKER_DECIDED:
+        pytest.skip(f"decided by the checks, not the isolation: run under {PREFERRED} only")
     missing = [g for g in case.guards if g not in proofs(mechanism)]
     if missing:
         pytest.skip(f"containment not proven under {mechanism} here: {', '.join(missing)}")

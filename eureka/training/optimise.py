@@ -61,9 +61,15 @@ def _storage(path: Path) -> Any:
     return _optuna().storages.RDBStorage(f"sqlite:///{path}")
 
 
+FAMILY_VERSION = 2
+"""Bumped when a family's parameters change meaning (v2: component weights became log-scale
+multipliers), so a resumed older run starts a new study instead of reading old trials wrongly
+(Optuna refuses a parameter whose scale changed)."""
+
+
 def family_key(family: Family) -> str:
     text = "\0".join([family.code, ",".join(family.components), family.human or ""])
-    return "family-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"family{FAMILY_VERSION}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class Optimiser:
@@ -84,8 +90,9 @@ class Optimiser:
         # a resumed study gets a fresh stream of random numbers, not a replay of the first one's
         seed += len(self.study.trials)
         if sampler == "cmaes":
-            # centred on the search space, which is the elite for its constants and component
-            # multipliers (log scale around them); x0 is deprecated in Optuna 4.9
+            # centred on the search space: the elite for its constants and component multipliers
+            # (log scale around them), but half the human reward's weight (linear on [0, 2]);
+            # x0 is deprecated in Optuna 4.9
             self.study.sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
         elif sampler == "random":
             self.study.sampler = optuna.samplers.RandomSampler(seed=seed)

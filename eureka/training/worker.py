@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def _last_frame(exc: BaseException) -> str:
 def main(job_file: str) -> int:
     job = TrainJob.model_validate_json(Path(job_file).read_text())
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # MJX's compiled programs stay in the job's scratch folder, removed after the job: a cache
+    # shared between candidates would let one candidate's code plant programs another loads
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
     from eureka.training import train  # imported late: torch and gymnasium load after the env is set
 
     try:

@@ -1,7 +1,7 @@
 """Spins forever inside compute_reward: the wall-clock timeout kills it."""
 
 # expect: timeout
-# timeout: 10
+# timeout: 6
 import torch
 
 
