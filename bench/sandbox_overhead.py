@@ -13,6 +13,7 @@ what the loop does now); the difference is what each candidate saves.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -22,7 +23,17 @@ from pathlib import Path
 import sandbox
 from eureka import tasks
 from eureka.training import jobs
-from eureka.types import TrainJob
+from eureka.types import Task, TrainJob
+
+
+def _human_reward(mode: str, out: Path) -> tuple[Task, Path]:
+    """Cartpole and a copy of its human reward in `out` (new), with `mode` as the isolation."""
+    os.environ[sandbox.ISOLATION_VARIABLE] = mode
+    task = tasks.load("cartpole")
+    out.mkdir()
+    reward = out / "reward.py"
+    reward.write_text((task.folder / "human_reward.py").read_text())
+    return task, reward
 
 
 def _trivial(mode: str, root: Path, i: int) -> float:
@@ -38,14 +49,8 @@ def _trivial(mode: str, root: Path, i: int) -> float:
 
 
 def _smoke(mode: str, root: Path, i: int) -> float:
-    import os
-
-    os.environ[sandbox.ISOLATION_VARIABLE] = mode
-    task = tasks.load("cartpole")
     out = root / f"smoke-{mode}{i}"
-    out.mkdir()
-    reward = out / "reward.py"
-    reward.write_text((task.folder / "human_reward.py").read_text())
+    task, reward = _human_reward(mode, out)
     start = time.monotonic()
     result = jobs.run_training(
         TrainJob(task_folder=task.folder, reward_file=reward, out_dir=out / "run", check_only=True)
@@ -56,14 +61,8 @@ def _smoke(mode: str, root: Path, i: int) -> float:
 
 def _candidate(mode: str, root: Path, i: int, timesteps: int, one_worker: bool) -> float:
     """Seconds for one candidate's smoke test and training, in one worker or in two."""
-    import os
-
-    os.environ[sandbox.ISOLATION_VARIABLE] = mode
-    task = tasks.load("cartpole")
     out = root / f"cand-{mode}-{'one' if one_worker else 'two'}{i}"
-    out.mkdir()
-    reward = out / "reward.py"
-    reward.write_text((task.folder / "human_reward.py").read_text())
+    task, reward = _human_reward(mode, out)
     train = TrainJob(
         task_folder=task.folder,
         reward_file=reward,

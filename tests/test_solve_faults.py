@@ -160,20 +160,25 @@ def test_failed_starts_leave_no_run_folder_and_markup_is_not_swallowed(
     assert "note: no model given and no provider key set" in default.output
 
 
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    """`eureka ARGS` in a process of its own, its output merged and read line by line."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "eureka", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_a_hung_request_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
     with FakeProvider(hang()) as p:
         args = _args(p.openai_base, runs)
         args[args.index("--request-timeout") + 1] = "30"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eureka", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = _spawn(args)
         assert proc.stdout is not None
         try:
             for line in proc.stdout:  # the request is out and hanging
@@ -212,18 +217,11 @@ def _processes_mentioning(text: str) -> list[int]:
 def test_ctrl_c_during_training_kills_the_jobs_and_keeps_them_unfinished(tmp_path: Path) -> None:
     human = (REPO / "tasks/cartpole/human_reward.py").read_text()
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
     with FakeProvider(reply(fenced(human))) as p:
         args = _args(p.openai_base, runs)
         args[args.index("--timesteps") + 1] = "5000000"  # far longer than the test
         args[args.index("--samples") + 1] = "1"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eureka", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = _spawn(args)
         try:
             deadline = time.monotonic() + 300
             while not list(runs.glob("cartpole/*/iter_0/cand_0/progress.json")):

@@ -25,9 +25,9 @@ def _last_frame(exc: BaseException) -> str:
 
 def main(job_file: str) -> int:
     job = TrainJob.model_validate_json(Path(job_file).read_text())
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    # MJX's compiled programs stay in the job's scratch folder, removed after the job: a cache
-    # shared between candidates would let one candidate's code plant programs another loads
+    # (MUJOCO_GL is set by `import eureka` and by the sandbox's environment.) MJX's compiled
+    # programs stay in the job's scratch folder, removed after the job: a cache shared between
+    # candidates would let one candidate's code plant programs another loads
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
     from eureka.training import train  # imported late: torch and gymnasium load after the env is set
 
