@@ -379,6 +379,7 @@ def solve(
     iterations: Annotated[int | None, _config_option("iterations")] = None,
     samples: Annotated[int | None, _config_option("samples")] = None,
     workers: Annotated[str | None, _config_option("workers")] = None,
+    group: Annotated[int | None, _config_option("group")] = None,
     seed: Annotated[int | None, _config_option("seed")] = None,
     threads: Annotated[int | None, _config_option("threads")] = None,
     sim_threads: Annotated[int | None, _config_option("sim_threads")] = None,
@@ -621,6 +622,7 @@ def batch(
         float | None, typer.Option(help="a task fails below this human-normalised score")
     ] = None,
     workers: Annotated[str | None, _config_option("workers")] = None,
+    group: Annotated[int | None, _config_option("group")] = None,
     iterations: Annotated[int | None, _config_option("iterations")] = None,
     samples: Annotated[int | None, _config_option("samples")] = None,
     timesteps: Annotated[int | None, _config_option("timesteps")] = None,
@@ -716,6 +718,7 @@ def bench_quality(
     eval_seeds: Annotated[int | None, _config_option("eval_seeds")] = None,
     timesteps: Annotated[int | None, _config_option("timesteps")] = None,
     workers: Annotated[str | None, _config_option("workers")] = None,
+    group: Annotated[int | None, _config_option("group")] = None,
     seed: Annotated[int | None, _config_option("seed")] = None,
     video: Annotated[bool | None, _config_option("video")] = None,
     sandbox: Annotated[str | None, _config_option("sandbox")] = None,

@@ -25,8 +25,8 @@ from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
 from eureka.runs.totals import Ledger
+from eureka.training import groups, optimise
 from eureka.training import halving as schedule
-from eureka.training import optimise
 from eureka.training.executors import Executor, Watched, make_executor
 from eureka.types import (
     CHECK_FILE,
@@ -174,16 +174,17 @@ class Loop:
 
     def _check(self, folder: Path, where: Path, code: str | None, response: str) -> CheckReport:
         """The critic's verdict on an attempt (in `where`) at the candidate in `folder`. Unless
-        the critic model may still revise the code or successive halving trains it in rungs,
-        the smoke test's worker goes on to train the candidate when it passes (one worker per
-        candidate); `_train` then reads that training's result back."""
+        the critic model may still revise the code, successive halving trains it in rungs or
+        candidates train in groups (`group`), the smoke test's worker goes on to train the
+        candidate when it passes (one worker per candidate); `_train_all` then reads that
+        training's result back."""
         if code is None:
             message = "the reply contains no Python code block defining compute_reward"
             if not response.strip():
                 message = "the model returned an empty reply"
             return CheckReport(status=Status.NO_CODE, message=message, stage="extract")
         train = None
-        if self.config.critic != "llm" and self.config.halving <= 1:
+        if self.config.critic != "llm" and self.config.halving <= 1 and not self._grouping:
             train = self._job(folder / REWARD_FILE, folder, self.config.seed)
             saved = where / CHECK_FILE
             if self._saved(folder) is not None and saved.is_file():  # checked and trained before a stop
@@ -229,6 +230,22 @@ class Loop:
         """A training job's result: read back when it ran before the run was stopped."""
         return self._saved(job.out_dir) or self.executor.run(job)
 
+    @property
+    def _grouping(self) -> bool:
+        """Candidates train `group` to a process (after their smoke tests, in their own workers)."""
+        return self.config.group > 1 and self.config.halving <= 1
+
+    def _run_all(self, batch: list[TrainJob]) -> list[TrainResult]:
+        """Every job's result (`_run`), `workers` at a time; with `group`, in groups of that
+        many to a process."""
+        if not self._grouping:
+            with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+                return list(pool.map(self._run, batch))
+        saved = [self._saved(job.out_dir) for job in batch]
+        todo = [job for job, result in zip(batch, saved, strict=True) if result is None]
+        fresh = iter(groups.run_groups(self.executor, todo, self.config.group, self.config.workers))
+        return [result if result is not None else next(fresh) for result in saved]
+
     def _reward_file(self, cand: Candidate) -> Path:
         """The candidate's code as its reward.py, with the critic's smoke-test folders removed."""
         folder = self.run_dir / cand.name
@@ -237,9 +254,6 @@ class Loop:
         reward_file = folder / REWARD_FILE
         reward_file.write_text(cand.code)
         return reward_file
-
-    def _train(self, cand: Candidate) -> TrainResult:
-        return self._run(self._job(self._reward_file(cand), self.run_dir / cand.name, self.config.seed))
 
     def _train_rung(self, cand: Candidate, rung: int, total: int) -> TrainResult:
         """One rung of successive halving, resuming from the previous rung's checkpoint."""
@@ -335,8 +349,10 @@ class Loop:
             )
             trained = [results[c.name] for c in ready]
         else:
-            with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
-                trained = list(pool.map(self._train, ready))
+            seed = self.config.seed
+            trained = self._run_all(
+                [self._job(self._reward_file(c), self.run_dir / c.name, seed) for c in ready]
+            )
         done = [cand.after_training(result) for cand, result in zip(ready, trained, strict=True)]
         for cand in done:
             cand.save(self.run_dir / cand.name)
@@ -503,13 +519,11 @@ class Loop:
         seed = self.config.seed + 1
         self.report(Progress("message", f"confirmation: {len(chosen)} rewards retrained on seed {seed}"))
 
-        def run(cand: Candidate) -> TrainResult:
+        def job(cand: Candidate) -> TrainJob:
             out = self.run_dir / cand.name / f"confirm_seed{seed}"
-            job = self._job(self._reward_file(cand), out, seed).model_copy(update={"video": False})
-            return self._run(job)
+            return self._job(self._reward_file(cand), out, seed).model_copy(update={"video": False})
 
-        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
-            again = list(pool.map(run, chosen))
+        again = self._run_all([job(c) for c in chosen])
         scores: dict[str, tuple[float, float]] = {}
         for cand, result in zip(chosen, again, strict=True):
             second = result.fitness if result.status == Status.OK else None
@@ -550,7 +564,7 @@ class Loop:
             )
         )
 
-        def run(name: str, seed: int) -> TrainResult:
+        def job(name: str, seed: int) -> TrainJob:
             out = final_dir / f"{name}_seed{seed}"
             reward = rewards[name]
             reward_file = None
@@ -558,13 +572,11 @@ class Loop:
                 out.mkdir(parents=True, exist_ok=True)
                 reward_file = out / REWARD_FILE
                 shutil.copyfile(reward, reward_file)
-            job = self._job(reward_file, out, seed).model_copy(
+            return self._job(reward_file, out, seed).model_copy(
                 update={"video": False, "reference_reward": None}
             )
-            return self._run(job)
 
-        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
-            results = dict(zip(runs, pool.map(lambda r: run(*r), runs), strict=True))
+        results = dict(zip(runs, self._run_all([job(*r) for r in runs]), strict=True))
 
         def stats(name: str) -> EvalStats:
             mine = [results[("human" if same and name == "best" else name, s)] for s in seeds]

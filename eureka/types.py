@@ -411,6 +411,11 @@ class SolveConfig(Strict):
     (0: off; the best by one seed's F is kept). Guards against a lucky single-seed score."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
+    group: int = Field(default=1, ge=1)
+    """Candidates trained together in one sandboxed process on the batched path, each with its own
+    policy, reward, seed and result (as if alone): one start-up and, on a GPU, one CUDA context
+    for K trainings. They share one sandbox: isolated from the host, not from each other. 1: each
+    alone. Not with successive halving."""
     halving: int = Field(default=0, ge=0)
     """Successive halving over this many rungs (0 or 1: off): all candidates train to
     budget / 2^(rungs-1), the better half continues, until the survivors reach the budget.

@@ -27,7 +27,7 @@ REPORT_FILE = "report.html"
 HNS_CLIP = (0.0, 3.0)
 """Mean HNS is also given with every task's score clipped to this range (one outlier cannot
 carry the mean)."""
-_NOT_THE_PROTOCOL = {"workers", "cache", "sandbox", "executor", "ray_address", "ray_retries", "video"}
+_NOT_THE_PROTOCOL = {"workers", "group", "cache", "sandbox", "executor", "ray_address", "ray_retries", "video"}
 """SolveConfig fields that change how a run is executed, not what it computes: an earlier run
 that differs only in these is resumed or reused."""
 

@@ -227,35 +227,13 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
 
 def train_batched(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:
     """Train with batched PPO on the task's batched environment and measure F."""
-    config = (task.spec.training.batched or BatchedSpec()).on(device.type)
-    timesteps = tasks.budget(task, "batched", job.timesteps)
-    fitness = Fitness(task)
-
-    def make(n: int, seed: int, physics: Physics = config.physics) -> BatchedEnv:
-        return make_batched(
-            task, n, device, seed, threads=max(1, job.sim_threads or job.threads), physics=physics
-        )
-
-    env = make(config.num_envs, job.seed)
-    physics = evaluation_physics(env, config.physics)
-    backend = f"batched:{type(env).__name__}"
+    training = BatchedTraining(job, task, device, start)
     try:
-        try:
-            reward, reference = compile_rewards(job, task)
-            rollout = Rollout(task, env, fitness, reward, reference, device)
-            with reward.varying() if reward is not None else contextlib.nullcontext():
-                _smoke(rollout, job.seed, smoke_steps(job))
-        except RewardError as exc:
-            return TrainResult(status=exc.status, message=exc.message, device=str(device), backend=backend)
-        checked = smoke_passed(job, CHECK_STEPS * env.num_envs, device, start, backend)
-        if checked is not None:
-            return checked
-        evaluation = functools.partial(make, physics=physics)
-        return _learn(
-            job, task, env, rollout, config, timesteps, fitness, reward, evaluation, device, start, backend
-        )
+        while not training.advance():
+            pass
+        return training.finish()
     finally:
-        env.close()
+        training.close()
 
 
 def evaluation_physics(env: BatchedEnv, physics: Physics) -> Physics:
@@ -266,115 +244,186 @@ def evaluation_physics(env: BatchedEnv, physics: Physics) -> Physics:
     return "cpu" if mjx is not None and isinstance(env, mjx.MjxBatch) else physics
 
 
-def _learn(
-    job: TrainJob,
-    task: Task,
-    env: BatchedEnv,
-    rollout: Rollout,
-    config: BatchedSpec,
-    timesteps: int,
-    fitness: Fitness,
-    reward: RewardFunction | None,
-    make: Any,
-    device: torch.device,
-    start: float,
-    backend: str,
-) -> TrainResult:
-    ppo = PPO(env.obs_dim, env.action, config, device)
-    done_steps = 0
-    saved: dict[str, Any] = {}
-    if job.resume_from is not None:
-        saved = torch.load(job.resume_from, map_location=device, weights_only=False)
-        ppo.load_state_dict(saved)
-        done_steps = int(saved.get("env_steps", 0))
-    recorder = StatsRecorder(timesteps, task.spec.training.checkpoints)
-    if job.resume_from is not None:
-        recorder.restore(saved["stats"])
-    correlation = Correlation()
-    tracker = BatchedEpisodes(env.num_envs, env.max_episode_steps, fitness.needs_states, device)
-    progress = ProgressFile(job.out_dir, timesteps)
-    obs = rollout.reset(job.seed + done_steps)
-    steps = done_steps
-    train_start = time.monotonic()
-    clock = SolveClock(task.spec.fitness.threshold)
-    print(
-        f"training {task.name} with batched PPO ({config.num_envs} envs, {backend}) for {timesteps} steps "
-        f"on {device}" + (f", resuming at {done_steps}" if done_steps else ""),
-        flush=True,
-    )
-    try:
-        while steps < timesteps:
-            actions = ppo.act(obs)
-            step, total, components, signal, state, ref = rollout.step(actions)
-            recorder.on_step(total, components)
-            if rollout.reference is not None:
-                correlation.add(total, ref)
-            for _, episode in tracker.step(
-                step.reward.to(device), step.terminated.to(device), step.truncated.to(device), signal, state
-            ):
-                score = fitness.of(episode)
-                recorder.on_episode(score, episode.length)
-                clock.on_episode(score, steps + env.num_envs)
-            full = ppo.store(
-                total, step.terminated.to(device), step.truncated.to(device), step.final_obs.to(device)
+class BatchedTraining:
+    """One job's batched training, advanced one rollout and policy update at a time:
+    `train_batched` runs one to its end; `eureka.training.group_worker` runs several in turn in
+    one process. Made: the environment is built, the rewards compiled and smoke-tested, PPO set
+    up (`result` is already set when the job ends there: a failed smoke test, a check-only job)."""
+
+    def __init__(self, job: TrainJob, task: Task, device: torch.device, start: float) -> None:
+        self.job = job
+        self.task = task
+        self.device = device
+        self.start = start
+        self.config = config = (task.spec.training.batched or BatchedSpec()).on(device.type)
+        self.timesteps = tasks.budget(task, "batched", job.timesteps)
+        self.fitness = Fitness(task)
+        self.env = self._make(config.num_envs, job.seed)
+        self.physics = evaluation_physics(self.env, config.physics)
+        self.backend = f"batched:{type(self.env).__name__}"
+        self.result: TrainResult | None = None
+        """Set when the job has ended (early, or by `finish`)."""
+        try:
+            self._begin()
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _make(self, n: int, seed: int, physics: Physics | None = None) -> BatchedEnv:
+        return make_batched(
+            self.task,
+            n,
+            self.device,
+            seed,
+            threads=max(1, self.job.sim_threads or self.job.threads),
+            physics=physics or self.config.physics,
+        )
+
+    def _begin(self) -> None:
+        job, task, env, device = self.job, self.task, self.env, self.device
+        try:
+            self.reward, reference = compile_rewards(job, task)
+            self.rollout = Rollout(task, env, self.fitness, self.reward, reference, device)
+            with self.reward.varying() if self.reward is not None else contextlib.nullcontext():
+                _smoke(self.rollout, job.seed, smoke_steps(job))
+        except RewardError as exc:
+            self.result = TrainResult(
+                status=exc.status, message=exc.message, device=str(device), backend=self.backend
             )
-            obs = rollout.obs
-            steps += env.num_envs
-            if full:
-                recorder.on_update(ppo.update(obs))
-            if job.stop_when_solved and clock.solved:
-                break
-            progress.update(steps, recorder, recorder.maybe_close(steps), done_steps)
-    except RewardError as exc:
-        return partial_result(
-            exc.status,
-            exc.message,
-            recorder,
-            steps - done_steps,
-            time.monotonic() - train_start,
-            device,
-            backend,
+            return
+        self.result = smoke_passed(job, CHECK_STEPS * env.num_envs, device, self.start, self.backend)
+        if self.result is not None:
+            return
+        self.ppo = PPO(env.obs_dim, env.action, self.config, device)
+        self.done_steps = 0
+        saved: dict[str, Any] = {}
+        if job.resume_from is not None:
+            saved = torch.load(job.resume_from, map_location=device, weights_only=False)
+            self.ppo.load_state_dict(saved)
+            self.done_steps = int(saved.get("env_steps", 0))
+        self.recorder = StatsRecorder(self.timesteps, task.spec.training.checkpoints)
+        if job.resume_from is not None:
+            self.recorder.restore(saved["stats"])
+        self.correlation = Correlation()
+        self.tracker = BatchedEpisodes(env.num_envs, env.max_episode_steps, self.fitness.needs_states, device)
+        self.progress = ProgressFile(job.out_dir, self.timesteps)
+        self.obs = self.rollout.reset(job.seed + self.done_steps)
+        self.steps = self.done_steps
+        self.train_start = time.monotonic()
+        self.train_time: float | None = None
+        self.clock = SolveClock(task.spec.fitness.threshold)
+        print(
+            f"training {task.name} with batched PPO ({self.config.num_envs} envs, {self.backend}) for "
+            f"{self.timesteps} steps on {device}"
+            + (f", resuming at {self.done_steps}" if self.done_steps else ""),
+            flush=True,
         )
-    except FloatingPointError as exc:
-        message = f"training diverged (non-finite values in the policy): {str(exc)[:200]}"
+
+    def advance(self) -> bool:
+        """Step the environments until the next policy update, or to the end of the budget;
+        True when training is over (then `finish` gives the result)."""
+        if self.result is not None or self.train_time is not None:
+            return True
+        ppo, rollout, recorder, device = self.ppo, self.rollout, self.recorder, self.device
+        num_envs = self.env.num_envs
+        try:
+            while self.steps < self.timesteps:
+                actions = ppo.act(self.obs)
+                step, total, components, signal, state, ref = rollout.step(actions)
+                recorder.on_step(total, components)
+                if rollout.reference is not None:
+                    self.correlation.add(total, ref)
+                for _, episode in self.tracker.step(
+                    step.reward.to(device),
+                    step.terminated.to(device),
+                    step.truncated.to(device),
+                    signal,
+                    state,
+                ):
+                    score = self.fitness.of(episode)
+                    recorder.on_episode(score, episode.length)
+                    self.clock.on_episode(score, self.steps + num_envs)
+                full = ppo.store(
+                    total, step.terminated.to(device), step.truncated.to(device), step.final_obs.to(device)
+                )
+                self.obs = rollout.obs
+                self.steps += num_envs
+                if full:
+                    recorder.on_update(ppo.update(self.obs))
+                if self.job.stop_when_solved and self.clock.solved:
+                    break
+                self.progress.update(self.steps, recorder, recorder.maybe_close(self.steps), self.done_steps)
+                if full and self.steps < self.timesteps:
+                    return False
+        except RewardError as exc:
+            self.result = self._partial(exc.status, exc.message)
+            return True
+        except FloatingPointError as exc:
+            message = f"training diverged (non-finite values in the policy): {str(exc)[:200]}"
+            self.result = self._partial(Status.DIVERGED, message)
+            return True
+        self.train_time = time.monotonic() - self.train_start
+        return True
+
+    def _partial(self, status: Status, message: str) -> TrainResult:
+        elapsed = time.monotonic() - self.train_start
         return partial_result(
-            Status.DIVERGED,
-            message,
-            recorder,
-            steps - done_steps,
-            time.monotonic() - train_start,
-            device,
-            backend,
+            status, message, self.recorder, self.steps - self.done_steps, elapsed, self.device, self.backend
         )
-    train_time = time.monotonic() - train_start
-    if recorder.pending:
-        recorder.close(steps)
-    policy_file = job.out_dir / POLICY_FILE
-    ppo.save(
-        policy_file,
-        {
-            "env_steps": steps,
-            "obs_dim": env.obs_dim,
-            "action": env.action.__dict__,
-            "stats": recorder.state(),
-        },
-    )
-    spec = task.spec.training
-    episodes = evaluate(ppo, task, make, fitness, reward, spec.eval_episodes, job.seed + 10_000, device)
-    video = film(ppo, task, job.out_dir / "rollout.mp4", job.seed + 10_000, device) if job.video else None
-    return trained_result(
-        episodes,
-        fitness,
-        recorder,
-        env_steps=steps,
-        learned_steps=steps - done_steps,
-        start=start,
-        train_time=train_time,
-        policy_file=policy_file,
-        video=video,
-        device=device,
-        correlation=correlation,
-        clock=clock,
-        backend=backend,
-        checkpoint_file=policy_file.name,
-    )
+
+    def finish(self) -> TrainResult:
+        """The result once `advance` said training is over: the policy saved, F measured on
+        evaluation episodes, the video filmed."""
+        if self.result is not None:
+            return self.result
+        assert self.train_time is not None, "finish() before advance() returned True"
+        job, task, env, ppo, recorder = self.job, self.task, self.env, self.ppo, self.recorder
+        if recorder.pending:
+            recorder.close(self.steps)
+        policy_file = job.out_dir / POLICY_FILE
+        ppo.save(
+            policy_file,
+            {
+                "env_steps": self.steps,
+                "obs_dim": env.obs_dim,
+                "action": env.action.__dict__,
+                "stats": recorder.state(),
+            },
+        )
+        spec = task.spec.training
+        evaluation = functools.partial(self._make, physics=self.physics)
+        episodes = evaluate(
+            ppo,
+            task,
+            evaluation,
+            self.fitness,
+            self.reward,
+            spec.eval_episodes,
+            job.seed + 10_000,
+            self.device,
+        )
+        video = (
+            film(ppo, task, job.out_dir / "rollout.mp4", job.seed + 10_000, self.device)
+            if job.video
+            else None
+        )
+        self.result = trained_result(
+            episodes,
+            self.fitness,
+            recorder,
+            env_steps=self.steps,
+            learned_steps=self.steps - self.done_steps,
+            start=self.start,
+            train_time=self.train_time,
+            policy_file=policy_file,
+            video=video,
+            device=self.device,
+            correlation=self.correlation,
+            clock=self.clock,
+            backend=self.backend,
+            checkpoint_file=policy_file.name,
+        )
+        return self.result
+
+    def close(self) -> None:
+        self.env.close()

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from eureka import tasks
 from eureka.errors import ConfigError, Interrupted
-from eureka.training import jobs
+from eureka.training import groups, jobs
 from eureka.training.gpus import local_slots
 from eureka.types import SolveConfig, Status, TrainingProgress, TrainJob, TrainResult
 
@@ -58,6 +58,18 @@ class LocalExecutor:
             return jobs.run_training(job, on_progress=on_progress, cancel=self.stop)
         with self.slots.claim(job) as placed:
             return jobs.run_training(placed, on_progress=on_progress, cancel=self.stop)
+
+    def run_group(
+        self, batch: list[TrainJob], on_progress: list[OnProgress | None] | None = None
+    ) -> list[TrainResult]:
+        """Train `batch` in one sandboxed process (eureka.training.groups), which takes one
+        GPU slot: its jobs share that slot's GPU and memory share."""
+        if self.slots is None:
+            return groups.run_group(batch, on_progress, self.stop)
+        with self.slots.claim(batch[0]) as placed:
+            update = {"device": placed.device, "gpu_memory_fraction": placed.gpu_memory_fraction}
+            batch = [job.model_copy(update=update) for job in batch]
+            return groups.run_group(batch, on_progress, self.stop)
 
     def cancel(self) -> None:
         self.stop.set()
@@ -218,40 +230,63 @@ class Watched:
     def run(self, job: TrainJob, on_progress: OnProgress | None = None) -> TrainResult:
         if job.check_only:
             return self.inner.run(job, on_progress)
-        out = job.out_dir.resolve()
-        name = str(out.relative_to(self.root)) if out.is_relative_to(self.root) else str(out)
+        watch = _Watch(self, job, on_progress)
+        return watch.ended(self.inner.run(job, watch.seen))
 
-        last = TrainingProgress(name=name, env_steps=0, total=job.timesteps or 0, fitness=None, elapsed=0.0)
-
-        def seen(raw: dict[str, Any]) -> None:
-            nonlocal last
-            if on_progress is not None:
-                on_progress(raw)
-            last = TrainingProgress(
-                name=name,
-                env_steps=int(raw.get("env_steps", 0)),
-                total=int(raw.get("total", 0)),
-                fitness=raw.get("fitness"),
-                elapsed=float(raw.get("elapsed", 0.0)),
-            )
-            self.report(last)
-
-        result = self.inner.run(job, seen)
-        with self._lock:
-            self.env_steps += result.env_steps
-        steps = max(result.env_steps, last.env_steps)
-        self.report(
-            TrainingProgress(
-                name, steps, last.total or steps, result.fitness, result.wall_time, status=result.status
-            )
-        )
-        return result
+    def run_group(
+        self, batch: list[TrainJob], on_progress: list[OnProgress | None] | None = None
+    ) -> list[TrainResult]:
+        """`batch` in one process where the executor can (`groups.run_group`), else each alone."""
+        run_group = getattr(self.inner, "run_group", None)
+        if run_group is None:
+            return [self.run(job) for job in batch]
+        given = on_progress or [None] * len(batch)
+        watches = [_Watch(self, job, report) for job, report in zip(batch, given, strict=True)]
+        results = run_group(batch, [w.seen for w in watches])
+        return [w.ended(r) for w, r in zip(watches, results, strict=True)]
 
     def cancel(self) -> None:
         self.inner.cancel()
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _Watch:
+    """One training seen through `Watched`: its progress reported, its steps counted at the end."""
+
+    def __init__(self, owner: Watched, job: TrainJob, on_progress: OnProgress | None) -> None:
+        out = job.out_dir.resolve()
+        self.owner = owner
+        self.name = str(out.relative_to(owner.root)) if out.is_relative_to(owner.root) else str(out)
+        self.on_progress = on_progress
+        self.last = TrainingProgress(
+            name=self.name, env_steps=0, total=job.timesteps or 0, fitness=None, elapsed=0.0
+        )
+
+    def seen(self, raw: dict[str, Any]) -> None:
+        if self.on_progress is not None:
+            self.on_progress(raw)
+        self.last = TrainingProgress(
+            name=self.name,
+            env_steps=int(raw.get("env_steps", 0)),
+            total=int(raw.get("total", 0)),
+            fitness=raw.get("fitness"),
+            elapsed=float(raw.get("elapsed", 0.0)),
+        )
+        self.owner.report(self.last)
+
+    def ended(self, result: TrainResult) -> TrainResult:
+        with self.owner._lock:
+            self.owner.env_steps += result.env_steps
+        steps = max(result.env_steps, self.last.env_steps)
+        last = self.last
+        self.owner.report(
+            TrainingProgress(
+                self.name, steps, last.total or steps, result.fitness, result.wall_time, status=result.status
+            )
+        )
+        return result
 
 
 def make_executor(config: SolveConfig) -> Executor:

@@ -43,35 +43,13 @@ def run_training(
     within a tick (half a second) and Interrupted is raised; nothing is written for the job."""
     if cancel is not None and cancel.is_set():
         raise Interrupted("interrupted")
-    job = job.model_copy(
-        update={
-            "task_folder": job.task_folder.resolve(),
-            "out_dir": job.out_dir.resolve(),
-            "reward_file": job.reward_file.resolve() if job.reward_file else None,
-            "reference_reward": job.reference_reward.resolve() if job.reference_reward else None,
-        }
-    )
-    task = tasks.load(str(job.task_folder))
-    if job.reward_file is not None:
-        problems = checks.check_source(
-            job.reward_file.read_text(), list(task.spec.state), job.reward_file.name
-        )
-        if problems:
-            result = TrainResult(status=Status.CHECK_FAILED, message="; ".join(problems))
-            _write(job.out_dir, result)
-            return result
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    job = _with_inputs_inside(job)
+    prepared = prepare(job)
+    if isinstance(prepared, TrainResult):
+        return prepared
+    job = prepared
     job_file = job.out_dir / JOB_FILE
-    job_file.write_text(job.model_dump_json(indent=2))
-    limit = timeout or job.timeout or task.spec.training.timeout
-    package_root = str(Path(eureka.__file__).resolve().parent.parent)
-    policy = sandbox.Policy(
-        timeout_s=limit,
-        threads=job.threads,
-        extra_env={"PYTHONPATH": package_root},
-        read_paths=(str(job.task_folder),),
-    )
+    limit = timeout or job_limit(job)
+    policy = worker_policy(job, limit)
     progress_file = job.out_dir / PROGRESS_FILE
     smoke_file = job.out_dir / SMOKE_FILE
     smoke_file.unlink(missing_ok=True)
@@ -107,7 +85,7 @@ def run_training(
         )
         _write(job.out_dir, result)
         return result
-    result = _judge(job, outcome, limit)
+    result = judge(job, outcome, limit)
     if job.smoke_first:
         # the worker wrote it (or the reward forged it: then it only escapes the smoke test's
         # limit, not the job's, and its own candidate's repair round)
@@ -116,7 +94,50 @@ def run_training(
     return result
 
 
-def _judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
+def prepare(job: TrainJob) -> TrainJob | TrainResult:
+    """The job as its worker reads it (JOB_FILE in its folder): paths absolute, its reward files
+    and checkpoint copied into its folder; or, when the reward fails the static checks, its
+    result (written)."""
+    job = job.model_copy(
+        update={
+            "task_folder": job.task_folder.resolve(),
+            "out_dir": job.out_dir.resolve(),
+            "reward_file": job.reward_file.resolve() if job.reward_file else None,
+            "reference_reward": job.reference_reward.resolve() if job.reference_reward else None,
+        }
+    )
+    task = tasks.load(str(job.task_folder))
+    if job.reward_file is not None:
+        problems = checks.check_source(
+            job.reward_file.read_text(), list(task.spec.state), job.reward_file.name
+        )
+        if problems:
+            result = TrainResult(status=Status.CHECK_FAILED, message="; ".join(problems))
+            _write(job.out_dir, result)
+            return result
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    job = _with_inputs_inside(job)
+    (job.out_dir / JOB_FILE).write_text(job.model_dump_json(indent=2))
+    return job
+
+
+def job_limit(job: TrainJob) -> float:
+    """The job's wall-clock limit in seconds: its own, else its task's."""
+    return job.timeout or tasks.load(str(job.task_folder)).spec.training.timeout
+
+
+def worker_policy(job: TrainJob, limit: float) -> sandbox.Policy:
+    """The sandbox a worker training `job` runs in (a group's worker: its first job's)."""
+    package_root = str(Path(eureka.__file__).resolve().parent.parent)
+    return sandbox.Policy(
+        timeout_s=limit,
+        threads=job.threads,
+        extra_env={"PYTHONPATH": package_root},
+        read_paths=(str(job.task_folder),),
+    )
+
+
+def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
     """The job's result: what the worker wrote, else what the sandbox saw (also written)."""
     written = sandbox.read_text(job.out_dir / METRICS_FILE)
     if written is not None and not outcome.timed_out and outcome.limit is None:

@@ -16,11 +16,7 @@ def train(job: TrainJob) -> TrainResult:
     """Train a policy for the job's task against its reward and measure F on the result."""
     start = time.monotonic()
     task = tasks.load(str(job.task_folder))
-    torch.set_num_threads(max(1, job.threads))
-    device = resolve_device(job.device)
-    if device.type == "cuda" and job.gpu_memory_fraction is not None:
-        torch.cuda.set_per_process_memory_fraction(job.gpu_memory_fraction, device)
-        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{job.gpu_memory_fraction:.3f}")  # MJX
+    device = setup_process(job)
     seed_everything(job.seed)
     job.out_dir.mkdir(parents=True, exist_ok=True)
     if tasks.training_path(task, job.backend) == "batched":
@@ -32,6 +28,17 @@ def train(job: TrainJob) -> TrainResult:
 
         result = train_sb3(job, task, device, start)
     return result.model_copy(update={"device": device_name(result.device)})
+
+
+def setup_process(job: TrainJob) -> torch.device:
+    """The worker process set up for `job` (its torch threads, its share of the GPU's memory);
+    the device it trains on."""
+    torch.set_num_threads(max(1, job.threads))
+    device = resolve_device(job.device)
+    if device.type == "cuda" and job.gpu_memory_fraction is not None:
+        torch.cuda.set_per_process_memory_fraction(job.gpu_memory_fraction, device)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{job.gpu_memory_fraction:.3f}")  # MJX
+    return device
 
 
 def path_note(task: Task, override: str | None = None) -> str:

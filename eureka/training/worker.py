@@ -33,20 +33,30 @@ def main(job_file: str) -> int:
 
     try:
         result = train.train(job)
-    except MemoryError:
-        result = TrainResult(status=Status.KILLED_RESOURCE, message="training ran out of memory")
     except Exception as exc:
-        traceback.print_exc()
-        result = TrainResult(
-            status=Status.CRASHED,
-            message=f"training raised {type(exc).__name__}: {exc}{_last_frame(exc)}".strip()[:500],
-        )
-    out = job.out_dir / METRICS_FILE
+        result = failed(exc)
+    write_result(job.out_dir, result)
+    print(f"status: {result.status.value} {result.message}", flush=True)
+    return 0
+
+
+def failed(exc: Exception) -> TrainResult:
+    """The result of a training that raised `exc` (its traceback printed to the log)."""
+    if isinstance(exc, MemoryError):
+        return TrainResult(status=Status.KILLED_RESOURCE, message="training ran out of memory")
+    traceback.print_exc()
+    return TrainResult(
+        status=Status.CRASHED,
+        message=f"training raised {type(exc).__name__}: {exc}{_last_frame(exc)}".strip()[:500],
+    )
+
+
+def write_result(out_dir: Path, result: TrainResult) -> None:
+    """metrics.json in `out_dir`, written whole or not at all."""
+    out = out_dir / METRICS_FILE
     tmp = out.with_suffix(".tmp")
     tmp.write_text(result.model_dump_json(indent=2))
     tmp.replace(out)
-    print(f"status: {result.status.value} {result.message}", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,223 @@
+"""Several candidates trained in one sandboxed process (`--group K`, opt-in): which jobs go
+together, running a group's worker (eureka.training.group_worker), and handing each job its
+own folder and result back, as if it had trained alone.
+
+Trust: the K candidates of a group run in one sandbox, isolated from the host as any worker
+is, not from each other: one candidate's code can read or change another's state and files.
+A job whose group's process died before it ended (a crash, a limit, the timeout) is trained
+again alone, so one candidate cannot take the others' results with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import sandbox
+from eureka import tasks
+from eureka.errors import Interrupted
+from eureka.training import jobs
+from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE
+from eureka.types import TrainJob, TrainResult
+
+GROUP_FILE = "group.json"
+"""The jobs of a group, in its scratch folder (eureka.training.group_worker.GroupFile)."""
+GROUP_LOG = "group.log"
+"""The group worker's own output, copied into each of its jobs' folders."""
+WORKER = [sys.executable, "-m", "eureka.training.group_worker"]
+"""The command of a group's worker, given the group file."""
+
+OnProgress = Callable[[dict[str, Any]], None]
+Alone = Callable[..., TrainResult]
+"""Trains one job alone in its own sandbox (jobs.run_training's signature)."""
+
+
+def groupable(job: TrainJob) -> bool:
+    """A job that may share a process: a training (not a smoke test) on the batched path."""
+    if job.check_only or job.smoke_first:
+        return False
+    return tasks.training_path(tasks.load(str(job.task_folder)), job.backend) == "batched"
+
+
+def plan(batch: list[TrainJob], size: int) -> list[list[int]]:
+    """`batch`'s indices in groups of at most `size`: jobs of one task, device and thread count
+    together, split evenly (5 jobs by 4: 3 and 2); the others alone."""
+    by_key: dict[tuple[Any, ...], list[int]] = {}
+    alone: list[list[int]] = []
+    for i, job in enumerate(batch):
+        if size <= 1 or not groupable(job):
+            alone.append([i])
+            continue
+        key = (job.task_folder.resolve(), job.device, job.threads, job.sim_threads, job.backend)
+        by_key.setdefault(key, []).append(i)
+    groups: list[list[int]] = []
+    for indices in by_key.values():
+        count = math.ceil(len(indices) / size)
+        base, extra = divmod(len(indices), count)
+        at = 0
+        for g in range(count):
+            n = base + (1 if g < extra else 0)
+            groups.append(indices[at : at + n])
+            at += n
+    return groups + alone
+
+
+def run_groups(executor: Any, batch: list[TrainJob], size: int, workers: int) -> list[TrainResult]:
+    """Every job of `batch` trained through `executor`, in groups of at most `size` (`plan`),
+    `workers` groups at once; an executor without `run_group` (Ray) trains each alone."""
+    results: list[TrainResult | None] = [None] * len(batch)
+    run_group = getattr(executor, "run_group", None)
+
+    def one(indices: list[int]) -> None:
+        chosen = [batch[i] for i in indices]
+        if run_group is not None and len(chosen) > 1:
+            done = run_group(chosen)
+        else:
+            done = [executor.run(job) for job in chosen]
+        for i, result in zip(indices, done, strict=True):
+            results[i] = result
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, plan(batch, size)))
+    return [r for r in results if r is not None]
+
+
+def run_group(
+    batch: list[TrainJob],
+    on_progress: list[OnProgress | None] | None = None,
+    cancel: threading.Event | None = None,
+    alone: Alone = jobs.run_training,
+) -> list[TrainResult]:
+    """Train `batch` (groupable jobs of one task, device and thread count) in one sandboxed
+    worker; each job's files and metrics.json land in its own folder. Its wall-clock limit is
+    the sum of the jobs' own. Jobs the worker did not finish are trained again alone."""
+    progress = on_progress or [None] * len(batch)
+    if len(batch) == 1:
+        return [alone(batch[0], on_progress=progress[0], cancel=cancel)]
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("interrupted")
+    scratch = Path(tempfile.mkdtemp(prefix=".group-", dir=_mkdir(batch[0].out_dir.resolve().parent)))
+    scratch.chmod(0o755)  # as a job's own folder: the sandbox enters it before it drops to its user
+    try:
+        results, members = _prepare(batch, scratch)
+        if members:
+            outcome = _run_worker(batch, members, scratch, progress, cancel)
+            for k, sub in members.items():
+                results[k] = _collect(batch[k], sub, scratch, outcome)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)  # Ctrl-C: nothing is written for the jobs
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
+    return [
+        result if result is not None else alone(batch[k], on_progress=progress[k], cancel=cancel)
+        for k, result in enumerate(results)
+    ]
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _prepare(batch: list[TrainJob], scratch: Path) -> tuple[list[TrainResult | None], dict[int, TrainJob]]:
+    """Each job as the group's worker reads it (in its own folder under `scratch`), or its
+    result when its reward fails the static checks (moved to its folder)."""
+    results: list[TrainResult | None] = [None] * len(batch)
+    members: dict[int, TrainJob] = {}
+    for k, job in enumerate(batch):
+        prepared = jobs.prepare(job.model_copy(update={"out_dir": scratch / str(k)}))
+        if isinstance(prepared, TrainResult):
+            _move(scratch / str(k), job.out_dir)
+            results[k] = prepared
+        else:
+            members[k] = prepared
+    return results, members
+
+
+def _run_worker(
+    batch: list[TrainJob],
+    members: dict[int, TrainJob],
+    scratch: Path,
+    progress: list[OnProgress | None],
+    cancel: threading.Event | None,
+) -> sandbox.Outcome:
+    from eureka.training.group_worker import GroupFile
+
+    group_file = scratch / GROUP_FILE
+    group_file.write_text(GroupFile(jobs=list(members.values())).model_dump_json(indent=2))
+    limit = sum(jobs.job_limit(batch[k]) for k in members)
+    policy = jobs.worker_policy(next(iter(members.values())), limit)
+
+    def tick() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("interrupted")  # sandbox.run kills the worker's group on the way out
+        for k, sub in members.items():
+            report = progress[k]
+            path = sub.out_dir / PROGRESS_FILE
+            if report is not None and path.is_file():
+                with contextlib.suppress(OSError, ValueError):  # half-written: the next tick reads it
+                    report(json.loads(path.read_text()))
+
+    return sandbox.run(
+        [*WORKER, str(group_file)],
+        scratch,
+        scratch / LOG_FILE,
+        policy,
+        on_tick=tick,
+    )
+
+
+def _collect(job: TrainJob, sub: TrainJob, scratch: Path, outcome: sandbox.Outcome) -> TrainResult | None:
+    """The job's result as its worker wrote it, its files moved to its folder; None when the
+    worker ended before writing it (then it trains again alone)."""
+    written = sandbox.read_text(sub.out_dir / METRICS_FILE)
+    result = None
+    if written is not None:
+        with contextlib.suppress(ValueError):  # not what the worker writes: trained again alone
+            result = TrainResult.model_validate_json(written)
+    out_dir = job.out_dir.resolve()
+    log = scratch / LOG_FILE
+    if result is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if log.is_file():
+            note = f"\n(group worker ended: exit {outcome.returncode}, {outcome.limit or 'no limit hit'}"
+            note += f"{', timed out' if outcome.timed_out else ''}; this job trains again alone)\n"
+            (out_dir / GROUP_LOG).write_text(log.read_text(errors="replace")[-20_000:] + note)
+        return None
+    _move(sub.out_dir, out_dir)
+    if log.is_file():
+        shutil.copyfile(log, out_dir / GROUP_LOG)
+    update = {
+        key: out_dir / path.relative_to(sub.out_dir)
+        for key in ("reward_file", "reference_reward", "resume_from")
+        if (path := getattr(sub, key)) is not None and path.is_relative_to(sub.out_dir)
+    }
+    (out_dir / JOB_FILE).write_text(
+        sub.model_copy(update={**update, "out_dir": out_dir}).model_dump_json(indent=2)
+    )
+    return result
+
+
+def _move(source: Path, target: Path) -> None:
+    """Everything in `source` into `target`, replacing what has the same name there."""
+    target.mkdir(parents=True, exist_ok=True)
+    if not source.is_dir():
+        return
+    for item in source.iterdir():
+        if item.is_symlink():  # a candidate's doing: not followed, not kept
+            continue
+        there = target / item.name
+        if there.is_dir() and not there.is_symlink():
+            shutil.rmtree(there)
+        elif there.exists() or there.is_symlink():
+            there.unlink()
+        item.rename(there)

@@ -1,0 +1,201 @@
+"""Candidates trained in groups (`--group K`): a job in a group ends exactly as it would alone,
+one failing job fails alone, a group's worker runs in one sandbox, jobs its dead worker did not
+finish train again alone, and the executor and the loop put the right jobs together."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, QueuedBackend, fenced, solve_config
+
+from eureka.llm.client import LLM
+from eureka.loop import Loop, save_config
+from eureka.training import group_worker, groups, train
+from eureka.training.executors import LocalExecutor
+from eureka.training.worker import write_result
+from eureka.types import Status, TrainJob, TrainResult
+
+CARTPOLE = REPO / "tasks/cartpole"
+HUMAN = (CARTPOLE / "human_reward.py").read_text()
+LATER = """
+import torch
+
+CALLS = [0]
+
+
+def compute_reward(pole_angle: torch.Tensor):
+    CALLS[0] += 1  # past the 32 steps of the fail-fast smoke test
+    if CALLS[0] > 40:
+        {failure}
+    return 1.0 - pole_angle.abs(), {{}}
+"""
+RAISES_LATER = LATER.format(failure='raise ValueError("no more")')
+NAN_LATER = LATER.format(failure='return pole_angle * float("nan"), {}')
+
+
+def _job(
+    tmp_path: Path, name: str, reward: str | None, seed: int = 0, timesteps: int = 3000, **extra: Any
+) -> TrainJob:
+    reward_file = None
+    if reward is not None:
+        tmp_path.mkdir(exist_ok=True)
+        reward_file = tmp_path / f"{name}.py"
+        reward_file.write_text(reward)
+    return TrainJob(
+        task_folder=CARTPOLE,
+        reward_file=reward_file,
+        out_dir=tmp_path / name,
+        seed=seed,
+        timesteps=timesteps,
+        device="cpu",
+        video=False,
+        **extra,
+    )
+
+
+def _same(a: TrainResult, b: TrainResult) -> None:
+    """Bitwise the same training: on the CPU, one thread, every float operation is repeated in the
+    same order on the same numbers (its own generators restored around its turn)."""
+    assert a.status == b.status == Status.OK, (a.message, b.message)
+    for field in ("fitness", "eval_fitness", "fitness_curve", "reward_curve", "diagnostics", "env_steps"):
+        assert getattr(a, field) == getattr(b, field), field
+    assert a.components == b.components
+
+
+def test_a_grouped_job_ends_as_alone_and_a_failing_one_fails_alone(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    batch = [
+        _job(tmp_path, "human", HUMAN, seed=0),
+        _job(tmp_path, "raises", RAISES_LATER),
+        _job(tmp_path, "nan", NAN_LATER),
+        _job(tmp_path, "checkpoint", HUMAN, resume_from=broken),
+        _job(tmp_path, "sparse", None, seed=1),
+    ]
+    grouped = group_worker.train_group(batch)
+    human, raises, nan, checkpoint, sparse = grouped
+    _same(human, train.train(_job(tmp_path / "alone", "human", HUMAN, seed=0)))
+    _same(sparse, train.train(_job(tmp_path / "alone", "sparse", None, seed=1)))
+    assert raises.status == Status.CRASHED
+    assert raises.message.startswith("compute_reward raised ValueError: no more")
+    assert raises.env_steps > 0  # it trained until it raised, and says so
+    assert nan.status != Status.OK and "finite" in nan.message
+    assert checkpoint.status == Status.CRASHED
+    assert checkpoint.message.startswith("training raised UnpicklingError")
+    for job, result in zip(batch, grouped, strict=True):
+        assert TrainResult.model_validate_json((job.out_dir / "metrics.json").read_text()) == result
+        assert "training cartpole" in (job.out_dir / "train.log").read_text() or result.status != Status.OK
+
+
+def test_a_group_trains_in_one_sandbox_and_hands_each_job_its_folder(tmp_path: Path) -> None:
+    batch = [_job(tmp_path, name, HUMAN, seed=i, timesteps=1000) for i, name in enumerate("ab")]
+    seen: list[dict[str, Any]] = []
+    a, b = LocalExecutor().run_group(batch, [seen.append, None])
+    assert a.status == b.status == Status.OK, (a.message, b.message)
+    assert a.eval_fitness != b.eval_fitness  # two seeds, two trainings
+    assert seen and seen[-1]["env_steps"] >= 1000
+    for job in batch:
+        written = TrainJob.model_validate_json((job.out_dir / "job.json").read_text())
+        assert written.out_dir == job.out_dir.resolve()
+        assert written.reward_file == job.out_dir.resolve() / "inputs/reward_file" / f"{job.out_dir.name}.py"
+        assert (job.out_dir / "policy.pt").is_file()
+        log = (job.out_dir / groups.GROUP_LOG).read_text()  # trained in the group, not again alone
+        assert log.count(": ok trained") == 2 and "again alone" not in log
+    assert not list(tmp_path.glob(".group-*"))  # the scratch folder is gone
+
+
+DIES_AFTER_THE_FIRST = """
+import json, sys
+from pathlib import Path
+first = json.loads(Path(sys.argv[1]).read_text())["jobs"][0]
+Path(first["out_dir"], "metrics.json").write_text('{"status": "ok", "message": "first", "fitness": 7.0}')
+Path(first["out_dir"], "policy.pt").write_text("weights")
+sys.exit(3)
+"""
+
+
+def test_jobs_a_dead_group_did_not_finish_train_again_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(groups, "WORKER", [sys.executable, "-c", DIES_AFTER_THE_FIRST])
+    batch = [_job(tmp_path, "first", HUMAN), _job(tmp_path, "second", HUMAN, seed=1)]
+    again: list[Path] = []
+
+    def alone(job: TrainJob, **_: Any) -> TrainResult:
+        again.append(job.out_dir)
+        return TrainResult(status=Status.OK, message="alone")
+
+    first, second = groups.run_group(batch, alone=alone)
+    assert (first.message, first.fitness) == ("first", 7.0)
+    assert (tmp_path / "first/policy.pt").read_text() == "weights"
+    assert again == [tmp_path / "second"] and second.message == "alone"
+    assert "exit 3" in (tmp_path / "second" / groups.GROUP_LOG).read_text()
+    assert not list(tmp_path.glob(".group-*"))
+
+
+def test_the_plan_groups_alike_jobs_evenly_and_leaves_the_rest_alone(tmp_path: Path) -> None:
+    batch = [_job(tmp_path, f"j{i}", HUMAN, seed=i) for i in range(5)]
+    batch += [
+        _job(tmp_path, "smoke", HUMAN, check_only=True),
+        _job(tmp_path, "sb3", HUMAN, backend="sb3"),
+        _job(tmp_path, "cuda", HUMAN).model_copy(update={"device": "cuda"}),
+    ]
+    assert groups.plan(batch, 4) == [[0, 1, 2], [3, 4], [7], [5], [6]]
+    assert groups.plan(batch, 1) == [[i] for i in range(8)]
+
+    class Plain:  # an executor without run_group (Ray's): every job alone
+        def __init__(self) -> None:
+            self.ran: list[str] = []
+
+        def run(self, job: TrainJob) -> TrainResult:
+            self.ran.append(job.out_dir.name)
+            return TrainResult(status=Status.OK, message=job.out_dir.name)
+
+    plain = Plain()
+    results = groups.run_groups(plain, batch[:5], 4, workers=2)
+    assert [r.message for r in results] == ["j0", "j1", "j2", "j3", "j4"]
+    assert sorted(plain.ran) == ["j0", "j1", "j2", "j3", "j4"]
+
+
+class InProcess:
+    """An executor that trains in this process (real training, no sandbox), recording groups."""
+
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+
+    def run(self, job: TrainJob, on_progress: Any = None) -> TrainResult:
+        result = train.train(job)
+        write_result(job.out_dir, result)
+        return result
+
+    def run_group(self, batch: list[TrainJob], on_progress: Any = None) -> list[TrainResult]:
+        self.groups.append([str(job.out_dir.relative_to(job.out_dir.parents[1])) for job in batch])
+        return group_worker.train_group(batch)
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_the_loop_smoke_tests_alone_then_trains_in_groups(tmp_path: Path) -> None:
+    stronger = HUMAN.replace("0.5 * upright", "2.0 * upright")
+    backend = QueuedBackend([fenced(HUMAN), fenced(stronger), fenced(HUMAN)])
+    config = solve_config(iterations=1, samples=3, group=2, eval_seeds=1, timesteps=1000)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(run_dir, config)
+    executor = InProcess()
+    llm = LLM(backend, transcript=run_dir / "transcript.jsonl")
+    summary = Loop(config, run_dir, llm, lambda _: None, executor=executor).run()
+    assert summary.status == "ok", summary.message
+    first, final = executor.groups  # the third candidate, a group of one, trained alone
+    assert first == ["iter_0/cand_0", "iter_0/cand_1"]
+    assert len(final) == 2 and all(name.startswith("final/") for name in final)
+    trained = summary.iterations[0].candidates
+    assert [c.status for c in trained] == [Status.OK] * 3
+    assert trained[0].fitness == trained[2].fitness  # one reward and seed, in a group and alone
