@@ -3,7 +3,8 @@
 Sections, each in its own process with its own time limit, its output streamed to its log, so
 one that fails or runs long leaves the others' figures: the machine and versions (env); K
 candidates trained at once on one GPU (concurrency: K = 1, 4, 8, 16 sandboxed processes, each
-kept to 1/K of the GPU's memory by the local executor); the cuda tests; cartpole to its
+kept to 1/K of the GPU's memory by the local executor; grouped: the same K jobs in one sandboxed
+process, `--group K`; fused: the one-process prototype of the loop alone); the cuda tests; cartpole to its
 threshold under several batched settings and the torch ports under their own (solve); MuJoCo on
 the GPU through MJX (mjx: dynamics against the CPU engine, physics steps/s, half_cheetah training
 steps/s including learning); one half_cheetah candidate (16,384 envs on MJX) in a
@@ -26,6 +27,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_PORTS = ("cartpole", "pendulum", "mountain_car_continuous", "acrobot", "point_mass")
@@ -38,10 +40,12 @@ CUDA_TESTS = (
     "tests/test_sim_mjx.py::test_registry_picks_the_physics",
     "tests/test_sim_mjx.py::test_mjx_follows_the_cpu_physics_over_a_horizon[cuda-256]",
     "tests/test_tasks.py::test_batched_cuda_settings_apply_on_a_cuda_device_only",
+    "tests/test_groups.py::test_on_cuda_a_grouped_job_ends_as_alone_where_alone_repeats",
 )
 LIMITS = {
     "env": 25,
     "concurrency": 140,
+    "grouped": 120,
     "tests": 75,
     "solve": 100,
     "mjx": 200,
@@ -51,7 +55,7 @@ LIMITS = {
     "speed": 120,
 }
 """Seconds each section may take at most (less when the overall deadline comes first)."""
-DEFAULT_SECTIONS = ("env", "concurrency", "tests", "mjx", "candidate", "solve", "fused")
+DEFAULT_SECTIONS = ("env", "grouped", "concurrency", "tests", "mjx", "candidate", "solve", "fused")
 """Run unless --sections says otherwise (cli and speed: measured on 2026-11-26, docs/)."""
 CARTPOLE_SETTINGS: dict[str, dict[str, object]] = {
     "1024x16": {"num_envs": 1024, "num_steps": 16, "epochs": 3, "minibatches": 1, "learning_rate": 3e-3},
@@ -263,57 +267,86 @@ def section_fused(ks: list[int], envs: int, iterations: int, device: str) -> Non
         env.close()
 
 
-def section_concurrency(ks: list[int], envs: int, iterations: int, device: str) -> None:
+def _cartpole_jobs(root: Path, k: int, envs: int, budget: int, device: str) -> list[Any]:
+    """K cartpole jobs (the human reward, seeds 0..K-1, `envs` environments x 32 steps per
+    update) in folders under `root`."""
     sys.path.insert(0, str(REPO / "bench"))
     import speed
 
-    from eureka.training.executors import LocalExecutor
     from eureka.types import TrainJob
 
-    budget = envs * 32 * iterations
-    print(
-        f"cartpole, human reward, {envs} envs x 32 steps per update, {budget:,} steps per job, "
-        f"device {device}"
-    )
+    folder = root / "cartpole"
+    if not folder.is_dir():
+        folder = speed._variant("cartpole", "batched", root, {"num_envs": envs, "num_steps": 32})
+    reward = root / "reward.py"
+    reward.write_text((folder / "human_reward.py").read_text())
+    return [
+        TrainJob(
+            task_folder=folder,
+            reward_file=reward,
+            out_dir=root / f"k{k}" / f"job{i}",
+            seed=i,
+            timesteps=budget,
+            device=device,
+            video=False,
+        )
+        for i in range(k)
+    ]
+
+
+def _k_header(what: str, envs: int, budget: int, device: str) -> None:
+    print(f"cartpole, human reward, {envs} envs x 32 steps per update, {budget:,} steps per job, {what}")
+    print(f"device {device}")
     print(
         f"{'K':>3} {'ok':>4} {'total steps':>12} {'wall (s)':>9} {'steps/s (wall)':>15} "
         f"{'sum of job steps/s':>19} {'mean job steps/s':>17}",
         flush=True,
     )
+
+
+def _k_row(k: int, results: list[Any], wall: float) -> None:
+    ok = sum(r.status.value == "ok" for r in results)
+    total = sum(r.env_steps for r in results)
+    rates = [r.steps_per_second for r in results]
+    print(
+        f"{k:>3} {ok:>2}/{k:<2} {total:>12,} {wall:>9.1f} {total / wall:>15,.0f} "
+        f"{sum(rates):>19,.0f} {sum(rates) / k:>17,.0f}",
+        flush=True,
+    )
+    for r in results:
+        if r.status.value != "ok":
+            print(f"    {r.status.value}: {r.message}")
+
+
+def section_grouped(ks: list[int], envs: int, iterations: int, device: str) -> None:
+    """K cartpole candidates in one sandboxed process (`--group K`: eureka.training.groups, each
+    job with its own environment, policy, reward, generators and result), wall-clock from the
+    host: the scheduled trainer that `fused` prototyped; compare with `concurrency`."""
+    from eureka.training.executors import LocalExecutor
+
+    budget = envs * 32 * iterations
+    _k_header("K jobs in one process (--group K)", envs, budget, device)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        folder = speed._variant("cartpole", "batched", root, {"num_envs": envs, "num_steps": 32})
-        reward = root / "reward.py"
-        reward.write_text((folder / "human_reward.py").read_text())
+        for k in ks:
+            jobs = _cartpole_jobs(Path(tmp), k, envs, budget, device)
+            start = time.monotonic()
+            results = LocalExecutor(gpus=1.0).run_group(jobs)
+            _k_row(k, results, time.monotonic() - start)
+
+
+def section_concurrency(ks: list[int], envs: int, iterations: int, device: str) -> None:
+    from eureka.training.executors import LocalExecutor
+
+    budget = envs * 32 * iterations
+    _k_header("K separate processes", envs, budget, device)
+    with tempfile.TemporaryDirectory() as tmp:
         for k in ks:
             executor = LocalExecutor(gpus=1 / k)
-            jobs = [
-                TrainJob(
-                    task_folder=folder,
-                    reward_file=reward,
-                    out_dir=root / f"k{k}" / f"job{i}",
-                    seed=i,
-                    timesteps=budget,
-                    device=device,
-                    video=False,
-                )
-                for i in range(k)
-            ]
+            jobs = _cartpole_jobs(Path(tmp), k, envs, budget, device)
             start = time.monotonic()
             with ThreadPoolExecutor(max_workers=k) as pool:
                 results = list(pool.map(executor.run, jobs))
-            wall = time.monotonic() - start
-            ok = sum(r.status.value == "ok" for r in results)
-            total = sum(r.env_steps for r in results)
-            rates = [r.steps_per_second for r in results]
-            print(
-                f"{k:>3} {ok:>2}/{k:<2} {total:>12,} {wall:>9.1f} {total / wall:>15,.0f} "
-                f"{sum(rates):>19,.0f} {sum(rates) / k:>17,.0f}",
-                flush=True,
-            )
-            for r in results:
-                if r.status.value != "ok":
-                    print(f"    {r.status.value}: {r.message}")
+            _k_row(k, results, time.monotonic() - start)
 
 
 def section_mjx(
@@ -496,6 +529,8 @@ def main() -> None:
             section_speed(values[:-1], values[-1], device)
         elif args.section == "concurrency":
             section_concurrency(values[:-2], values[-2], values[-1], device)
+        elif args.section == "grouped":
+            section_grouped(values[:-2], values[-2], values[-1], device)
         elif args.section == "fused":
             section_fused(values[:-2], values[-2], values[-1], device)
         elif args.section == "solve":
@@ -541,6 +576,13 @@ def main() -> None:
             *me,
             "--section",
             "concurrency",
+            "--args",
+            *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "6"]),
+        ],
+        "grouped": [
+            *me,
+            "--section",
+            "grouped",
             "--args",
             *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "6"]),
         ],
