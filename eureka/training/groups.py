@@ -88,7 +88,9 @@ def run_groups(executor: Any, batch: list[TrainJob], size: int, workers: int) ->
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(one, plan(batch, size)))
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    assert len(done) == len(batch), "every job is in one group of the plan"
+    return done
 
 
 def run_group(
