@@ -4,7 +4,9 @@ Sections, each in its own process with its own time limit, its output streamed t
 one that fails or runs long leaves the others' figures: the machine and versions (env); K
 candidates trained at once on one GPU (concurrency: K = 1, 4, 8, 16 sandboxed processes, each
 kept to 1/K of the GPU's memory by the local executor; grouped: the same K jobs in one sandboxed
-process, `--group K`; fused: the one-process prototype of the loop alone); the cuda tests; cartpole to its
+process, `--group K`; fused: the one-process prototype of the loop alone); where a training
+step's time goes (profile: operators, kernel launches and host waits per step, by call site);
+the cuda tests; cartpole to its
 threshold under several batched settings and the torch ports under their own (solve); MuJoCo on
 the GPU through MJX (mjx: dynamics against the CPU engine, physics steps/s, half_cheetah training
 steps/s including learning); one half_cheetah candidate (16,384 envs on MJX) in a
@@ -52,10 +54,11 @@ LIMITS = {
     "candidate": 90,
     "fused": 60,
     "cli": 45,
+    "profile": 40,
     "speed": 120,
 }
 """Seconds each section may take at most (less when the overall deadline comes first)."""
-DEFAULT_SECTIONS = ("env", "grouped", "concurrency", "tests", "mjx", "candidate", "solve", "fused")
+DEFAULT_SECTIONS = ("env", "grouped", "profile", "concurrency", "tests", "mjx", "candidate", "solve", "fused")
 """Run unless --sections says otherwise (cli and speed: measured on 2026-11-26, docs/)."""
 CARTPOLE_SETTINGS: dict[str, dict[str, object]] = {
     "1024x16": {"num_envs": 1024, "num_steps": 16, "epochs": 3, "minibatches": 1, "learning_rate": 3e-3},
@@ -334,6 +337,86 @@ def section_grouped(ks: list[int], envs: int, iterations: int, device: str) -> N
             _k_row(k, results, time.monotonic() - start)
 
 
+def section_profile(envs: int, updates: int, device: str) -> None:
+    """Where a training step's time goes (the figures a CUDA-graph or fused step must beat):
+    cartpole's batched training (the task's settings, `envs` environments, the human reward),
+    warmed up by one rollout and update, then `updates` more under torch.profiler: per batched
+    env step the wall time, the tensor operators, the host waits for a value from the device
+    (`aten::_local_scalar_dense`: .item(), float(), bool() of a tensor; each one a
+    synchronisation on cuda) and, on cuda, the kernels launched; where the host waits come from;
+    the operators that cost most."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import speed
+
+    from eureka import tasks
+    from eureka.training.batched import BatchedTraining
+    from eureka.training.session import resolve_device, seed_everything
+    from eureka.training.train import setup_process
+    from eureka.types import TrainJob
+
+    dev = resolve_device(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        folder = speed._variant("cartpole", "batched", root, {"num_envs": envs})
+        job = TrainJob(
+            task_folder=folder,
+            reward_file=folder / "human_reward.py",
+            out_dir=root / "job",
+            timesteps=10**9,
+            device=device,
+            video=False,
+        )
+        job.out_dir.mkdir()
+        setup_process(job)
+        seed_everything(0)
+        training = BatchedTraining(job, tasks.load(str(folder)), dev, time.monotonic())
+        training.advance()
+        before = training.steps
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        start = time.monotonic()
+        with profile(activities=activities, with_stack=True) as prof:
+            for _ in range(updates):
+                training.advance()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        wall = time.monotonic() - start
+        training.close()
+    steps = (training.steps - before) // envs
+    events = prof.key_averages()
+
+    def count(match: Any) -> int:
+        return sum(e.count for e in events if match(e.key))
+
+    ops = count(lambda k: k.startswith("aten::"))
+    waits = count(lambda k: k == "aten::_local_scalar_dense")
+    launches = count(lambda k: "LaunchKernel" in k)
+    print(
+        f"cartpole, {envs} envs, {updates} rollouts and updates ({steps} batched steps), device {device}: "
+        f"{wall / steps * 1000:.2f} ms per step (profiler on)"
+    )
+    print(
+        f"per batched step: {ops / steps:.0f} tensor operators (nested counted), {waits / steps:.1f} host "
+        f"waits for a device value, {launches / steps:.0f} kernel launches"
+    )
+    print("host waits by where they come from (the innermost eureka function above each):")
+    sites: dict[str, int] = {}
+    for event in prof.events():
+        if event.name != "aten::_local_scalar_dense":
+            continue
+        parent = event.cpu_parent
+        while parent is not None and "eureka/" not in parent.name:
+            parent = parent.cpu_parent
+        site = parent.name.split("eureka/")[-1] if parent is not None else "(outside eureka)"
+        sites[site] = sites.get(site, 0) + 1
+    for site, n in sorted(sites.items(), key=lambda item: -item[1])[:12]:
+        print(f"  {n / steps:6.2f} per step  {site}")
+    sort = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    print(events.table(sort_by=sort, row_limit=15, max_name_column_width=40), flush=True)
+
+
 def section_concurrency(ks: list[int], envs: int, iterations: int, device: str) -> None:
     from eureka.training.executors import LocalExecutor
 
@@ -529,6 +612,8 @@ def main() -> None:
             section_speed(values[:-1], values[-1], device)
         elif args.section == "concurrency":
             section_concurrency(values[:-2], values[-2], values[-1], device)
+        elif args.section == "profile":
+            section_profile(values[0], values[1], device)
         elif args.section == "grouped":
             section_grouped(values[:-2], values[-2], values[-1], device)
         elif args.section == "fused":
@@ -579,6 +664,7 @@ def main() -> None:
             "--args",
             *(["1", "2", "64", "2"] if q else [*map(str, CONCURRENCY), "2048", "6"]),
         ],
+        "profile": [*me, "--section", "profile", "--args", *(["64", "2"] if q else ["2048", "4"])],
         "grouped": [
             *me,
             "--section",

@@ -53,6 +53,6 @@ CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 setsid timeout -k 5 "$
 job=$!
 # shellcheck disable=SC2086
 taskset -c "${GPU_CORES:-0-3}" python3 bench/gpu.py "$OUT" --deadline $(( GPU_UNTIL - SECONDS )) \
-    --tables tables-2.md "$@" --sections ${REST_SECTIONS:-grouped tests mjx candidate solve fused}
+    --tables tables-2.md "$@" --sections ${REST_SECTIONS:-grouped profile tests mjx candidate solve fused}
 wait "$job"
 echo "== CPU job: exit $? after $SECONDS s of this script"
