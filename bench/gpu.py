@@ -6,12 +6,12 @@ candidates trained at once on one GPU (concurrency: K = 1, 4, 8, 16 sandboxed pr
 kept to 1/K of the GPU's memory by the local executor; grouped: the same K jobs in one sandboxed
 process, `--group K`; fused: the one-process prototype of the loop alone); where a training
 step's time goes (profile: operators, kernel launches and host waits per step, by call site);
-the cuda tests; cartpole to its
-threshold under several batched settings and the torch ports under their own (solve); MuJoCo on
-the GPU through MJX (mjx: dynamics against the CPU engine, physics steps/s, half_cheetah training
-steps/s including learning); one half_cheetah candidate (16,384 envs on MJX) in a
-fresh process, with an empty then a warm compile cache (candidate-cold, candidate-warm). On
-request: `eureka train` on cuda through the sandbox (cli), the torch ports at 4k-64k envs (speed).
+the cuda tests; cartpole to its threshold under several batched settings and the torch ports
+under their own (solve); MuJoCo on the GPU through MJX (mjx: dynamics against the CPU engine,
+physics steps/s, half_cheetah training steps/s including learning); one half_cheetah candidate
+(16,384 envs on MJX) in a fresh process, with an empty then a warm compile cache
+(candidate-cold, candidate-warm). On request: `eureka train` on cuda through the sandbox (cli),
+the torch ports at 4k-64k envs (speed).
 
     bash bench/gpu.sh OUT                  # on the GPU machine: installs carried wheels, then this
     python bench/gpu.py OUT --quick        # tiny sizes, any machine (a dry run of every section)

@@ -35,6 +35,8 @@ class GroupFile(BaseModel):
     """What the host hands a group's worker: the jobs, each with its own folder."""
 
     jobs: list[TrainJob]
+    names: list[str] = []
+    """Each job's name in its log lines (its folder where it ends up); default: its index."""
 
 
 class RandomState:
@@ -79,9 +81,11 @@ class _Member:
             self.rng.pause()
 
 
-def train_group(jobs: list[TrainJob]) -> list[TrainResult]:
+def train_group(jobs: list[TrainJob], names: list[str] | None = None) -> list[TrainResult]:
     """Train `jobs` (one task, device and thread count; the batched path) in this process, in
-    turn; each result is written to its job's folder as soon as the job ends."""
+    turn; each result is written to its job's folder as soon as the job ends (and a line naming
+    it printed)."""
+    labels = names if names and len(names) == len(jobs) else [str(k) for k in range(len(jobs))]
     start = time.monotonic()
     task = tasks.load(str(jobs[0].task_folder))
     device = setup_process(jobs[0])
@@ -94,7 +98,7 @@ def train_group(jobs: list[TrainJob]) -> list[TrainResult]:
         if isinstance(member, _Member):
             members[k] = member
         else:
-            results[k] = _ended(job, member)
+            results[k] = _ended(job, member, labels[k])
     while members:
         for k, member in list(members.items()):
             with member.turn():
@@ -106,7 +110,7 @@ def train_group(jobs: list[TrainJob]) -> list[TrainResult]:
             if result is not None:
                 member.training.close()
                 del members[k]
-                results[k] = _ended(member.job, result)
+                results[k] = _ended(member.job, result, labels[k])
     return [results[k] for k in range(len(jobs))]
 
 
@@ -124,10 +128,10 @@ def _begin(job: TrainJob, task: Task, device: torch.device, start: float) -> _Me
     return _Member(job, training, RandomState(device))
 
 
-def _ended(job: TrainJob, result: TrainResult) -> TrainResult:
+def _ended(job: TrainJob, result: TrainResult, label: str) -> TrainResult:
     result = result.model_copy(update={"device": device_name(result.device)})
     write_result(job.out_dir, result)
-    print(f"{job.out_dir.name}: {result.status.value} {result.message}", flush=True)
+    print(f"{label}: {result.status.value} {result.message}", flush=True)
     return result
 
 
@@ -139,7 +143,7 @@ def main(group_file: str) -> int:
     if any(tasks.training_path(task, job.backend) != "batched" for job in group.jobs):
         print("a group trains on the batched path only", file=sys.stderr)
         return 2
-    train_group(group.jobs)
+    train_group(group.jobs, group.names)
     return 0
 
 

@@ -155,7 +155,8 @@ def _run_worker(
     from eureka.training.group_worker import GroupFile
 
     group_file = scratch / GROUP_FILE
-    group_file.write_text(GroupFile(jobs=list(members.values())).model_dump_json(indent=2))
+    names = [batch[k].out_dir.name for k in members]
+    group_file.write_text(GroupFile(jobs=list(members.values()), names=names).model_dump_json(indent=2))
     limit = sum(jobs.job_limit(batch[k]) for k in members)
     policy = jobs.worker_policy(next(iter(members.values())), limit)
 
