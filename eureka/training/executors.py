@@ -280,11 +280,9 @@ class _Watch:
         with self.owner._lock:
             self.owner.env_steps += result.env_steps
         steps = max(result.env_steps, self.last.env_steps)
-        last = self.last
+        total = self.last.total or steps
         self.owner.report(
-            TrainingProgress(
-                self.name, steps, last.total or steps, result.fitness, result.wall_time, status=result.status
-            )
+            TrainingProgress(self.name, steps, total, result.fitness, result.wall_time, status=result.status)
         )
         return result
 
