@@ -35,6 +35,7 @@ def compute_reward(pole_angle: torch.Tensor):
 """
 RAISES_LATER = LATER.format(failure='raise ValueError("no more")')
 NAN_LATER = LATER.format(failure='return pole_angle * float("nan"), {}')
+HANGS_LATER = LATER.format(failure="while True:\n            pass")
 
 
 def _job(
@@ -66,6 +67,8 @@ def _same(a: TrainResult, b: TrainResult) -> None:
 
 
 def test_a_grouped_job_ends_as_alone_and_a_failing_one_fails_alone(tmp_path: Path) -> None:
+    """Two trainings end bitwise as alone while four others raise, return NaN, cannot load their
+    checkpoint, or hang past their own limit (counted over their own turns)."""
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     batch = [
@@ -74,9 +77,10 @@ def test_a_grouped_job_ends_as_alone_and_a_failing_one_fails_alone(tmp_path: Pat
         _job(tmp_path, "nan", NAN_LATER),
         _job(tmp_path, "checkpoint", HUMAN, resume_from=broken),
         _job(tmp_path, "sparse", None, seed=1),
+        _job(tmp_path, "hangs", HANGS_LATER),
     ]
-    grouped = group_worker.train_group(batch)
-    human, raises, nan, checkpoint, sparse = grouped
+    grouped = group_worker.train_group(batch, limits=[600.0] * 5 + [1.0])
+    human, raises, nan, checkpoint, sparse, hangs = grouped
     _same(human, train.train(_job(tmp_path / "alone", "human", HUMAN, seed=0)))
     _same(sparse, train.train(_job(tmp_path / "alone", "sparse", None, seed=1)))
     assert raises.status == Status.CRASHED
@@ -85,6 +89,9 @@ def test_a_grouped_job_ends_as_alone_and_a_failing_one_fails_alone(tmp_path: Pat
     assert nan.status != Status.OK and "finite" in nan.message
     assert checkpoint.status == Status.CRASHED
     assert checkpoint.message.startswith("training raised UnpicklingError")
+    assert hangs.status == Status.TIMEOUT and hangs.message == (
+        "training exceeded the wall-clock limit of 1 s (its own turns in a group) and was stopped"
+    )
     for job, result in zip(batch, grouped, strict=True):
         assert TrainResult.model_validate_json((job.out_dir / "metrics.json").read_text()) == result
         assert "training cartpole" in (job.out_dir / "train.log").read_text() or result.status != Status.OK

@@ -3,8 +3,9 @@ trains several batched jobs in one process, in turn, one rollout and policy upda
 
 Each job keeps its own environment, policy, optimiser, reward, recorder and files, and its own
 random number generators (saved and restored around its turn), so it ends with the result it
-would have had alone (tests/test_groups.py). A job that fails ends with its own status; the
-others go on. Each job's metrics.json is written as soon as it ends.
+would have had alone (tests/test_groups.py). A job that fails ends with its own status, one
+past its wall-clock limit (counted over its own turns) `timeout`; the others go on. Each job's
+metrics.json is written as soon as it ends.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +32,7 @@ from eureka.training.files import LOG_FILE
 from eureka.training.session import device_name, seed_everything
 from eureka.training.train import setup_process
 from eureka.training.worker import failed, write_result
-from eureka.types import Task, TrainJob, TrainResult
+from eureka.types import Status, Task, TrainJob, TrainResult
 
 
 class GroupFile(BaseModel):
@@ -37,6 +41,8 @@ class GroupFile(BaseModel):
     jobs: list[TrainJob]
     names: list[str] = []
     """Each job's name in its log lines (its folder where it ends up); default: its index."""
+    limits: list[float] = []
+    """Each job's wall-clock limit in seconds, counted over its own turns; default: none."""
 
 
 class RandomState:
@@ -62,29 +68,98 @@ class RandomState:
             torch.cuda.set_rng_state(self.device, self.cuda)
 
 
+class _Overdue(BaseException):
+    """A job's turns have used up its wall-clock limit (not an Exception: the reward's own
+    `except Exception` does not stop it)."""
+
+
+@contextlib.contextmanager
+def _within(seconds: float | None) -> Iterator[None]:
+    """Raise _Overdue here once `seconds` have passed (no limit: None, or not the main thread)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if seconds <= 0:
+        raise _Overdue
+
+    def ring(signum: int, frame: Any) -> None:
+        raise _Overdue
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class _Member:
-    """One job of the group while it trains."""
+    """One job of the group: its training, generators, log and the time its turns took."""
 
-    def __init__(self, job: TrainJob, training: BatchedTraining, rng: RandomState) -> None:
+    def __init__(self, job: TrainJob, limit: float | None) -> None:
         self.job = job
-        self.training = training
-        self.rng = rng
+        self.limit = limit
+        self.spent = 0.0
+        self.training: BatchedTraining | None = None
+        self.rng: RandomState | None = None
 
-    @contextlib.contextmanager
-    def turn(self) -> Iterator[None]:
-        """Its generators, and its own log (train.log in its folder) for what it prints."""
+    def begin(self, task: Task, device: torch.device, start: float) -> TrainResult | None:
+        """Set up its training (environment, rewards smoke-tested, PPO); its result when the job
+        ended there."""
+        result = self._turn(lambda: self._setup(task, device, start))
+        if result is None:
+            self.rng = RandomState(device)
+        return result
+
+    def _setup(self, task: Task, device: torch.device, start: float) -> TrainResult | None:
+        self.training = BatchedTraining(self.job, task, device, start)
+        return self.training.result
+
+    def advance(self) -> TrainResult | None:
+        """One rollout and policy update, with its own generators; the result once it ended."""
+        assert self.training is not None and self.rng is not None
+        training = self.training
         self.rng.resume()
         try:
-            with (self.job.out_dir / LOG_FILE).open("a") as log, contextlib.redirect_stdout(log):
-                yield
+            return self._turn(lambda: training.finish() if training.advance() else None)
         finally:
             self.rng.pause()
 
+    def _turn(self, work: Any) -> TrainResult | None:
+        """`work` with its own log (train.log in its folder) for what it prints, within what is
+        left of its limit; what raised becomes its result."""
+        begun = time.monotonic()
+        left = None if self.limit is None else self.limit - self.spent
+        try:
+            with (self.job.out_dir / LOG_FILE).open("a") as log, contextlib.redirect_stdout(log):
+                try:
+                    with _within(left):
+                        result: TrainResult | None = work()
+                        return result
+                except Exception as exc:
+                    return failed(exc)
+        except _Overdue:
+            return TrainResult(
+                status=Status.TIMEOUT,
+                message=f"training exceeded the wall-clock limit of {self.limit:.0f} s (its own turns "
+                "in a group) and was stopped",
+                wall_time=self.spent + time.monotonic() - begun,
+            )
+        finally:
+            self.spent += time.monotonic() - begun
 
-def train_group(jobs: list[TrainJob], names: list[str] | None = None) -> list[TrainResult]:
+    def close(self) -> None:
+        if self.training is not None:
+            self.training.close()
+
+
+def train_group(
+    jobs: list[TrainJob], names: list[str] | None = None, limits: list[float] | None = None
+) -> list[TrainResult]:
     """Train `jobs` (one task, device and thread count; the batched path) in this process, in
     turn; each result is written to its job's folder as soon as the job ends (and a line naming
-    it printed)."""
+    it printed). A job past its limit (`limits`, over its own turns) ends `timeout`."""
     labels = names if names and len(names) == len(jobs) else [str(k) for k in range(len(jobs))]
     start = time.monotonic()
     task = tasks.load(str(jobs[0].task_folder))
@@ -94,38 +169,21 @@ def train_group(jobs: list[TrainJob], names: list[str] | None = None) -> list[Tr
     for k, job in enumerate(jobs):
         job.out_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(job.seed)
-        member = _begin(job, task, device, start)
-        if isinstance(member, _Member):
+        member = _Member(job, limits[k] if limits and len(limits) == len(jobs) else None)
+        result = member.begin(task, device, start)
+        if result is None:
             members[k] = member
         else:
-            results[k] = _ended(job, member, labels[k])
+            member.close()
+            results[k] = _ended(job, result, labels[k])
     while members:
         for k, member in list(members.items()):
-            with member.turn():
-                try:
-                    over = member.training.advance()
-                    result = member.training.finish() if over else None
-                except Exception as exc:
-                    result = failed(exc)
+            result = member.advance()
             if result is not None:
-                member.training.close()
+                member.close()
                 del members[k]
                 results[k] = _ended(member.job, result, labels[k])
     return [results[k] for k in range(len(jobs))]
-
-
-def _begin(job: TrainJob, task: Task, device: torch.device, start: float) -> _Member | TrainResult:
-    """The job's training set up (environment, rewards smoke-tested, PPO), or its result when it
-    ended there."""
-    with (job.out_dir / LOG_FILE).open("a") as log, contextlib.redirect_stdout(log):
-        try:
-            training = BatchedTraining(job, task, device, start)
-        except Exception as exc:
-            return failed(exc)
-    if training.result is not None:
-        training.close()
-        return training.result
-    return _Member(job, training, RandomState(device))
 
 
 def _ended(job: TrainJob, result: TrainResult, label: str) -> TrainResult:
@@ -143,7 +201,7 @@ def main(group_file: str) -> int:
     if any(tasks.training_path(task, job.backend) != "batched" for job in group.jobs):
         print("a group trains on the batched path only", file=sys.stderr)
         return 2
-    train_group(group.jobs, group.names)
+    train_group(group.jobs, group.names, group.limits)
     return 0
 
 

@@ -156,8 +156,10 @@ def _run_worker(
 
     group_file = scratch / GROUP_FILE
     names = [batch[k].out_dir.name for k in members]
-    group_file.write_text(GroupFile(jobs=list(members.values()), names=names).model_dump_json(indent=2))
-    limit = sum(jobs.job_limit(batch[k]) for k in members)
+    limits = [jobs.job_limit(batch[k]) for k in members]
+    group = GroupFile(jobs=list(members.values()), names=names, limits=limits)
+    group_file.write_text(group.model_dump_json(indent=2))
+    limit = sum(limits)
     policy = jobs.worker_policy(next(iter(members.values())), limit)
 
     def tick() -> None:
