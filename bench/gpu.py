@@ -393,13 +393,17 @@ def section_profile(envs: int, updates: int, device: str) -> None:
     ops = count(lambda k: k.startswith("aten::"))
     waits = count(lambda k: k == "aten::_local_scalar_dense")
     launches = count(lambda k: "LaunchKernel" in k)
+    syncs = count(lambda k: "Synchronize" in k)  # CUDA runtime calls: on cuda only
+    copies = count(lambda k: k.startswith("cudaMemcpy"))
     print(
         f"cartpole, {envs} envs, {updates} rollouts and updates ({steps} batched steps), device {device}: "
         f"{wall / steps * 1000:.2f} ms per step (profiler on)"
     )
     print(
         f"per batched step: {ops / steps:.0f} tensor operators (nested counted), {waits / steps:.1f} host "
-        f"waits for a device value, {launches / steps:.0f} kernel launches"
+        f"waits for a device value; on cuda {launches / steps:.0f} kernel launches, {copies / steps:.1f} "
+        f"memory copies (a finished episode's history goes to the host), {syncs / steps:.1f} "
+        "stream synchronisations"
     )
     print("host waits by where they come from (the innermost eureka function above each):")
     sites: dict[str, int] = {}
