@@ -47,8 +47,8 @@ CUDA_TESTS = (
 LIMITS = {
     "env": 25,
     "concurrency": 140,
-    "grouped": 120,
-    "tests": 75,
+    "grouped": 160,
+    "tests": 100,
     "solve": 100,
     "mjx": 200,
     "candidate": 90,
