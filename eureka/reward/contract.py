@@ -72,6 +72,8 @@ class RewardFunction:
             )
         self.params = list(params)
         self._seen: list[torch.Tensor] | None = None
+        self._unchecked: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
+        """The outputs not yet checked for NaN and infinity, while the check is deferred."""
 
     @contextmanager
     def varying(self) -> Iterator[None]:
@@ -113,10 +115,34 @@ class RewardFunction:
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:
             return _as_batch(out, n, f"the value of {self.entry}", device, scalars=True), {}
-        total, components = validate_output(out, n, device)
+        total, components = validate_output(out, n, device, finite=self._unchecked is None)
+        if self._unchecked is not None:
+            self._unchecked.append((total, components))
         if self._seen is not None:
             self._seen.append(total.detach().flatten().cpu())
         return total, components
+
+    def defer_finite_check(self, on: bool = True) -> None:
+        """From now on (until called with False), keep each output for `first_nonfinite` instead
+        of checking it for NaN and infinity at every call: a check reads a value back from the
+        device, a wait for everything before it on a GPU."""
+        self._unchecked = [] if on else None
+
+    def first_nonfinite(self) -> tuple[int, RewardError] | None:
+        """Among the calls since the last look (while deferred): the index of the first whose
+        total was not finite, with the error an immediate check would have raised; one read from
+        the device."""
+        calls = self._unchecked or []
+        if self._unchecked is not None:
+            self._unchecked = []
+        if not calls:
+            return None
+        bad = (~torch.isfinite(torch.stack([total for total, _ in calls]))).any(1).tolist()
+        if not any(bad):
+            return None
+        first = bad.index(True)
+        total, components = calls[first]
+        return first, _nonfinite(total, components)
 
 
 PER_ENVIRONMENT = (
@@ -176,8 +202,11 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device, scalars: bool
     return value.detach().to(torch.float32)
 
 
-def validate_output(out: Any, n: int, device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Check `(total, components)` against the reward contract."""
+def validate_output(
+    out: Any, n: int, device: torch.device, finite: bool = True
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Check `(total, components)` against the reward contract (with `finite`, that the total
+    holds no NaN or infinity too)."""
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], dict)):
         got = (
             type(out).__name__
@@ -194,15 +223,18 @@ def validate_output(out: Any, n: int, device: torch.device) -> tuple[torch.Tenso
         if not isinstance(name, str):
             raise RewardError(Status.CHECK_FAILED, f"component names must be strings, got {name!r}")
         components[name] = _as_batch(value, n, f"component '{name}'", device)
-    bad = ~torch.isfinite(total)
-    if bool(bad.any()):
-        culprits = [k for k, v in components.items() if not bool(torch.isfinite(v).all())]
-        where = f" (non-finite components: {', '.join(culprits)})" if culprits else ""
-        raise RewardError(
-            Status.DIVERGED,
-            f"compute_reward returned NaN or infinite values for {int(bad.sum())} of {n} environments{where}",
-        )
+    if finite and not bool(torch.isfinite(total).all()):
+        raise _nonfinite(total, components)
     return total, components
+
+
+def _nonfinite(total: torch.Tensor, components: dict[str, torch.Tensor]) -> RewardError:
+    """The error for a total that holds NaN or infinity, naming the components that do."""
+    bad = ~torch.isfinite(total)
+    culprits = [k for k, v in components.items() if not bool(torch.isfinite(v).all())]
+    where = f" (non-finite components: {', '.join(culprits)})" if culprits else ""
+    count = f"{int(bad.sum())} of {len(total)} environments"
+    return RewardError(Status.DIVERGED, f"compute_reward returned NaN or infinite values for {count}{where}")
 
 
 def compile_reward(source: str, filename: str, fields: list[str]) -> RewardFunction:

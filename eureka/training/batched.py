@@ -75,6 +75,7 @@ class Rollout:
         if reference is not None:
             names += [p for p in reference.params if p not in names]
         self.names = names
+        self.uses_prev = any(name.startswith("prev_") for name in names)
         self.low = self.high = None
         if not env.action.is_discrete:
             self.low = torch.tensor(env.action.low, device=env.device, dtype=torch.float32)
@@ -123,13 +124,24 @@ class Rollout:
             total, components = signal, {"success": signal}
         ref = self.reference(batch, n)[0] if self.reference is not None else torch.zeros(0)
         self.obs = step.obs.to(self.device)
-        done = (step.terminated | step.truncated).to(self.device)
-        if bool(done.any()):
+        if self.uses_prev:  # where an episode restarted, its previous state is the new start
+            done = (step.terminated | step.truncated).to(self.device)
             restarted = self.state(self.obs, after_reset=True)
             self.prev = {k: torch.where(_expand(done, v), restarted[k], v) for k, v in state.items()}
         else:
             self.prev = state
         return step, total, components, signal, state, ref
+
+    def defer_checks(self, on: bool = True) -> None:
+        """Check the rewards for NaN and infinity at `first_nonfinite`, not at every step."""
+        for fn in (self.reward, self.reference):
+            if fn is not None:
+                fn.defer_finite_check(on)
+
+    def first_nonfinite(self) -> tuple[int, RewardError] | None:
+        """The first step since the last look whose reward (or reference reward) was not finite."""
+        found = [f for f in (fn.first_nonfinite() for fn in (self.reward, self.reference) if fn) if f]
+        return min(found, key=lambda f: f[0]) if found else None
 
 
 def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -305,10 +317,13 @@ class BatchedTraining:
         if job.resume_from is not None:
             self.recorder.restore(saved["stats"])
         self.correlation = Correlation()
-        self.tracker = BatchedEpisodes(env.num_envs, env.max_episode_steps, self.fitness.needs_states, device)
+        self.tracker = BatchedEpisodes(
+            env.num_envs, env.max_episode_steps, self.fitness.needs_states, device, self.config.num_steps
+        )
+        self.rollout.defer_checks()
         self.progress = ProgressFile(job.out_dir, self.timesteps)
         self.obs = self.rollout.reset(job.seed + self.done_steps)
-        self.steps = self.done_steps
+        self.steps = self._flushed_steps = self.done_steps
         self.train_start = time.monotonic()
         self.train_time: float | None = None
         self.clock = SolveClock(task.spec.fitness.threshold)
@@ -333,21 +348,14 @@ class BatchedTraining:
                 recorder.on_step(total, components)
                 if rollout.reference is not None:
                     self.correlation.add(total, ref)
-                for _, episode in self.tracker.step(
-                    step.reward.to(device),
-                    step.terminated.to(device),
-                    step.truncated.to(device),
-                    signal,
-                    state,
-                ):
-                    score = self.fitness.of(episode)
-                    recorder.on_episode(score, episode.length)
-                    self.clock.on_episode(score, self.steps + num_envs)
-                full = ppo.store(
-                    total, step.terminated.to(device), step.truncated.to(device), step.final_obs.to(device)
-                )
+                terminated, truncated = step.terminated.to(device), step.truncated.to(device)
+                self.tracker.record(step.reward.to(device), terminated, truncated, signal, state)
+                full = ppo.store(total, terminated, truncated, step.final_obs.to(device))
                 self.obs = rollout.obs
                 self.steps += num_envs
+                # what the host reads back, once per rollout (and before a checkpoint closes)
+                if full or self.steps >= self.timesteps or recorder.closes(self.steps):
+                    self._flush()
                 if full:
                     recorder.on_update(ppo.update(self.obs))
                 if self.job.stop_when_solved and self.clock.solved:
@@ -356,14 +364,39 @@ class BatchedTraining:
                 if full and self.steps < self.timesteps:
                     return False
         except RewardError as exc:
-            self.result = self._partial(exc.status, exc.message)
+            earlier = self._nonfinite()  # a deferred NaN before a step that failed at once
+            error = earlier or exc
+            self.result = self._partial(error.status, error.message)
             return True
         except FloatingPointError as exc:
             message = f"training diverged (non-finite values in the policy): {str(exc)[:200]}"
             self.result = self._partial(Status.DIVERGED, message)
             return True
+        self.rollout.defer_checks(False)
         self.train_time = time.monotonic() - self.train_start
         return True
+
+    def _nonfinite(self) -> RewardError | None:
+        """The error for the first step since the last flush whose reward was not finite, with
+        `steps` set back to the steps before it (what an immediate check would have left)."""
+        bad = self.rollout.first_nonfinite()
+        if bad is None:
+            return None
+        self.steps = self._flushed_steps + bad[0] * self.env.num_envs
+        return bad[1]
+
+    def _flush(self) -> None:
+        """The rewards since the last flush checked for NaN and infinity, then each episode that
+        ended since then recorded in the order it ended."""
+        error = self._nonfinite()
+        if error is not None:
+            raise error
+        self._flushed_steps = self.steps
+        num_envs = self.env.num_envs
+        for t, _, episode in self.tracker.flush():
+            score = self.fitness.of(episode)
+            self.recorder.on_episode(score, episode.length)
+            self.clock.on_episode(score, self.steps - (self.tracker.t - 1 - t) * num_envs)
 
     def _partial(self, status: Status, message: str) -> TrainResult:
         elapsed = time.monotonic() - self.train_start

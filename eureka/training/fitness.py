@@ -121,19 +121,65 @@ class EpisodeTracker:
 class BatchedEpisodes:
     """Episode tracking for the batched path: the per-step history of N environments in a
     ring of tensors (env reward and success signal always, state fields when F needs them),
-    turned into an Episode for each environment whose episode ends."""
+    turned into an Episode for each environment whose episode ends. `record` keeps a step on
+    the device; `flush` reads the ends of the steps since the last flush back at once (a
+    trainer flushes once per rollout, not at every step: each read waits for the device)."""
 
-    def __init__(self, n_envs: int, max_steps: int, keep_states: bool, device: torch.device) -> None:
+    def __init__(
+        self, n_envs: int, max_steps: int, keep_states: bool, device: torch.device, interval: int = 1
+    ) -> None:
         self.n = n_envs
-        self.size = (max_steps if max_steps > 0 else 4096) + 1
-        """Rows kept; a longer episode keeps only its last `size` steps of history."""
+        self.keep = (max_steps if max_steps > 0 else 4096) + 1
+        """Rows of history an episode keeps; a longer episode keeps only its last `keep` steps."""
+        self.interval = max(1, interval)
+        """Steps recorded between two flushes at most (more flush by themselves at `record`)."""
+        self.size = self.keep + self.interval - 1
+        """Rows in the ring: an episode that ended `interval - 1` steps before a flush still has
+        its `keep` rows."""
         self.keep_states = keep_states
         self.device = device
         self.rewards = torch.zeros(self.size, n_envs, dtype=torch.float64, device=device)
         self.signals = torch.zeros(self.size, n_envs, device=device)
+        self.ends = torch.zeros(self.size, 2, n_envs, dtype=torch.bool, device=device)
+        """Per step: terminated, truncated."""
         self.states: dict[str, torch.Tensor] = {}
+        self.has_signal = False
         self.t = 0
-        self.start = torch.zeros(n_envs, dtype=torch.long, device=device)
+        self.start = np.zeros(n_envs, dtype=np.int64)
+        """The step each environment's current episode started at (known up to the last flush)."""
+        self._flushed = 0
+        self._ready: list[tuple[int, int, Episode]] = []
+
+    def record(
+        self,
+        env_rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        signal: torch.Tensor | None,
+        state: Mapping[str, torch.Tensor],
+    ) -> None:
+        """Keep one batched step (nothing is read back from the device)."""
+        if self.t - self._flushed >= self.interval:
+            self._ready += self._collect()
+        row = self.t % self.size
+        self.rewards[row] = env_rewards.to(torch.float64)
+        if signal is not None:
+            self.has_signal = True
+            self.signals[row] = signal.float()
+        if self.keep_states:
+            for name, value in state.items():
+                if name not in self.states:
+                    self.states[name] = torch.zeros(self.size, *value.shape, device=self.device)
+                self.states[name][row] = value
+        self.ends[row, 0] = terminated
+        self.ends[row, 1] = truncated
+        self.t += 1
+
+    def flush(self) -> list[tuple[int, int, Episode]]:
+        """(step, env index, Episode) for every episode that ended since the last flush, in the
+        order they ended (by step, then by environment); `step` counts `record`s from 0."""
+        finished, self._ready = self._ready + self._collect(), []
+        return finished
 
     def step(
         self,
@@ -143,40 +189,49 @@ class BatchedEpisodes:
         signal: torch.Tensor | None,
         state: Mapping[str, torch.Tensor],
     ) -> list[tuple[int, Episode]]:
-        """Record one batched step; return (env index, Episode) for every episode that ended."""
-        row = self.t % self.size
-        self.rewards[row] = env_rewards.to(torch.float64)
-        if signal is not None:
-            self.signals[row] = signal.float()
-        if self.keep_states:
-            for name, value in state.items():
-                if name not in self.states:
-                    self.states[name] = torch.zeros(self.size, *value.shape, device=self.device)
-                self.states[name][row] = value
-        done = terminated | truncated
-        finished: list[tuple[int, Episode]] = []
-        if bool(done.any()):
-            idx = done.nonzero().flatten()
-            starts = self.start[idx].cpu().tolist()
-            terms = terminated[idx].cpu().tolist()
-            for i, first, term in zip(idx.cpu().tolist(), starts, terms, strict=True):
-                length = self.t - first + 1
-                rows = (
-                    torch.arange(max(first, self.t - self.size + 1), self.t + 1, device=self.device)
-                    % self.size
-                )
-                finished.append(
-                    (
-                        i,
-                        Episode(
-                            states={k: v[rows, i].cpu().numpy() for k, v in self.states.items()},
-                            env_rewards=self.rewards[rows, i].cpu().numpy(),
-                            signal=self.signals[rows, i].cpu().numpy() if signal is not None else None,
-                            length=length,
-                            terminated=bool(term),
-                        ),
-                    )
-                )
-            self.start[idx] = self.t + 1
-        self.t += 1
-        return finished
+        """Record one batched step and flush: (env index, Episode) for every episode that ended."""
+        self.record(env_rewards, terminated, truncated, signal, state)
+        return [(i, episode) for _, i, episode in self.flush()]
+
+    def _collect(self) -> list[tuple[int, int, Episode]]:
+        first, self._flushed = self._flushed, self.t
+        if first == self.t:
+            return []
+        rows = torch.arange(first, self.t, device=self.device) % self.size
+        ends = self.ends[rows].cpu().numpy()
+        steps, envs = np.nonzero(ends.any(1))
+        if not len(envs):
+            return []
+        found: list[tuple[int, int, int, bool]] = []
+        history: list[np.ndarray] = []
+        for k, i in zip(steps.tolist(), envs.tolist(), strict=True):
+            t = first + k
+            begin = int(self.start[i])
+            found.append((t, i, t - begin + 1, bool(ends[k, 0, i])))
+            history.append(np.arange(max(begin, t - self.keep + 1), t + 1))
+            self.start[i] = t + 1
+        sizes = [len(h) for h in history]
+        cuts = np.cumsum(sizes)[:-1]
+        at = torch.as_tensor(np.concatenate(history) % self.size, device=self.device)
+        which = torch.as_tensor(np.repeat(envs, sizes), device=self.device)
+
+        def gather(ring: torch.Tensor) -> list[np.ndarray]:
+            return np.split(ring[at, which].cpu().numpy(), cuts)
+
+        rewards = gather(self.rewards)
+        signals = gather(self.signals) if self.has_signal else None
+        states = {name: gather(ring) for name, ring in self.states.items()}
+        return [
+            (
+                t,
+                i,
+                Episode(
+                    states={name: parts[j] for name, parts in states.items()},
+                    env_rewards=rewards[j],
+                    signal=signals[j] if signals is not None else None,
+                    length=length,
+                    terminated=terminated,
+                ),
+            )
+            for j, (t, i, length, terminated) in enumerate(found)
+        ]

@@ -55,7 +55,7 @@ class RunningMeanStd(nn.Module):
         delta, total = batch_mean - self.mean, self.count + n
         self.mean += delta * n / total
         self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
-        self.count.fill_(float(total))
+        self.count.copy_(total)
         self._scale = None
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,9 +194,10 @@ class PPO:
             self.return_rms.update(self._discounted)
             self._discounted = torch.where(done, torch.zeros_like(self._discounted), self._discounted)
             reward = reward / torch.sqrt(self.return_rms.var.float() + 1e-8)
-        # a time limit is not a failure: bootstrap with the value of the state it reached
-        if bool(truncated.any()):
-            reward = reward + c.gamma * self.model.value(final_obs) * truncated.float()
+        # a time limit is not a failure: bootstrap with the value of the state it reached (for
+        # every environment, kept where truncated: no wait for the device to say whether any was)
+        bootstrapped = reward + c.gamma * self.model.value(final_obs) * truncated.float()
+        reward = torch.where(truncated, bootstrapped, reward)
         self.rewards[self.step] = reward.clamp(-100.0, 100.0)
         self.dones[self.step] = (terminated | truncated).float()
         self.step += 1
@@ -265,13 +266,15 @@ class PPO:
             self.model.obs_rms.update(flat_obs)
         self.step = 0
         self.updates += 1
-        means = (totals / (c.epochs * c.minibatches)).tolist()
+        residual = (flat_returns - self.values.flatten()).var()
+        # one read from the device for the update's statistics
+        *means, residual_var, returns_var = torch.cat(
+            [totals / (c.epochs * c.minibatches), torch.stack([residual, flat_returns.var()])]
+        ).tolist()
         stats = dict(
             zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), means, strict=True)
         )
         stats["learning_rate"] = self.learning_rate
-        residual_var = float((flat_returns - self.values.flatten()).var())
-        returns_var = float(flat_returns.var())
         stats["explained_variance"] = 1.0 - residual_var / returns_var if returns_var > 1e-12 else 0.0
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError(f"PPO update produced non-finite values: {stats}")

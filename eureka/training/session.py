@@ -116,18 +116,21 @@ class StatsRecorder:
             self.boundaries = [b for b in self.boundaries if b > self.steps[-1]]
 
     def _open_window(self) -> None:
-        self._reward_sum = 0.0
+        self._reward_sum: torch.Tensor | None = None
         self._count = 0
-        self._comp_sums: dict[str, float] = {}
+        self._comp_sums: dict[str, torch.Tensor] = {}
         self._fit: list[float] = []
         self._len: list[int] = []
         self._updates: dict[str, list[float]] = {}
 
     def on_step(self, total: torch.Tensor, components: dict[str, torch.Tensor]) -> None:
-        self._reward_sum += float(total.sum())
+        """Add one batched step's rewards to the window's sums, kept on the tensors' device in
+        float64 (each step's float32 sum added in double: a host float's arithmetic, without
+        waiting for the device at every step)."""
+        self._reward_sum = _accumulate(self._reward_sum, total)
         self._count += int(total.shape[0])
         for name, value in components.items():
-            self._comp_sums[name] = self._comp_sums.get(name, 0.0) + float(value.sum())
+            self._comp_sums[name] = _accumulate(self._comp_sums.get(name), value)
 
     def on_update(self, stats: dict[str, float]) -> None:
         """One policy update's statistics (losses, KL, ...), averaged over the window."""
@@ -138,9 +141,13 @@ class StatsRecorder:
         self._fit.append(fitness)
         self._len.append(length)
 
+    def closes(self, num_steps: int) -> bool:
+        """`maybe_close(num_steps)` would close the window."""
+        return bool(self.boundaries) and num_steps >= self.boundaries[0]
+
     def maybe_close(self, num_steps: int) -> str | None:
         """Close the window when `num_steps` passed the next boundary; return a log line."""
-        if not self.boundaries or num_steps < self.boundaries[0]:
+        if not self.closes(num_steps):
             return None
         while self.boundaries and num_steps >= self.boundaries[0]:
             self.boundaries.pop(0)
@@ -155,13 +162,14 @@ class StatsRecorder:
         n = max(self._count, 1)
         episodes = len(self._fit)
         self.steps.append(num_steps)
-        self.rewards.append(self._reward_sum / n if self._count else None)
+        total = self._reward_sum
+        self.rewards.append(float(total) / n if total is not None and self._count else None)
         self.fitness.append(float(np.mean(self._fit)) if self._fit else None)
         self.lengths.append(float(np.mean(self._len)) if self._len else None)
         names = list(self.components) + [k for k in self._comp_sums if k not in self.components]
         for name in names:  # in the order the reward returned them
             series = self.components.setdefault(name, [None] * (len(self.steps) - 1))
-            series.append(self._comp_sums[name] / n if name in self._comp_sums else None)
+            series.append(float(self._comp_sums[name]) / n if name in self._comp_sums else None)
         for name, values in self._updates.items():
             self.diagnostics.setdefault(name, []).append(float(np.mean(values)))
         self._open_window()
@@ -173,6 +181,12 @@ class StatsRecorder:
             f"step {num_steps} | F {fmt(self.fitness[-1])} | episode length {fmt(self.lengths[-1])}"
             f" | reward/step {fmt(self.rewards[-1])} | episodes {episodes}"
         )
+
+
+def _accumulate(acc: torch.Tensor | None, values: torch.Tensor) -> torch.Tensor:
+    """`acc` (a float64 scalar on `values`' device, or None at first) plus `values`' sum."""
+    step = values.sum().double()
+    return step if acc is None else acc.add_(step)
 
 
 class SolveClock:
@@ -204,23 +218,23 @@ class Correlation:
 
     def __init__(self) -> None:
         self.n = 0
-        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+        self._sums: torch.Tensor | None = None
+        """sum of x, y, x*x, y*y, x*y in float64, on the rewards' device (read at `value`)."""
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
         x64, y64 = x.double(), y.double()
         self.n += int(x64.shape[0])
-        self.sx += float(x64.sum())
-        self.sy += float(y64.sum())
-        self.sxx += float((x64 * x64).sum())
-        self.syy += float((y64 * y64).sum())
-        self.sxy += float((x64 * y64).sum())
+        sums = torch.stack([x64.sum(), y64.sum(), (x64 * x64).sum(), (y64 * y64).sum(), (x64 * y64).sum()])
+        self._sums = sums if self._sums is None else self._sums.add_(sums)
 
     def value(self) -> float | None:
-        if self.n < 2:
+        if self.n < 2 or self._sums is None:
             return None
-        cov = self.sxy / self.n - (self.sx / self.n) * (self.sy / self.n)
-        vx = self.sxx / self.n - (self.sx / self.n) ** 2
-        vy = self.syy / self.n - (self.sy / self.n) ** 2
+        n = self.n
+        sx, sy, sxx, syy, sxy = self._sums.tolist()
+        cov = sxy / n - (sx / n) * (sy / n)
+        vx = sxx / n - (sx / n) ** 2
+        vy = syy / n - (sy / n) ** 2
         if vx <= 1e-12 or vy <= 1e-12:
             return None
         return max(-1.0, min(1.0, cov / math.sqrt(vx * vy)))
