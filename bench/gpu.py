@@ -43,6 +43,7 @@ CUDA_TESTS = (
     "tests/test_sim_mjx.py::test_mjx_follows_the_cpu_physics_over_a_horizon[cuda-256]",
     "tests/test_tasks.py::test_batched_cuda_settings_apply_on_a_cuda_device_only",
     "tests/test_groups.py::test_on_cuda_a_grouped_job_ends_as_alone_where_alone_repeats",
+    "tests/test_batched.py::test_a_reward_that_turns_nan_mid_rollout_ends_as_a_check_at_every_step_would[cuda]",
 )
 LIMITS = {
     "env": 25,

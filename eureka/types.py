@@ -245,7 +245,8 @@ class TrainJob(BaseModel):
     """A checkpoint of the batched path (`checkpoint.pt`) to continue training from; the
     budget is then the total, including the steps already done (successive halving)."""
     stop_when_solved: bool = False
-    """End training once the training episodes reach the success threshold (benchmarks)."""
+    """End training once the training episodes reach the success threshold (benchmarks; the
+    batched path reads episodes back once per rollout, so it stops at that rollout's end)."""
     timeout: float | None = None
     """Wall-clock limit of the job in seconds; None: the task's `training.timeout`."""
 
