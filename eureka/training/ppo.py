@@ -194,10 +194,12 @@ class PPO:
             self.return_rms.update(self._discounted)
             self._discounted = torch.where(done, torch.zeros_like(self._discounted), self._discounted)
             reward = reward / torch.sqrt(self.return_rms.var.float() + 1e-8)
-        # a time limit is not a failure: bootstrap with the value of the state it reached (for
-        # every environment, kept where truncated: no wait for the device to say whether any was)
-        bootstrapped = reward + c.gamma * self.model.value(final_obs) * truncated.float()
-        reward = torch.where(truncated, bootstrapped, reward)
+        # a time limit is not a failure: bootstrap with the value of the state it reached. On a
+        # GPU the value of every environment, kept where truncated (asking whether any was would
+        # wait for the device); on a CPU, where asking costs nothing, only when one was.
+        if self.device.type != "cpu" or bool(truncated.any()):
+            bootstrapped = reward + c.gamma * self.model.value(final_obs) * truncated.float()
+            reward = torch.where(truncated, bootstrapped, reward)
         self.rewards[self.step] = reward.clamp(-100.0, 100.0)
         self.dones[self.step] = (terminated | truncated).float()
         self.step += 1
