@@ -55,7 +55,7 @@ system-deps:
 
 demo:
 	$(BIN)/eureka solve mountain_car_continuous --model replay:examples/mountain_car_demo --iterations 2 \
-		--samples 3 --timesteps 12000 --eval-seeds 3
+		--samples 3 --timesteps 8000 --eval-seeds 5
 
 test:
 	$(BIN)/python -m pytest

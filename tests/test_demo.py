@@ -49,13 +49,16 @@ def test_readme_demo_replays_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "closeness" in steered[0]["messages"][3]["content"]  # its component statistics
     assert summary.best is not None and summary.best.iteration == 1
     final = summary.final
-    assert final is not None and final.sparse is not None and len(final.seeds) == 3
+    assert final is not None and final.sparse is not None and len(final.seeds) == 5
     assert all(s == "ok" for s in final.best.statuses + final.human.statuses + final.sparse.statuses)
     hns = final.human_normalized_score
     assert hns is not None and f"human-normalised score: {hns:.3f}" in result.output
-    # over the 3 seeds (not one): the found reward is at least as good as the human one
+    # over the 5 seeds (not one): the found reward is at least as good as the human one on the mean
+    # and on at least 4 of the seeds (one seed may flip on another machine)
     assert final.best.fitness_mean is not None and final.human.fitness_mean is not None
     assert final.best.fitness_mean >= final.human.fitness_mean
+    pairs = zip(final.best.fitness, final.human.fitness, strict=True)
+    assert sum(b is not None and h is not None and b >= h for b, h in pairs) >= 4
 
 
 @pytest.mark.slow
