@@ -5,9 +5,10 @@ model, no model was asked. Iteration 0 holds three plausible first tries that re
 near or high up towards the flag (one names a state field that does not exist and is repaired
 once); all three teach the car to push uphill and stall, so no episode reaches the flag.
 Iteration 1 answers the reflection on the best of them (every episode ran into the time limit
-while `closeness` kept rising) with rewards for momentum; the energy-gain reward among them
-reaches the flag within the demo's 8,000-step budget, where the task's human reward does so on
-some seeds only. The training, the checks, the reflection and the final evaluation are all real.
+with the car at rest near the bottom, and `closeness` dominated the reward) with rewards for
+momentum; the energy-gain reward among them reaches the flag within the demo's 8,000-step
+budget, where the task's human reward does so on some seeds only. The training, the checks,
+the reflection and the final evaluation are all real.
 
 This script runs the real loop on mountain_car_continuous with those replies and records every
 exchange, so that `eureka solve mountain_car_continuous --model replay:examples/mountain_car_demo
