@@ -7,5 +7,5 @@ def compute_reward(
     """Bring the fingertip to the cylinder, the cylinder to the goal, with small torques."""
     reach = -0.5 * fingertip_to_object
     push = -1.0 * object_to_goal
-    control = -0.1 * (action**2).sum(dim=1)
+    control = -0.01 * (action**2).sum(dim=1)
     return reach + push + control, {"reach": reach, "push": push, "control": control}
