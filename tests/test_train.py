@@ -5,6 +5,8 @@ with its status and message."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +185,26 @@ def test_the_workers_entry_point_checks_then_trains(tmp_path: Path, backend: str
     assert result.status == Status.OK and result.env_steps >= 1000, result.message
     assert {c.name for c in result.components} == {"alive", "upright", "centred", "calm"}
     assert (out / SMOKE_FILE).read_text().startswith("passed the smoke test on ")
+
+
+DEFERRED_DYNAMO = """
+import sys, torch
+from eureka.training import worker
+worker.defer_dynamo()
+net = torch.nn.Linear(3, 1)
+opt = torch.optim.Adam(net.parameters())
+net(torch.ones(2, 3)).sum().backward()
+opt.step()
+opt.load_state_dict(opt.state_dict())
+assert type(sys.modules["torch._dynamo"]).__name__ == "_DynamoOnDemand", "an optimiser loaded torch._dynamo"
+from torch._dynamo.backends.registry import list_backends  # a submodule: the real package loads
+assert "inductor" in list_backends() and torch._dynamo.is_compiling() is False
+print("deferred")
+"""
+
+
+def test_the_worker_defers_torch_dynamo_until_something_compiles() -> None:
+    """The worker's start-up skips torch._dynamo's import (an optimiser asks for it only to
+    mark methods as not compiled); anything more than that loads the real module."""
+    done = subprocess.run([sys.executable, "-c", DEFERRED_DYNAMO], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "deferred", done.stderr[-2000:]

@@ -5,11 +5,14 @@ Whatever happens, it writes metrics.json with a status and a one-line message.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import tempfile
 import traceback
+import types
 from pathlib import Path
+from typing import Any
 
 from eureka.training.files import METRICS_FILE
 from eureka.types import Status, TrainJob, TrainResult
@@ -23,13 +26,47 @@ def _last_frame(exc: BaseException) -> str:
     return f" (at {Path(f.filename).name} line {f.lineno})"
 
 
-def main(job_file: str) -> int:
+class _DynamoOnDemand(types.ModuleType):
+    """Stands in `sys.modules` for `torch._dynamo` until something needs more of it than the two
+    calls eager PyTorch makes: torch.optim imports torch._dynamo (about 1 s of CPU, as long as
+    torch's own import) on an optimiser's first use only to call `graph_break()` and
+    `disable(fn)`, which do nothing outside `torch.compile`. Any other attribute (a compile, a
+    submodule) imports the real module in its place."""
+
+    def graph_break(self) -> None:
+        return None
+
+    def disable(self, fn: Any = None, recursive: bool = True, **_: Any) -> Any:
+        if fn is None:  # used as `@disable(recursive=...)`
+            return lambda f: f
+        return fn
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name != "__path__":  # probes (inspect's `__file__`) need no import
+            raise AttributeError(name)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def defer_dynamo() -> None:
+    """Spare this process torch._dynamo's import until it compiles something (see
+    `_DynamoOnDemand`); a no-op once torch._dynamo is loaded. Called by the worker's process
+    only, which never compiles: its start-up is what every candidate pays."""
+    sys.modules.setdefault("torch._dynamo", _DynamoOnDemand("torch._dynamo"))
+
+
+def main(job_file: str, defer: bool = False) -> int:
+    """Run the job in `job_file`; `defer`: with `defer_dynamo` (the worker's own process)."""
     job = TrainJob.model_validate_json(Path(job_file).read_text())
     # (MUJOCO_GL is set by `import eureka` and by the sandbox's environment.) MJX's compiled
     # programs stay in the job's scratch folder, removed after the job: a cache shared between
     # candidates would let one candidate's code plant programs another loads
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
     from eureka.training import train  # imported late: torch and gymnasium load after the env is set
+
+    if defer:
+        defer_dynamo()
 
     try:
         result = train.train(job)
@@ -60,4 +97,4 @@ def write_result(out_dir: Path, result: TrainResult) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], defer=True))
