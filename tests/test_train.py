@@ -206,5 +206,6 @@ print("deferred")
 def test_the_worker_defers_torch_dynamo_until_something_compiles() -> None:
     """The worker's start-up skips torch._dynamo's import (an optimiser asks for it only to
     mark methods as not compiled); anything more than that loads the real module."""
-    done = subprocess.run([sys.executable, "-c", DEFERRED_DYNAMO], capture_output=True, text=True, check=False)
+    command = [sys.executable, "-c", DEFERRED_DYNAMO]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "deferred", done.stderr[-2000:]
