@@ -7,7 +7,14 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from eureka.reward.contract import ENTRY, valid_parameters
+ENTRY = "compute_reward"
+"""The function a reward defines (the reward contract; eureka/reward/contract.py runs it)."""
+
+
+def valid_parameters(fields: list[str]) -> list[str]:
+    """Every parameter name a reward may take: the state fields, `prev_<field>`, `action`."""
+    return [*fields, *(f"prev_{f}" for f in fields), "action"]
+
 
 ALLOWED_IMPORTS = {"torch", "math", "typing"}
 FORBIDDEN_NAMES = {

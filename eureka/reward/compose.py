@@ -13,7 +13,7 @@ import ast
 import random
 from dataclasses import dataclass
 
-from eureka.reward.contract import ENTRY
+from eureka.reward.checks import ENTRY
 
 RETURN_TYPE = "tuple[torch.Tensor, dict[str, torch.Tensor]]"
 VECTOR_HELPER = '''

@@ -17,9 +17,8 @@ from typing import Any
 
 import torch
 
+from eureka.reward.checks import ENTRY, valid_parameters
 from eureka.types import Status
-
-ENTRY = "compute_reward"
 
 
 class RewardError(Exception):
@@ -29,11 +28,6 @@ class RewardError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def valid_parameters(fields: list[str]) -> list[str]:
-    """Every parameter name a reward may take: the state fields, `prev_<field>`, `action`."""
-    return [*fields, *(f"prev_{f}" for f in fields), "action"]
 
 
 def _user_frame(exc: BaseException, filename: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from eureka.reward import compose
-from eureka.reward.contract import ENTRY
+from eureka.reward.checks import ENTRY
 
 LOG_SPAN = 3.0
 """A constant c is searched in [c / LOG_SPAN, c * LOG_SPAN] on a log scale, and a component's

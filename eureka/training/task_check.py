@@ -21,7 +21,8 @@ import torch
 from eureka import tasks
 from eureka.errors import EurekaError, did_you_mean
 from eureka.reward import checks
-from eureka.reward.contract import RewardError, compile_reward, valid_parameters
+from eureka.reward.checks import valid_parameters
+from eureka.reward.contract import RewardError, compile_reward
 from eureka.training.envs import StateExtractor, batch_tensors, make_env, make_state_env
 from eureka.training.fitness import Fitness
 from eureka.training.sb3 import ALGORITHMS

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import time
 
-import torch
-
 from eureka import tasks
-from eureka.training.session import device_name, resolve_device, seed_everything
 from eureka.types import Task, TrainJob, TrainResult
 
 
 def train(job: TrainJob) -> TrainResult:
     """Train a policy for the job's task against its reward and measure F on the result."""
+    import torch  # here, not above: the orchestrator imports this module for `path_note` only
+
+    from eureka.training.session import device_name, resolve_device, seed_everything
+
     start = time.monotonic()
     task = tasks.load(str(job.task_folder))
     device = setup_process(job)

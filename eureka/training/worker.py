@@ -53,6 +53,8 @@ def defer_dynamo() -> None:
     """Spare this process torch._dynamo's import until it compiles something (see
     `_DynamoOnDemand`); a no-op once torch._dynamo is loaded. Called by the worker's process
     only, which never compiles: its start-up is what every candidate pays."""
+    import torch  # noqa: F401  (torch's own import must not meet the stand-in)
+
     sys.modules.setdefault("torch._dynamo", _DynamoOnDemand("torch._dynamo"))
 
 
