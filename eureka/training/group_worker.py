@@ -31,7 +31,7 @@ from eureka.training.batched import BatchedTraining
 from eureka.training.files import LOG_FILE
 from eureka.training.session import device_name, seed_everything
 from eureka.training.train import setup_process
-from eureka.training.worker import failed, write_result
+from eureka.training.worker import defer_dynamo, failed, write_result
 from eureka.types import Status, Task, TrainJob, TrainResult
 
 
@@ -206,4 +206,5 @@ def main(group_file: str) -> int:
 
 
 if __name__ == "__main__":
+    defer_dynamo()  # as the single worker's process does (worker.py)
     sys.exit(main(sys.argv[1]))

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from eureka import tasks
 from eureka.types import Task, TrainJob, TrainResult
 
+if TYPE_CHECKING:
+    import torch
+# torch and the training session are imported where used: the orchestrator imports this module
+# for `path_note` only, and starts without torch
+
 
 def train(job: TrainJob) -> TrainResult:
     """Train a policy for the job's task against its reward and measure F on the result."""
-    import torch  # here, not above: the orchestrator imports this module for `path_note` only
-
-    from eureka.training.session import device_name, resolve_device, seed_everything
+    from eureka.training.session import device_name, seed_everything
 
     start = time.monotonic()
     task = tasks.load(str(job.task_folder))
@@ -34,6 +38,10 @@ def train(job: TrainJob) -> TrainResult:
 def setup_process(job: TrainJob) -> torch.device:
     """The worker process set up for `job` (its torch threads, its share of the GPU's memory);
     the device it trains on."""
+    import torch
+
+    from eureka.training.session import resolve_device
+
     torch.set_num_threads(max(1, job.threads))
     device = resolve_device(job.device)
     if device.type == "cuda" and job.gpu_memory_fraction is not None:
