@@ -28,10 +28,11 @@ def _last_frame(exc: BaseException) -> str:
 
 class _DynamoOnDemand(types.ModuleType):
     """Stands in `sys.modules` for `torch._dynamo` until something needs more of it than the two
-    calls eager PyTorch makes: torch.optim imports torch._dynamo (about 1 s of CPU, as long as
-    torch's own import) on an optimiser's first use only to call `graph_break()` and
-    `disable(fn)`, which do nothing outside `torch.compile`. Any other attribute (a compile, a
-    submodule) imports the real module in its place."""
+    calls eager PyTorch makes: torch.optim imports torch._dynamo (as costly as torch's own
+    import) on an optimiser's first use only to call `graph_break()` and `disable(fn)`, which do
+    nothing outside `torch.compile`. Any other attribute (a compile, a submodule) imports the
+    real module in its place; functions marked before then stay unmarked (a process that
+    compiles would trace into them)."""
 
     def graph_break(self) -> None:
         return None
