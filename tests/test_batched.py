@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from eureka import tasks
+from eureka.reward.contract import compile_reward
 from eureka.training import batched
 from eureka.training.batched import train_batched
 from eureka.training.fitness import BatchedEpisodes
@@ -125,3 +126,32 @@ def test_a_reward_that_turns_nan_mid_rollout_ends_as_a_check_at_every_step_would
     if device == "cpu":  # the same numbers; cuda's scattered gradients may differ in the last digit
         assert deferred.reward_curve == at_once.reward_curve
         assert deferred.fitness_curve == at_once.fitness_curve
+
+
+REUSES_ITS_BUFFER = """
+import torch
+
+BUFFER = []
+
+
+def compute_reward(pole_angle: torch.Tensor):
+    if not BUFFER:  # the first call's output is NaN; every later call overwrites it with ones
+        BUFFER.append(torch.full_like(pole_angle, float("nan")))
+    else:
+        BUFFER[0].fill_(1.0)
+    return BUFFER[0], {"kept": BUFFER[0]}
+"""
+
+
+def test_the_deferred_check_sees_a_nan_the_reward_later_overwrote() -> None:
+    reward = compile_reward(REUSES_ITS_BUFFER, "reward.py", ["pole_angle"])
+    reward.defer_finite_check()
+    batch = {"pole_angle": torch.zeros(4)}
+    for _ in range(3):
+        reward(batch, 4)
+    found = reward.first_nonfinite()
+    assert found is not None and found[0] == 0
+    assert found[1].message == (
+        "compute_reward returned NaN or infinite values for 4 of 4 environments (non-finite components: kept)"
+    )
+    assert reward.first_nonfinite() is None  # looked at: forgotten

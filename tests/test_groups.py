@@ -97,6 +97,21 @@ def test_a_grouped_job_ends_as_alone_and_a_failing_one_fails_alone(tmp_path: Pat
         assert "training cartpole" in (job.out_dir / "train.log").read_text() or result.status != Status.OK
 
 
+def test_a_crash_message_quotes_its_own_reward_py_not_another_candidates(tmp_path: Path) -> None:
+    """Two rewards named reward.py (in two folders) in one process: the one that raises is quoted
+    from its own line 10, not from the other's, compiled after it."""
+    raises = _job(tmp_path / "a", "reward", RAISES_LATER, timesteps=1000)
+    other = _job(tmp_path / "b", "reward", HUMAN, timesteps=1000)
+    assert raises.reward_file is not None and raises.reward_file.name == "reward.py"
+    crashed, ok = group_worker.train_group([raises, other])
+    assert ok.status == Status.OK, ok.message
+    assert crashed.status == Status.CRASHED
+    assert (
+        crashed.message
+        == 'compute_reward raised ValueError: no more (reward.py line 10: raise ValueError("no more"))'
+    )
+
+
 def test_a_group_trains_in_one_sandbox_and_hands_each_job_its_folder(tmp_path: Path) -> None:
     batch = [_job(tmp_path, name, HUMAN, seed=i, timesteps=1000) for i, name in enumerate("ab")]
     seen: list[dict[str, Any]] = []

@@ -30,9 +30,11 @@ class RewardError(Exception):
         self.message = message
 
 
-def _user_frame(exc: BaseException, filename: str) -> str:
-    """` (reward.py line 7: x = a / b)` for the innermost frame in the reward's own file."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+def _user_frame(exc: BaseException, filename: str, path: str) -> str:
+    """` (reward.py line 7: x = a / b)` for the innermost frame in the reward's own file (compiled
+    as `path`, its lines in linecache under that name: several rewards named reward.py may live
+    in one process, in a group)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
     if not frames:
         return ""
     frame = frames[-1]
@@ -50,9 +52,12 @@ class RewardFunction:
         fields: list[str],
         entry: str = ENTRY,
         pair: bool = True,
+        path: str | None = None,
     ) -> None:
         self.fn = fn
         self.filename = filename
+        self.path = path or filename
+        """The name its code was compiled under (unique in the process; `filename` is shown)."""
         self.entry = entry
         self.pair = pair
         params = inspect.signature(fn).parameters
@@ -65,9 +70,12 @@ class RewardFunction:
                 f"valid names: {', '.join(valid)}",
             )
         self.params = list(params)
+        self._batch = 0
         self._seen: list[torch.Tensor] | None = None
-        self._unchecked: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
-        """The outputs not yet checked for NaN and infinity, while the check is deferred."""
+        self._unchecked: list[tuple[torch.Tensor, list[str], torch.Tensor]] | None = None
+        """While the check is deferred, per call not yet checked: how many environments' totals
+        are NaN or infinite, the component names, and which of those components are (device
+        tensors computed at the call, with no wait: a reward may overwrite its buffers later)."""
 
     @contextmanager
     def varying(self) -> Iterator[None]:
@@ -104,14 +112,19 @@ class RewardFunction:
         except Exception as exc:
             raise RewardError(
                 Status.CRASHED,
-                f"{self.entry} raised {type(exc).__name__}: {exc}" + _user_frame(exc, self.filename),
+                f"{self.entry} raised {type(exc).__name__}: {exc}"
+                + _user_frame(exc, self.filename, self.path),
             ) from None
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:
             return _as_batch(out, n, f"the value of {self.entry}", device, scalars=True), {}
         total, components = validate_output(out, n, device, finite=self._unchecked is None)
         if self._unchecked is not None:
-            self._unchecked.append((total, components))
+            self._batch = n
+            names = list(components)
+            flags = [~torch.isfinite(components[k]).all() for k in names]
+            bad = torch.stack(flags) if flags else torch.zeros(0, dtype=torch.bool, device=total.device)
+            self._unchecked.append(((~torch.isfinite(total)).sum(), names, bad))
         if self._seen is not None:
             self._seen.append(total.detach().flatten().cpu())
         return total, components
@@ -131,12 +144,13 @@ class RewardFunction:
             self._unchecked = []
         if not calls:
             return None
-        bad = (~torch.isfinite(torch.stack([total for total, _ in calls]))).any(1).tolist()
-        if not any(bad):
+        counts = torch.stack([count for count, _, _ in calls]).tolist()
+        first = next((i for i, count in enumerate(counts) if count), None)
+        if first is None:
             return None
-        first = bad.index(True)
-        total, components = calls[first]
-        return first, _nonfinite(total, components)
+        _, names, bad = calls[first]
+        culprits = [name for name, flag in zip(names, bad.tolist(), strict=True) if flag]
+        return first, _nonfinite_error(counts[first], self._batch, culprits)
 
 
 PER_ENVIRONMENT = (
@@ -224,20 +238,30 @@ def validate_output(
 
 def _nonfinite(total: torch.Tensor, components: dict[str, torch.Tensor]) -> RewardError:
     """The error for a total that holds NaN or infinity, naming the components that do."""
-    bad = ~torch.isfinite(total)
     culprits = [k for k, v in components.items() if not bool(torch.isfinite(v).all())]
+    return _nonfinite_error(int((~torch.isfinite(total)).sum()), len(total), culprits)
+
+
+def _nonfinite_error(bad: int, n: int, culprits: list[str]) -> RewardError:
+    """The error for a total NaN or infinite in `bad` of `n` environments, `culprits` the
+    components that are too."""
     where = f" (non-finite components: {', '.join(culprits)})" if culprits else ""
-    count = f"{int(bad.sum())} of {len(total)} environments"
-    return RewardError(Status.DIVERGED, f"compute_reward returned NaN or infinite values for {count}{where}")
+    return RewardError(
+        Status.DIVERGED,
+        f"compute_reward returned NaN or infinite values for {bad} of {n} environments{where}",
+    )
 
 
-def compile_reward(source: str, filename: str, fields: list[str]) -> RewardFunction:
-    """Execute reward source (inside the sandbox) and bind its `compute_reward`."""
+def compile_reward(source: str, filename: str, fields: list[str], path: str | None = None) -> RewardFunction:
+    """Execute reward source (inside the sandbox) and bind its `compute_reward`. Messages name
+    it `filename`; its code is compiled as `path` (default: `filename`), which must be unique in
+    the process: its lines are kept in linecache under it (a group trains several reward.py)."""
     namespace: dict[str, Any] = {"torch": torch, "math": math, "typing": typing}
+    where = path or filename
     # so tracebacks can quote the reward's own lines
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    linecache.cache[where] = (len(source), None, source.splitlines(True), where)
     try:
-        code = compile(source, filename, "exec")
+        code = compile(source, where, "exec")
     except SyntaxError as exc:
         raise RewardError(
             Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"
@@ -247,9 +271,10 @@ def compile_reward(source: str, filename: str, fields: list[str]) -> RewardFunct
     except Exception as exc:
         raise RewardError(
             Status.CRASHED,
-            f"running {filename} at import raised {type(exc).__name__}: {exc}" + _user_frame(exc, filename),
+            f"running {filename} at import raised {type(exc).__name__}: {exc}"
+            + _user_frame(exc, filename, where),
         ) from None
     fn = namespace.get(ENTRY)
     if not callable(fn):
         raise RewardError(Status.CHECK_FAILED, f"{filename} defines no function '{ENTRY}'")
-    return RewardFunction(fn, filename, fields)
+    return RewardFunction(fn, filename, fields, path=where)

@@ -382,12 +382,16 @@ def compile_rewards(job: TrainJob, task: Task) -> tuple[RewardFunction | None, R
     correlated with (not compiled for a smoke test); raises RewardError."""
     fields = list(task.spec.state)
     reward = (
-        compile_reward(job.reward_file.read_text(), job.reward_file.name, fields)
+        compile_reward(
+            job.reward_file.read_text(), job.reward_file.name, fields, str(job.reward_file.resolve())
+        )
         if job.reward_file is not None
         else None
     )
     reference = (
-        compile_reward(job.reference_reward.read_text(), "human_reward.py", fields)
+        compile_reward(
+            job.reference_reward.read_text(), "human_reward.py", fields, str(job.reference_reward.resolve())
+        )
         if job.reference_reward is not None and not job.check_only
         else None
     )

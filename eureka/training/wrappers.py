@@ -36,7 +36,7 @@ def load_reward(reward: str | Path, task: Task) -> RewardFunction:
     path = task.file(tasks.HUMAN_REWARD_FILE) if str(reward) == "human" else Path(reward)
     if path is None or not path.is_file():
         raise ConfigError(f"reward {str(reward)!r} is not a file; give a path to a .py file, or 'human'")
-    return compile_reward(path.read_text(), path.name, list(task.spec.state))
+    return compile_reward(path.read_text(), path.name, list(task.spec.state), str(path.resolve()))
 
 
 def state_env(env: gym.Env[Any, Any], task: str | Path | Task) -> StateWrapper:
