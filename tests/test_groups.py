@@ -5,6 +5,7 @@ finish train again alone, and the executor and the loop put the right jobs toget
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from conftest import REPO, QueuedBackend, fenced, solve_config
 from eureka.llm.client import LLM
 from eureka.loop import Loop, save_config
 from eureka.training import group_worker, groups, train
-from eureka.training.executors import LocalExecutor
+from eureka.training.executors import LocalExecutor, Watched
 from eureka.training.worker import write_result
 from eureka.types import Status, TrainJob, TrainResult
 
@@ -112,6 +113,39 @@ def test_a_crash_message_quotes_its_own_reward_py_not_another_candidates(tmp_pat
     )
 
 
+OUT_OF_MEMORY = LATER.format(failure="raise MemoryError()")
+ALLOCATOR = LATER.format(failure='raise RuntimeError("DefaultCPUAllocator: can\'t allocate memory: 8 GB")')
+SETS_TORCH = (
+    "torch.set_default_dtype(torch.float64)\ntorch.set_num_threads(2)\ntorch.set_grad_enabled(False)\n"
+)
+
+
+def test_a_job_out_of_memory_in_a_group_has_no_result_and_one_cannot_change_anothers_torch(
+    tmp_path: Path,
+) -> None:
+    """Memory is the group's: a job that ran out of it writes no result (the host trains it again
+    alone). A reward that sets torch's dtype, threads and grad mode at import keeps them to itself."""
+    batch = [
+        _job(tmp_path, "memory", OUT_OF_MEMORY, timesteps=1000),
+        _job(tmp_path, "allocator", ALLOCATOR, timesteps=1000),
+        _job(
+            tmp_path,
+            "sets",
+            HUMAN.replace("import torch\n", "import torch\n" + SETS_TORCH, 1),
+            timesteps=1000,
+        ),
+        _job(tmp_path, "human", HUMAN, timesteps=1000),
+    ]
+    memory, allocator, _, human = group_worker.train_group(batch)
+    assert memory is None and allocator is None
+    for job in batch[:2]:
+        assert not (job.out_dir / "metrics.json").exists()
+        assert "the host trains it again alone" in (job.out_dir / "train.log").read_text()
+    _same(human, train.train(_job(tmp_path / "alone", "human", HUMAN, timesteps=1000)))
+    assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+    assert group_worker._out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+
+
 def test_a_group_trains_in_one_sandbox_and_hands_each_job_its_folder(tmp_path: Path) -> None:
     batch = [_job(tmp_path, name, HUMAN, seed=i, timesteps=1000) for i, name in enumerate("ab")]
     seen: list[dict[str, Any]] = []
@@ -199,6 +233,43 @@ def test_the_plan_groups_alike_jobs_evenly_and_leaves_the_rest_alone(tmp_path: P
     results = groups.run_groups(plain, batch[:5], 4, workers=2)
     assert [r.message for r in results] == ["j0", "j1", "j2", "j3", "j4"]
     assert sorted(plain.ran) == ["j0", "j1", "j2", "j3", "j4"]
+
+
+def test_an_executor_that_cannot_group_still_trains_workers_jobs_at_once(tmp_path: Path) -> None:
+    """Ray's executor has no run_group: `--group 4` must not run its jobs one after another."""
+    together = threading.Barrier(4, timeout=30)  # broken unless 4 jobs run at once
+
+    class Plain:
+        name = "plain"
+
+        def run(self, job: TrainJob, on_progress: Any = None) -> TrainResult:
+            together.wait()
+            return TrainResult(status=Status.OK, message=job.out_dir.name)
+
+        def cancel(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    watched = Watched(Plain(), tmp_path, lambda _: None)
+    assert not watched.can_group
+    batch = [_job(tmp_path, f"j{i}", HUMAN, seed=i) for i in range(4)]
+    results = groups.run_groups(watched, batch, 4, workers=4)
+    assert [r.message for r in results] == ["j0", "j1", "j2", "j3"]
+
+
+def test_a_jobs_files_move_to_its_folder_with_its_result_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "scratch"
+    source.mkdir()
+    for name in ("metrics.json", "policy.pt", "train.log", "z.txt"):
+        (source / name).write_text(name)
+    moved: list[str] = []
+    rename = Path.rename
+    monkeypatch.setattr(Path, "rename", lambda self, to: (moved.append(self.name), rename(self, to))[1])
+    groups._move(source, tmp_path / "job")
+    assert len(moved) == 4 and moved[-1] == "metrics.json"
+    assert (tmp_path / "job/policy.pt").read_text() == "policy.pt"
 
 
 class InProcess:

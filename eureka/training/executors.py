@@ -222,6 +222,9 @@ class Watched:
     def __init__(self, inner: Executor, root: Path, report: Callable[[TrainingProgress], None]) -> None:
         self.inner = inner
         self.name = inner.name
+        self._run_group = getattr(inner, "run_group", None)
+        self.can_group = self._run_group is not None
+        """Whether `run_group` trains a group in one process (groups.run_groups asks)."""
         self.root = root.resolve()
         self.report = report
         self.env_steps = 0
@@ -236,13 +239,11 @@ class Watched:
     def run_group(
         self, batch: list[TrainJob], on_progress: list[OnProgress | None] | None = None
     ) -> list[TrainResult]:
-        """`batch` in one process where the executor can (`groups.run_group`), else each alone."""
-        run_group = getattr(self.inner, "run_group", None)
-        if run_group is None:
-            return [self.run(job) for job in batch]
+        """`batch` in one process (`groups.run_group`); only where `can_group`."""
+        assert self._run_group is not None, "groups.run_groups plans groups of one for this executor"
         given = on_progress or [None] * len(batch)
         watches = [_Watch(self, job, report) for job, report in zip(batch, given, strict=True)]
-        results = run_group(batch, [w.seen for w in watches])
+        results = self._run_group(batch, [w.seen for w in watches])
         return [w.ended(r) for w, r in zip(watches, results, strict=True)]
 
     def cancel(self) -> None:

@@ -11,6 +11,7 @@ again alone, so one candidate cannot take the others' results with it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -22,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import sandbox
 from eureka import tasks
 from eureka.errors import Interrupted
@@ -30,7 +33,7 @@ from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FIL
 from eureka.types import TrainJob, TrainResult
 
 GROUP_FILE = "group.json"
-"""The jobs of a group, in its scratch folder (eureka.training.group_worker.GroupFile)."""
+"""The jobs of a group, in its scratch folder (a GroupFile)."""
 GROUP_LOG = "group.log"
 """The group worker's own output, copied into each of its jobs' folders."""
 WORKER = [sys.executable, "-m", "eureka.training.group_worker"]
@@ -39,6 +42,17 @@ WORKER = [sys.executable, "-m", "eureka.training.group_worker"]
 OnProgress = Callable[[dict[str, Any]], None]
 Alone = Callable[..., TrainResult]
 """Trains one job alone in its own sandbox (jobs.run_training's signature)."""
+
+
+class GroupFile(BaseModel):
+    """What the host hands a group's worker (eureka.training.group_worker): the jobs, each with
+    its own folder."""
+
+    jobs: list[TrainJob]
+    names: list[str] = []
+    """Each job's name in its log lines (its folder where it ends up); default: its index."""
+    limits: list[float] = []
+    """Each job's wall-clock limit in seconds, counted over its own turns; default: none."""
 
 
 def groupable(job: TrainJob) -> bool:
@@ -71,23 +85,25 @@ def plan(batch: list[TrainJob], size: int) -> list[list[int]]:
     return groups + alone
 
 
+def can_group(executor: Any) -> bool:
+    """Whether `executor` trains a group in one process (`run_group`; Ray's does not). A
+    wrapper (executors.Watched) says so by its `can_group`."""
+    return bool(getattr(executor, "can_group", callable(getattr(executor, "run_group", None))))
+
+
 def run_groups(executor: Any, batch: list[TrainJob], size: int, workers: int) -> list[TrainResult]:
     """Every job of `batch` trained through `executor`, in groups of at most `size` (`plan`),
-    `workers` groups at once; an executor without `run_group` (Ray) trains each alone."""
+    `workers` groups at once; where the executor cannot group (Ray), `workers` jobs at once."""
     results: list[TrainResult | None] = [None] * len(batch)
-    run_group = getattr(executor, "run_group", None)
 
     def one(indices: list[int]) -> None:
         chosen = [batch[i] for i in indices]
-        if run_group is not None and len(chosen) > 1:
-            done = run_group(chosen)
-        else:
-            done = [executor.run(job) for job in chosen]
+        done = executor.run_group(chosen) if len(chosen) > 1 else [executor.run(chosen[0])]
         for i, result in zip(indices, done, strict=True):
             results[i] = result
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(one, plan(batch, size)))
+        list(pool.map(one, plan(batch, size if can_group(executor) else 1)))
     done = [r for r in results if r is not None]
     assert len(done) == len(batch), "every job is in one group of the plan"
     return done
@@ -152,15 +168,13 @@ def _run_worker(
     progress: list[OnProgress | None],
     cancel: threading.Event | None,
 ) -> sandbox.Outcome:
-    from eureka.training.group_worker import GroupFile
-
     group_file = scratch / GROUP_FILE
     names = [batch[k].out_dir.name for k in members]
     limits = [jobs.job_limit(batch[k]) for k in members]
     group = GroupFile(jobs=list(members.values()), names=names, limits=limits)
     group_file.write_text(group.model_dump_json(indent=2))
     limit = sum(limits)
-    policy = jobs.worker_policy(next(iter(members.values())), limit)
+    policy = _scaled(jobs.worker_policy(next(iter(members.values())), limit), len(members))
 
     def tick() -> None:
         if cancel is not None and cancel.is_set():
@@ -181,6 +195,17 @@ def _run_worker(
     )
 
 
+def _scaled(policy: sandbox.Policy, size: int) -> sandbox.Policy:
+    """One job's sandbox `policy` for a group of `size`: its heap and disk limits times `size`
+    (its time limit is already the sum of its jobs')."""
+    memory, disk = policy.memory_bytes, policy.disk_bytes
+    return dataclasses.replace(
+        policy,
+        memory_bytes=memory * size if memory is not None else None,
+        disk_bytes=disk * size if disk is not None else None,
+    )
+
+
 def _collect(job: TrainJob, sub: TrainJob, scratch: Path, outcome: sandbox.Outcome) -> TrainResult | None:
     """The job's result as its worker wrote it, its files moved to its folder; None when the
     worker ended before writing it (then it trains again alone)."""
@@ -194,11 +219,12 @@ def _collect(job: TrainJob, sub: TrainJob, scratch: Path, outcome: sandbox.Outco
     if result is None:
         out_dir.mkdir(parents=True, exist_ok=True)
         if log.is_file():
-            note = f"\n(group worker ended: exit {outcome.returncode}, {outcome.limit or 'no limit hit'}"
-            note += f"{', timed out' if outcome.timed_out else ''}; this job trains again alone)\n"
+            note = f"\n(no result from the group worker: exit {outcome.returncode}, "
+            note += f"{outcome.limit or 'no limit hit'}{', timed out' if outcome.timed_out else ''}; "
+            note += "this job trains again alone)\n"
             (out_dir / GROUP_LOG).write_text(log.read_text(errors="replace")[-20_000:] + note)
         return None
-    _move(sub.out_dir, out_dir)
+    _move(sub.out_dir, out_dir, last=False)
     if log.is_file():
         shutil.copyfile(log, out_dir / GROUP_LOG)
     update = {
@@ -209,15 +235,20 @@ def _collect(job: TrainJob, sub: TrainJob, scratch: Path, outcome: sandbox.Outco
     (out_dir / JOB_FILE).write_text(
         sub.model_copy(update={**update, "out_dir": out_dir}).model_dump_json(indent=2)
     )
+    _move(sub.out_dir, out_dir)  # metrics.json, last: a job with a result has all its files
     return result
 
 
-def _move(source: Path, target: Path) -> None:
-    """Everything in `source` into `target`, replacing what has the same name there."""
+def _move(source: Path, target: Path, last: bool = True) -> None:
+    """Everything in `source` into `target`, replacing what has the same name there; its
+    metrics.json last (not at all unless `last`), so that a job with a result has all its
+    files (its policy)."""
     target.mkdir(parents=True, exist_ok=True)
     if not source.is_dir():
         return
-    for item in source.iterdir():
+    for item in sorted(source.iterdir(), key=lambda item: item.name == METRICS_FILE):
+        if item.name == METRICS_FILE and not last:
+            continue
         if item.is_symlink():  # a candidate's doing: not followed, not kept
             continue
         there = target / item.name
