@@ -7,6 +7,7 @@ training's figures (`results.json`). One failing training is a row, not a stop. 
 
     python bench/seeds.py                           # the fast bundled tasks' human reward, seeds 0-7
     python bench/seeds.py --tasks pendulum --seeds 0 1 2
+    python bench/seeds.py --tasks mujoco --out bench-out   # the MuJoCo tasks: minutes a training
     python bench/seeds.py --tasks gain --rewards sparse human --seeds 0 1 2 --jobs 2 --out bench-out
                                                     # README's table of the tasks where the reward matters
 """
@@ -43,6 +44,10 @@ GAIN_TASKS = (
     "adroit_door",
 )
 """The tasks where the reward matters (README's second task table)."""
+MUJOCO_TASKS = ("inverted_double_pendulum", "half_cheetah_backward", "half_cheetah", "reacher")
+"""The MuJoCo tasks of README's first task table that train in minutes here (hopper and ant
+train for hours on SB3)."""
+GROUPS = {"fast": FAST_TASKS, "gain": GAIN_TASKS, "mujoco": MUJOCO_TASKS}
 
 
 def train_one(task_name: str, reward: str, seed: int, timesteps: int | None, root: str) -> dict[str, Any]:
@@ -154,7 +159,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--tasks", nargs="+", default=list(FAST_TASKS), help="task names, or 'gain' for the gain tasks"
+        "--tasks",
+        nargs="+",
+        default=list(FAST_TASKS),
+        help=f"task names, or a group of them: {', '.join(GROUPS)}",
     )
     parser.add_argument("--rewards", nargs="+", default=["human"], choices=["human", "sparse"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(8)), help="seed numbers")
@@ -162,7 +170,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time, each in its own process")
     parser.add_argument("--out", type=Path, default=None, help="write table.md and results.json here")
     args = parser.parse_args()
-    names = [n for name in args.tasks for n in (GAIN_TASKS if name == "gain" else (name,))]
+    names = [n for name in args.tasks for n in GROUPS.get(name, (name,))]
     plan = [(name, reward, seed) for name in names for reward in args.rewards for seed in args.seeds]
     machine = machine_name()
     started = time.monotonic()
