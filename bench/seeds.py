@@ -85,7 +85,9 @@ def train_one(task_name: str, reward: str, seed: int, timesteps: int | None, roo
 
 
 def _f(value: float) -> str:
-    return f"{value:.3g}" if math.isfinite(value) else "nan"
+    if not math.isfinite(value):
+        return "nan"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"  # 1000, not 1e+03
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
