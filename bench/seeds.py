@@ -8,6 +8,7 @@ training's figures (`results.json`). One failing training is a row, not a stop. 
     python bench/seeds.py                           # the fast bundled tasks' human reward, seeds 0-7
     python bench/seeds.py --tasks pendulum --seeds 0 1 2
     python bench/seeds.py --tasks mujoco --out bench-out   # the MuJoCo tasks: minutes a training
+    python bench/seeds.py --tasks hopper --backend batched --jobs 2
     python bench/seeds.py --tasks gain --rewards sparse human --seeds 0 1 2 --jobs 2 --out bench-out
                                                     # README's table of the tasks where the reward matters
 """
@@ -50,7 +51,9 @@ train for hours on SB3)."""
 GROUPS = {"fast": FAST_TASKS, "gain": GAIN_TASKS, "mujoco": MUJOCO_TASKS}
 
 
-def train_one(task_name: str, reward: str, seed: int, timesteps: int | None, root: str) -> dict[str, Any]:
+def train_one(
+    task_name: str, reward: str, seed: int, timesteps: int | None, backend: str, root: str
+) -> dict[str, Any]:
     """One training at the task's defaults; its figures, or its error as data."""
     start = time.monotonic()
     row: dict[str, Any] = {"task": task_name, "reward": reward, "seed": seed}
@@ -65,6 +68,7 @@ def train_one(task_name: str, reward: str, seed: int, timesteps: int | None, roo
             video=False,
             threads=1,
             sim_threads=1,
+            backend=backend,  # argparse checks it against the Literal's values
         )
         job.out_dir.mkdir(parents=True, exist_ok=True)
         with (job.out_dir / "train.log").open("w") as log, contextlib.redirect_stdout(log):
@@ -169,6 +173,12 @@ def main() -> None:
     parser.add_argument("--rewards", nargs="+", default=["human"], choices=["human", "sparse"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(8)), help="seed numbers")
     parser.add_argument("--timesteps", type=int, default=None, help="override every task's budget")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "sb3", "batched"],
+        help="training path (auto: the task's)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time, each in its own process")
     parser.add_argument("--out", type=Path, default=None, help="write table.md and results.json here")
     args = parser.parse_args()
@@ -184,7 +194,7 @@ def main() -> None:
             mp_context=multiprocessing.get_context("spawn"),  # fresh torch per process
         ) as pool,
     ):
-        futures = {pool.submit(train_one, *key, args.timesteps, tmp): key for key in plan}
+        futures = {pool.submit(train_one, *key, args.timesteps, args.backend, tmp): key for key in plan}
         for future in as_completed(futures):
             try:
                 row = future.result()
