@@ -34,7 +34,7 @@ def make_env(
     if ":" in spec.id:
         env_id = _register_custom(task)
     hint = ""
-    if ":" not in spec.id and env_id not in gym.registry and not _register_robotics():
+    if ":" not in spec.id and env_id not in gym.registry and not register_robotics():
         hint = (
             " (gymnasium-robotics is not installed; its environments need "
             "pip install 'eureka-rewards[robotics]')"
@@ -50,7 +50,7 @@ def make_env(
     return env
 
 
-def _register_robotics() -> bool:
+def register_robotics() -> bool:
     """Register gymnasium-robotics' environments (Fetch, Shadow hand, Adroit, mazes); False
     when it is not installed."""
     try:

@@ -1,4 +1,5 @@
-"""Threaded MuJoCo backend: gymnasium's v5 MuJoCo environments as N MjData stepped in parallel."""
+"""Threaded MuJoCo backend: gymnasium's v5 MuJoCo environments (and gymnasium-robotics' PointMaze)
+as N MjData stepped in parallel."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from eureka.errors import did_you_mean
+from eureka.training.envs import register_robotics
 from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 
 Snapshot = dict[str, np.ndarray]
@@ -41,13 +43,28 @@ class _Port(ABC):
     post_constraint: ClassVar[bool] = False
     """Call `mj_rnePostConstraint` after stepping (it fills `cfrc_ext`; gymnasium always calls it,
     but only ports that read contact forces need it)."""
+    extras: ClassVar[tuple[str, ...]] = ()
+    """Per-environment arrays of an episode that MjData does not hold (PointMaze's `goal`): drawn
+    by `sample_state`, carried from step to step in the snapshots, shown in `sim`."""
+    qvel_limit: ClassVar[float | None] = None
+    """Clip qvel to plus or minus this before every step, then `mj_forward` (PointMaze's
+    `_clip_velocity`, which goes through gymnasium's `set_state`)."""
 
     def __init__(self, env: Any, options: dict[str, Any]) -> None:
-        self.model = env.model
-        self.init_qpos: np.ndarray = env.init_qpos.copy()
-        self.init_qvel: np.ndarray = env.init_qvel.copy()
-        self.dt = float(env.dt)
+        physics = self.physics(env)
+        self.model = physics.model
+        self.init_qpos: np.ndarray = physics.init_qpos.copy()
+        self.init_qvel: np.ndarray = physics.init_qvel.copy()
+        self.dt = float(physics.dt)
+        self.frame_skip = int(physics.frame_skip)
+        self.obs_dim = int(gym.spaces.flatdim(env.observation_space))
+        """Flat observation size (a dict observation flattened as `FlattenObservation` does)."""
         self.options = options
+
+    @staticmethod
+    def physics(env: Any) -> Any:
+        """The gymnasium `MujocoEnv` that holds the model (`env` itself, or the one it wraps)."""
+        return env
 
     @abstractmethod
     def observe(self, s: Snapshot) -> np.ndarray:
@@ -60,6 +77,16 @@ class _Port(ABC):
     @abstractmethod
     def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The (qpos, qvel) of a new episode, drawn as gymnasium's `reset_model` draws them."""
+
+    def sample_state(self, rng: np.random.Generator) -> Snapshot:
+        """A new episode's `qpos`, `qvel` and `extras`, drawn in gymnasium's order."""
+        qpos, qvel = self.sample_reset(rng)
+        return {"qpos": qpos, "qvel": qvel}
+
+    def advance(self, s: Snapshot, rngs: Sequence[np.random.Generator]) -> Snapshot:
+        """The state the next step starts from, given the state a step reached (before resets):
+        `s` itself, or a copy with new `extras` (never written in place: `sim` shares `s`)."""
+        return s
 
     def _uniform_reset(self, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
         qpos = self.init_qpos + rng.uniform(low=-noise, high=noise, size=self.model.nq)
@@ -297,6 +324,94 @@ class _Pusher(_Port):
         return qpos, qvel
 
 
+class _PointMaze(_Port):
+    """gymnasium-robotics' PointMaze (v3, any maze map): a ball pushed by a force along x and y
+    toward a goal in a maze of walls. The dict observation is flattened in key order as
+    `FlattenObservation` does: achieved_goal (the ball's x, y), desired_goal, observation (qpos,
+    qvel). Actions are clamped to [-1, 1] by the actuators' ctrlrange (gymnasium clips them
+    first: the same values); velocities are clipped to 5 before each step."""
+
+    extras = ("goal",)
+    qvel_limit = 5.0
+    SUCCESS = 0.45
+    """Goal distance that counts as reached (gymnasium-robotics' compute_terminated)."""
+
+    @staticmethod
+    def physics(env: Any) -> Any:
+        return env.point_env
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        maze = env.maze
+        self.goals = np.array(maze.unique_goal_locations, dtype=np.float64).reshape(-1, 2)
+        self.starts = np.array(maze.unique_reset_locations, dtype=np.float64).reshape(-1, 2)
+        self.scaling = float(maze.maze_size_scaling)
+        self.noise = float(env.position_noise_range)
+        self.dense = env.reward_type == "dense"
+        self.continuing = bool(env.continuing_task)
+        self.reset_target = bool(env.reset_target) and self.continuing and len(self.goals) > 1
+
+    def _noisy(self, xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        noise_x = rng.uniform(low=-self.noise, high=self.noise) * self.scaling
+        noise_y = rng.uniform(low=-self.noise, high=self.noise) * self.scaling
+        return xy + np.array([noise_x, noise_y])
+
+    def _goal(self, rng: np.random.Generator) -> np.ndarray:
+        return self._noisy(self.goals[rng.integers(low=0, high=len(self.goals))], rng)
+
+    def sample_state(self, rng: np.random.Generator) -> Snapshot:
+        goal = self._goal(rng)
+        start = goal.copy()
+        while np.linalg.norm(start - goal) <= 0.5 * self.scaling:
+            start = self.starts[rng.integers(low=0, high=len(self.starts))]
+        qpos = self.init_qpos.copy()
+        qpos[:2] = self._noisy(start, rng)
+        return {"qpos": qpos, "qvel": self.init_qvel.copy(), "goal": goal}
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        state = self.sample_state(rng)
+        return state["qpos"], state["qvel"]
+
+    def distance(self, s: Snapshot) -> np.ndarray:
+        return np.linalg.norm(s["qpos"][:, :2] - s["goal"], axis=1)
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        return np.concatenate((s["qpos"][:, :2], s["goal"], s["qpos"], s["qvel"]), axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distance = self.distance(after)
+        reached = distance <= self.SUCCESS
+        reward = np.exp(-distance) if self.dense else reached.astype(np.float64)
+        return reward, reached & (not self.continuing)
+
+    def advance(self, s: Snapshot, rngs: Sequence[np.random.Generator]) -> Snapshot:
+        """A continuing task with `reset_target` draws a new goal (until one is out of reach)
+        wherever the ball reached its goal, as gymnasium-robotics' `update_goal`."""
+        if not self.reset_target:
+            return s
+        reached = np.flatnonzero(self.distance(s) <= self.SUCCESS)
+        if not len(reached):
+            return s
+        goal = s["goal"].copy()
+        for i in reached.tolist():
+            while np.linalg.norm(s["qpos"][i, :2] - goal[i]) <= self.SUCCESS:
+                goal[i] = self._goal(rngs[i])
+        return {**s, "goal": goal}
+
+
+_MAZES = (
+    "UMaze",
+    *(
+        f"{size}{variant}"
+        for size in ("Open", "Medium", "Large")
+        for variant in ("", "_Diverse_G", "_Diverse_GR")
+    ),
+)
+POINT_MAZES: tuple[str, ...] = tuple(
+    f"PointMaze_{maze}{reward}-v3" for maze in _MAZES for reward in ("", "Dense")
+)
+"""gymnasium-robotics' PointMaze ids (they need gymnasium-robotics installed)."""
+
 _PORTS: dict[str, type[_Port]] = {
     "HalfCheetah-v5": _HalfCheetah,
     "Hopper-v5": _Hopper,
@@ -305,6 +420,7 @@ _PORTS: dict[str, type[_Port]] = {
     "Reacher-v5": _Reacher,
     "InvertedDoublePendulum-v5": _InvertedDoublePendulum,
     "Pusher-v5": _Pusher,
+    **dict.fromkeys(POINT_MAZES, _PointMaze),
 }
 SUPPORTED: tuple[str, ...] = tuple(_PORTS)
 """The gymnasium ids this backend ports."""
@@ -324,6 +440,11 @@ def body_id(model: Any, env_id: str, name: str) -> int:
         names = [model.body(i).name for i in range(model.nbody)]
         raise KeyError(f"{env_id} has no body '{name}'{did_you_mean(name, names)}")
     return int(body)
+
+
+def _stack(states: Sequence[Snapshot]) -> Snapshot:
+    """Per-environment states (`sample_state`'s) as one batch-first snapshot."""
+    return {name: np.stack([s[name] for s in states]) for name in states[0]}
 
 
 # ---------------------------------------------------------------- the thread pool
@@ -395,9 +516,9 @@ class MujocoBatch(BatchedEnv):
     over the batch in numpy; the physics runs on the CPU, the tensors live on `device`.
 
     Actions are not clipped (MuJoCo clamps ctrl to ctrlrange; the control cost sees the action
-    as given), as in gymnasium. Environment i draws its reset noise from
-    `np.random.default_rng(seed + i)`, as gymnasium's env seeded `seed + i` does, so a reset with
-    a seed gives the same states as gymnasium's vector env reset with that seed.
+    as given), as in gymnasium. Environment i draws its reset noise (PointMaze: its goal and
+    start) from `np.random.default_rng(seed + i)`, as gymnasium's env seeded `seed + i` does, so
+    a reset with a seed gives the same states as gymnasium's vector env reset with that seed.
 
     `sim` (float64 tensors on `device`, batch first; after `step` the state the step reached,
     before finished environments were reset):
@@ -406,6 +527,7 @@ class MujocoBatch(BatchedEnv):
     - `xpos` `[N, nbody, 3]`: body frame positions (what gymnasium's `get_body_com` reads; index
       with `body_id(name)`).
     - `site_xpos` `[N, nsite, 3]`: site positions.
+    - PointMaze also `goal` `[N, 2]`: the goal's x, y (always there, whatever `sim_fields` says).
 
     After a step `xpos` and `site_xpos` are those gymnasium shows too: computed at the start of
     the last substep, with no extra `mj_forward`. `sim_fields` chooses what `sim` holds: any
@@ -423,8 +545,9 @@ class MujocoBatch(BatchedEnv):
         sim_fields: Sequence[str] = SIM_FIELDS,
         **kwargs: Any,
     ) -> None:
-        """`kwargs` are the gymnasium constructor's (e.g. `ctrl_cost_weight`); `max_episode_steps`
-        None keeps gymnasium's limit (1000, Reacher 50); `threads` counts the calling thread."""
+        """`kwargs` are the gymnasium constructor's (e.g. `ctrl_cost_weight`, PointMaze's
+        `maze_map`); `max_episode_steps` None keeps gymnasium's limit (1000, Reacher 50);
+        `threads` counts the calling thread."""
         if env_id not in _PORTS:
             raise ValueError(
                 f"no batched MuJoCo port of '{env_id}'{did_you_mean(env_id, SUPPORTED)}; "
@@ -434,15 +557,17 @@ class MujocoBatch(BatchedEnv):
             raise ValueError("MujocoBatch does not render; leave out render_mode")
         if num_envs < 1 or threads < 1:
             raise ValueError(f"num_envs and threads must be at least 1, got {num_envs} and {threads}")
+        if env_id not in gym.registry and not register_robotics():
+            raise ValueError(f"{env_id} needs gymnasium-robotics: pip install 'eureka-rewards[robotics]'")
         made = gym.make(env_id, **kwargs)
         env: Any = made.unwrapped
         self.env_id = env_id
-        self.model = env.model
-        self.frame_skip = int(env.frame_skip)
         self.port = _PORTS[env_id](env, options_of(env, kwargs))
+        self.model = self.port.model
+        self.frame_skip = self.port.frame_skip
         self.num_envs = num_envs
         self.device = torch.device(device)
-        self.obs_dim = int(env.observation_space.shape[0])
+        self.obs_dim = self.port.obs_dim
         low, high = self.model.actuator_ctrlrange.astype(np.float32).T
         self.action = ActionSpec(
             discrete=None,
@@ -485,19 +610,28 @@ class MujocoBatch(BatchedEnv):
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
             self._rngs = [np.random.default_rng(seed + i) for i in range(self.num_envs)]
-        draws = [self.port.sample_reset(rng) for rng in self._rngs]
-        return self.set_state(np.stack([q for q, _ in draws]), np.stack([v for _, v in draws]))
+        drawn = _stack([self.port.sample_state(rng) for rng in self._rngs])
+        return self.set_state(**drawn)
 
-    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> torch.Tensor:
-        """Put every environment in the given state (`[N, nq]`, `[N, nv]`) as gymnasium's
-        `set_state` after a reset does, start new episodes there, and return the observations."""
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray, **extras: np.ndarray) -> torch.Tensor:
+        """Put every environment in the given state (`[N, nq]`, `[N, nv]`, and PointMaze's
+        `goal` `[N, 2]`) as gymnasium's `set_state` after a reset does, start new episodes
+        there, and return the observations."""
         n, model = self.num_envs, self.model
         if np.shape(qpos) != (n, model.nq) or np.shape(qvel) != (n, model.nv):
             raise ValueError(
                 f"set_state takes qpos [{n}, {model.nq}] and qvel [{n}, {model.nv}], "
                 f"got {list(np.shape(qpos))} and {list(np.shape(qvel))}"
             )
-        snapshot = self._load(np.arange(n), np.asarray(qpos, np.float64), np.asarray(qvel, np.float64))
+        if set(extras) != set(self.port.extras):
+            want = ", ".join(self.port.extras) or "nothing"
+            raise ValueError(f"set_state of {self.env_id} takes besides qpos and qvel: {want}")
+        state = {name: np.asarray(value, np.float64) for name, value in extras.items()}
+        bad = [name for name, value in state.items() if len(value) != n]
+        if bad:
+            raise ValueError(f"set_state: {', '.join(bad)} must have the batch ({n}) first")
+        state.update(qpos=np.asarray(qpos, np.float64), qvel=np.asarray(qvel, np.float64))
+        snapshot = self._load(np.arange(n), state)
         self._steps[:] = 0
         self._now = snapshot
         self.sim = self.sim_next = self._sim(snapshot)
@@ -513,6 +647,7 @@ class MujocoBatch(BatchedEnv):
         self._out = {name: np.empty((self.num_envs, *views[0].shape)) for name, views in self._views.items()}
         self._pool.run(self._step_slice)
         after, self._out = self._out, {}
+        after.update((name, self._now[name]) for name in self.port.extras)
         reward, terminated = self.port.reward(self._now, after, action)
         obs = self.port.observe(after)
         self._steps += 1
@@ -520,20 +655,19 @@ class MujocoBatch(BatchedEnv):
         done = terminated | truncated
         self.sim = self._sim(after)
         final_obs = self._tensor(obs, torch.float32)
+        following = self.port.advance(after, self._rngs)
         if done.any():
             idx = np.flatnonzero(done)
-            draws = [self.port.sample_reset(self._rngs[i]) for i in idx]
-            fresh = self._load(idx, np.stack([q for q, _ in draws]), np.stack([v for _, v in draws]))
-            after = {name: array.copy() for name, array in after.items()}  # `sim` keeps the pre-reset ones
-            for name, array in after.items():
+            fresh = self._load(idx, _stack([self.port.sample_state(self._rngs[i]) for i in idx]))
+            # `sim` keeps the pre-reset arrays
+            following = {name: array.copy() for name, array in following.items()}
+            for name, array in following.items():
                 array[idx] = fresh[name]
             obs = obs.copy()
             obs[idx] = self.port.observe(fresh)
             self._steps[idx] = 0
-            self.sim_next = self._sim(after)
-        else:
-            self.sim_next = self.sim
-        self._now = after
+        self.sim_next = self.sim if following is after else self._sim(following)
+        self._now = following
         return Step(
             obs=self._tensor(obs, torch.float32),
             reward=self._tensor(reward, torch.float32),
@@ -554,10 +688,13 @@ class MujocoBatch(BatchedEnv):
     def _step_slice(self, lo: int, hi: int) -> None:
         """Apply the actions to environments lo..hi-1, step them, read their arrays into `_out`."""
         model, nstep, post = self.model, self.frame_skip, self._post_constraint
-        datas, ctrl, action = self._datas, self._ctrl, self._action
+        datas, ctrl, action, limit = self._datas, self._ctrl, self._action, self.port.qvel_limit
         copies = [(self._out[name], views) for name, views in self._views.items()]
         for i in range(lo, hi):
             data = datas[i]
+            if limit is not None:
+                np.clip(data.qvel, -limit, limit, out=data.qvel)
+                mujoco.mj_forward(model, data)
             ctrl[i][:] = action[i]
             mujoco.mj_step(model, data, nstep=nstep)
             if post:
@@ -565,22 +702,24 @@ class MujocoBatch(BatchedEnv):
             for out, views in copies:
                 out[i] = views[i]
 
-    def _load(self, idx: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> Snapshot:
-        """Reset environments `idx` to (qpos, qvel) as gymnasium does (mj_resetData, set, mj_forward);
-        return their arrays."""
+    def _load(self, idx: np.ndarray, state: Snapshot) -> Snapshot:
+        """Reset environments `idx` to `state` (qpos, qvel, `extras`; batch first) as gymnasium
+        does (mj_resetData, set, mj_forward); return their arrays."""
         snapshot = {name: np.empty((len(idx), *views[0].shape)) for name, views in self._views.items()}
+        snapshot.update((name, state[name].copy()) for name in self.port.extras)
         for j, i in enumerate(idx):
             data = self._datas[i]
             mujoco.mj_resetData(self.model, data)
-            data.qpos[:] = qpos[j]
-            data.qvel[:] = qvel[j]
+            data.qpos[:] = state["qpos"][j]
+            data.qvel[:] = state["qvel"][j]
             mujoco.mj_forward(self.model, data)
             for name, views in self._views.items():
                 snapshot[name][j] = views[i]
         return snapshot
 
     def _sim(self, snapshot: Snapshot) -> dict[str, torch.Tensor]:
-        return {name: self._tensor(snapshot[name], torch.float64) for name in self._sim_fields}
+        names = dict.fromkeys((*self._sim_fields, *self.port.extras))
+        return {name: self._tensor(snapshot[name], torch.float64) for name in names}
 
     def _tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.from_numpy(array).to(device=self.device, dtype=dtype)
