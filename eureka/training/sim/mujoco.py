@@ -47,8 +47,9 @@ class _Port(ABC):
     """Per-environment arrays of an episode that MjData does not hold (PointMaze's `goal`): drawn
     by `sample_state`, carried from step to step in the snapshots, shown in `sim`."""
     qvel_limit: ClassVar[float | None] = None
-    """Clip qvel to plus or minus this before every step, then `mj_forward` (PointMaze's
-    `_clip_velocity`, which goes through gymnasium's `set_state`)."""
+    """Clip qvel to plus or minus this before every step (PointMaze's `_clip_velocity`; its
+    `set_state` also calls `mj_forward`, which `mj_step` repeats: left out, the states stay
+    bit-equal)."""
 
     def __init__(self, env: Any, options: dict[str, Any]) -> None:
         physics = self.physics(env)
@@ -694,7 +695,6 @@ class MujocoBatch(BatchedEnv):
             data = datas[i]
             if limit is not None:
                 np.clip(data.qvel, -limit, limit, out=data.qvel)
-                mujoco.mj_forward(model, data)
             ctrl[i][:] = action[i]
             mujoco.mj_step(model, data, nstep=nstep)
             if post:
