@@ -74,7 +74,7 @@ class _Run:
 
     def reset(self) -> torch.Tensor:
         self.clock.start = time.monotonic()  # the clock of the training loop, as on the batched path
-        return self.rollout.reset(self.seed)
+        return self.rollout.reset(self.seed).clone()  # the rollout updates its own in place
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(next observation, reward, terminated, truncated); raises _Solved at the threshold."""
@@ -86,7 +86,7 @@ class _Run:
         self.steps += self.num_envs
         if self.clock.solved:
             raise _Solved
-        return self.rollout.obs, total.float(), step.terminated, step.truncated
+        return self.rollout.obs.clone(), total.float(), step.terminated, step.truncated
 
     def result(self, library: str) -> TrainResult:
         wall = time.monotonic() - self.clock.start

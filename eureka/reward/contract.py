@@ -72,10 +72,9 @@ class RewardFunction:
         self.params = list(params)
         self._batch = 0
         self._seen: list[torch.Tensor] | None = None
-        self._unchecked: list[tuple[torch.Tensor, list[str], torch.Tensor]] | None = None
-        """While the check is deferred, per call not yet checked: how many environments' totals
-        are NaN or infinite, the component names, and which of those components are (device
-        tensors computed at the call, with no wait: a reward may overwrite its buffers later)."""
+        self._unchecked: _Nonfinite | None = None
+        """While the check is deferred: the first non-finite call since the last look, kept in
+        device counters (no wait at a call, and nothing kept on the host per call)."""
 
     @contextmanager
     def varying(self) -> Iterator[None]:
@@ -121,10 +120,7 @@ class RewardFunction:
         total, components = validate_output(out, n, device, finite=self._unchecked is None)
         if self._unchecked is not None:
             self._batch = n
-            names = list(components)
-            flags = [~torch.isfinite(components[k]).all() for k in names]
-            bad = torch.stack(flags) if flags else torch.zeros(0, dtype=torch.bool, device=total.device)
-            self._unchecked.append(((~torch.isfinite(total)).sum(), names, bad))
+            self._unchecked.add(total, components)
         if self._seen is not None:
             self._seen.append(total.detach().flatten().cpu())
         return total, components
@@ -133,24 +129,59 @@ class RewardFunction:
         """From now on (until called with False), keep each output for `first_nonfinite` instead
         of checking it for NaN and infinity at every call: a check reads a value back from the
         device, a wait for everything before it on a GPU."""
-        self._unchecked = [] if on else None
+        self._unchecked = _Nonfinite() if on else None
 
     def first_nonfinite(self) -> tuple[int, RewardError] | None:
         """Among the calls since the last look (while deferred): the index of the first whose
         total was not finite, with the error an immediate check would have raised; one read from
         the device."""
-        calls = self._unchecked or []
-        if self._unchecked is not None:
-            self._unchecked = []
-        if not calls:
+        found = self._unchecked.look() if self._unchecked is not None else None
+        if found is None:
             return None
-        counts = torch.stack([count for count, _, _ in calls]).tolist()
-        first = next((i for i, count in enumerate(counts) if count), None)
-        if first is None:
+        first, count, culprits = found
+        return first, _nonfinite_error(count, self._batch, culprits)
+
+
+class _Nonfinite:
+    """The deferred NaN check's device counters, preallocated at the first call and updated in
+    place (a captured CUDA graph replays the update): calls since the last look, and of the first
+    of them whose total was not finite its index, how many environments' totals were, and which
+    components (of the names the first call returned) were too."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.calls = torch.zeros(0)
+        self.found = torch.zeros(0)
+        """int64 [index (-1: none yet), count, then per name: non-finite in how many environments]."""
+
+    def add(self, total: torch.Tensor, components: Mapping[str, torch.Tensor]) -> None:
+        if not self.found.numel():
+            self.names = list(components)
+            self.calls = torch.zeros(1, dtype=torch.long, device=total.device)
+            self.found = torch.zeros(2 + len(self.names), dtype=torch.long, device=total.device)
+            self.found[:1].fill_(-1)
+        if list(components) == self.names:
+            values = [total, *components.values()]
+        else:  # a reward whose components vary: only the first call's names can be culprits
+            values = [total, *(components.get(k, torch.zeros_like(total)) for k in self.names)]
+        # per row: how many environments' values are NaN or infinite (the total's, then each component's)
+        counts = (~torch.isfinite(torch.stack(values))).sum(1)
+        take = (counts[:1] > 0) & (self.found[:1] < 0)
+        torch.where(take, torch.cat((self.calls, counts)), self.found, out=self.found)
+        self.calls += 1
+
+    def look(self) -> tuple[int, int, list[str]] | None:
+        """(index, count, culprit components) of the first non-finite call since the last look,
+        or None; the counters start again."""
+        if not self.found.numel():
             return None
-        _, names, bad = calls[first]
-        culprits = [name for name, flag in zip(names, bad.tolist(), strict=True) if flag]
-        return first, _nonfinite_error(counts[first], self._batch, culprits)
+        first, count, *flags = self.found.tolist()
+        self.calls.zero_()
+        self.found.zero_()
+        self.found[:1].fill_(-1)
+        if first < 0:
+            return None
+        return first, count, [name for name, bad in zip(self.names, flags, strict=True) if bad]
 
 
 PER_ENVIRONMENT = (

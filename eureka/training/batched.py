@@ -84,8 +84,16 @@ class Rollout:
         self.prev: dict[str, torch.Tensor] = {}
 
     def reset(self, seed: int) -> torch.Tensor:
-        self.obs = self.env.reset(seed).to(self.device)
-        self.prev = self.state(self.obs)
+        """Reset the environments; `obs` and `prev` are made here once, then updated in place
+        (a captured CUDA graph reads and writes them where they were at capture)."""
+        obs = self.env.reset(seed).to(self.device)
+        prev = self.state(obs)
+        if self.obs.shape != obs.shape or self.prev.keys() != prev.keys():
+            self.obs = torch.empty_like(obs)
+            self.prev = {k: torch.empty_like(v) for k, v in prev.items()}
+        self.obs.copy_(obs)
+        for k, v in prev.items():
+            self.prev[k].copy_(v)
         return self.obs
 
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
@@ -123,13 +131,12 @@ class Rollout:
             assert signal is not None
             total, components = signal, {"success": signal}
         ref = self.reference(batch, n)[0] if self.reference is not None else torch.zeros(0)
-        self.obs = step.obs.to(self.device)
+        self.obs.copy_(step.obs)
         if self.uses_prev:  # where an episode restarted, its previous state is the new start
             done = (step.terminated | step.truncated).to(self.device)
             restarted = self.state(self.obs, after_reset=True)
-            self.prev = {k: torch.where(_expand(done, v), restarted[k], v) for k, v in state.items()}
-        else:
-            self.prev = state
+            for k, v in state.items():
+                torch.where(_expand(done, v), restarted[k], v, out=self.prev[k])
         return step, total, components, signal, state, ref
 
     def defer_checks(self, on: bool = True) -> None:

@@ -145,6 +145,10 @@ class BatchedEpisodes:
         self.states: dict[str, torch.Tensor] = {}
         self.has_signal = False
         self.t = 0
+        """Steps recorded, counted on the host by `tick`."""
+        self._row = torch.zeros(1, dtype=torch.long, device=device)
+        """The ring row the next step goes to (`t % size`), kept on the device: a replayed CUDA
+        graph cannot index with a host integer that changes between replays."""
         self.start = np.zeros(n_envs, dtype=np.int64)
         """The step each environment's current episode started at (known up to the last flush)."""
         self._flushed = 0
@@ -159,21 +163,40 @@ class BatchedEpisodes:
         state: Mapping[str, torch.Tensor],
     ) -> None:
         """Keep one batched step (nothing is read back from the device)."""
+        self.tick()
+        self.write(env_rewards, terminated, truncated, signal, state)
+
+    def tick(self) -> None:
+        """`record`'s work on the host, before `write`: the step counted (and the steps since
+        the last flush collected first when `interval` of them are waiting)."""
         if self.t - self._flushed >= self.interval:
             self._ready += self._collect()
-        row = self.t % self.size
-        self.rewards[row] = env_rewards.to(torch.float64)
+        self.t += 1
+
+    def write(
+        self,
+        env_rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        signal: torch.Tensor | None,
+        state: Mapping[str, torch.Tensor],
+    ) -> None:
+        """`record`'s work on the device (what a CUDA graph can capture): the step written to
+        the ring's next row."""
+        row = self._row
+        self.rewards.index_copy_(0, row, env_rewards.to(torch.float64).unsqueeze(0))
         if signal is not None:
             self.has_signal = True
-            self.signals[row] = signal.float()
+            self.signals.index_copy_(0, row, signal.float().unsqueeze(0))
         if self.keep_states:
             for name, value in state.items():
                 if name not in self.states:
                     self.states[name] = torch.zeros(self.size, *value.shape, device=self.device)
-                self.states[name][row] = value
-        self.ends[row, 0] = terminated
-        self.ends[row, 1] = truncated
-        self.t += 1
+                ring = self.states[name]
+                ring.index_copy_(0, row, value.to(ring.dtype).unsqueeze(0))
+        ends = torch.stack((terminated.to(torch.bool), truncated.to(torch.bool)))
+        self.ends.index_copy_(0, row, ends.unsqueeze(0))
+        self._row.add_(1).remainder_(self.size)
 
     def flush(self) -> list[tuple[int, int, Episode]]:
         """(step, env index, Episode) for every episode that ended since the last flush, in the

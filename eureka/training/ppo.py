@@ -45,8 +45,14 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("var", torch.ones(shape, device=device, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(1e-4, device=device, dtype=torch.float64))
         self._scale: tuple[torch.Tensor, torch.Tensor] | None = None
-        """float32 (mean, 1/std) for `normalize`, made from the buffers when they change."""
-        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_scale", None))
+        """float32 (mean, 1/std) for `normalize`: made at its first call, then updated in place
+        whenever the buffers change (a captured CUDA graph reads it where it was at capture)."""
+        self.register_load_state_dict_post_hook(lambda module, _: module._refresh())
+
+    def _refresh(self) -> None:
+        if self._scale is not None:
+            self._scale[0].copy_(self.mean)
+            self._scale[1].copy_(torch.rsqrt(self.var.float() + 1e-8))
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -56,7 +62,7 @@ class RunningMeanStd(nn.Module):
         self.mean += delta * n / total
         self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
         self.count.copy_(total)
-        self._scale = None
+        self._refresh()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if self._scale is None:
@@ -166,6 +172,10 @@ class PPO:
         self.return_rms = RunningMeanStd((), device)
         self._discounted = torch.zeros(n, device=device, dtype=torch.float64)
         self.step = 0
+        """Steps stored in the rollout so far, counted on the host by `tick`."""
+        self._row = torch.zeros(1, dtype=torch.long, device=device)
+        """The same count on the device: the buffers' row `act` and `record` write (a replayed
+        CUDA graph cannot index with a host integer that changes between replays)."""
         self.updates = 0
 
     # ------------------------------------------------------------ collection
@@ -174,11 +184,12 @@ class PPO:
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """Sample actions for `obs` and remember them for the next `store`."""
         actions, logp, value = self.model.act(obs, with_value=True)
-        self.obs[self.step] = obs
-        self.actions[self.step] = actions
-        self.logp[self.step] = logp
         assert value is not None
-        self.values[self.step] = value
+        row = self._row
+        self.obs.index_copy_(0, row, obs.unsqueeze(0))
+        self.actions.index_copy_(0, row, actions.unsqueeze(0))
+        self.logp.index_copy_(0, row, logp.unsqueeze(0))
+        self.values.index_copy_(0, row, value.unsqueeze(0))
         return actions
 
     @torch.no_grad()
@@ -186,13 +197,22 @@ class PPO:
         self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, final_obs: torch.Tensor
     ) -> bool:
         """Record the reward of the last `act`; True when the rollout buffer is full."""
+        self.record(reward, terminated, truncated, final_obs)
+        return self.tick()
+
+    @torch.no_grad()
+    def record(
+        self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, final_obs: torch.Tensor
+    ) -> None:
+        """`store`'s work on the device (what a CUDA graph can capture): the reward of the last
+        `act` written, the device's row count advanced."""
         c = self.config
         reward = reward.float()
         if c.normalize_reward:
             done = terminated | truncated
-            self._discounted = self._discounted * c.gamma + reward.double()
+            self._discounted.mul_(c.gamma).add_(reward.double())
             self.return_rms.update(self._discounted)
-            self._discounted = torch.where(done, torch.zeros_like(self._discounted), self._discounted)
+            self._discounted.masked_fill_(done, 0.0)
             reward = reward / torch.sqrt(self.return_rms.var.float() + 1e-8)
         # a time limit is not a failure: bootstrap with the value of the state it reached. On a
         # GPU the value of every environment, kept where truncated (asking whether any was would
@@ -200,10 +220,14 @@ class PPO:
         if self.device.type != "cpu" or bool(truncated.any()):
             bootstrapped = reward + c.gamma * self.model.value(final_obs) * truncated.float()
             reward = torch.where(truncated, bootstrapped, reward)
-        self.rewards[self.step] = reward.clamp(-100.0, 100.0)
-        self.dones[self.step] = (terminated | truncated).float()
+        self.rewards.index_copy_(0, self._row, reward.clamp(-100.0, 100.0).unsqueeze(0))
+        self.dones.index_copy_(0, self._row, (terminated | truncated).float().unsqueeze(0))
+        self._row += 1
+
+    def tick(self) -> bool:
+        """`store`'s work on the host: one more step counted; True when the rollout buffer is full."""
         self.step += 1
-        return self.step == c.num_steps
+        return self.step == self.config.num_steps
 
     # ------------------------------------------------------------ learning
 
@@ -267,6 +291,7 @@ class PPO:
         if self.model.obs_rms is not None:
             self.model.obs_rms.update(flat_obs)
         self.step = 0
+        self._row.zero_()
         self.updates += 1
         residual = (flat_returns - self.values.flatten()).var()
         # one read from the device for the update's statistics

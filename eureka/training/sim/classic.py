@@ -76,6 +76,7 @@ class TorchEnv(BatchedEnv):
         self.max_episode_steps = limit
         self._generator = torch.Generator(device=self.device)
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._state = torch.zeros(num_envs, self.state_dim, dtype=F64, device=self.device)
         self.reset(seed)
 
     @abstractmethod
@@ -115,13 +116,12 @@ class TorchEnv(BatchedEnv):
                 f"got {list(state.shape)}"
             )
         if env_ids is None:
-            self._state = state.clone()
+            self._state.copy_(state)
             self._elapsed.zero_()
         else:
-            self._state = self._state.clone()
             self._state[env_ids] = state
             self._elapsed[env_ids] = 0
-        self.sim = self.sim_next = {"state": self._state}
+        self.sim = self.sim_next = {"state": self._state.clone()}
         return self._observe(self._state)
 
     def step(self, actions: torch.Tensor) -> Step:
@@ -131,8 +131,10 @@ class TorchEnv(BatchedEnv):
         done = terminated | truncated
         self.sim = {"state": state}
         # Every env draws a reset state so that no count of finished envs has to leave the device.
-        self._state = torch.where(done[:, None], self._sample(self.num_envs), state)
-        self._elapsed = self._elapsed.masked_fill(done, 0)
+        # `_state` and `_elapsed` are updated in place: a captured CUDA graph reads them where
+        # they were at capture.
+        torch.where(done[:, None], self._sample(self.num_envs), state, out=self._state)
+        self._elapsed.masked_fill_(done, 0)
         self.sim_next = {"state": self._state}
         final_obs = self._observe(state)
         obs = torch.where(done[:, None], self._observe(self._state), final_obs)
