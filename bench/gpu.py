@@ -44,6 +44,8 @@ CUDA_TESTS = (
     "tests/test_tasks.py::test_batched_cuda_settings_apply_on_a_cuda_device_only",
     "tests/test_groups.py::test_on_cuda_a_grouped_job_ends_as_alone_where_alone_repeats",
     "tests/test_batched.py::test_a_reward_that_turns_nan_mid_rollout_ends_as_a_check_at_every_step_would[cuda]",
+    "tests/test_batched.py::test_a_step_replayed_as_a_cuda_graph_trains_like_an_eager_one",
+    "tests/test_batched.py::test_a_reward_that_cannot_be_captured_trains_eagerly",
 )
 LIMITS = {
     "env": 25,
@@ -119,8 +121,9 @@ def section_speed(sizes: list[int], iterations: int, device: str) -> None:
 
 
 def section_solve(seeds: int, budget: int, device: str) -> None:
-    """Cartpole to its threshold under each of CARTPOLE_SETTINGS, and the torch ports under
-    their own settings (`training.batched`, with its `cuda` part on a GPU)."""
+    """Cartpole to its threshold under each of CARTPOLE_SETTINGS, the torch ports under their
+    own settings (`training.batched`, with its `cuda` part on a GPU), and cartpole under its own
+    settings with each step replayed as a CUDA graph (`cuda_graph`; eager where not on cuda)."""
     sys.path.insert(0, str(REPO / "bench"))
     import speed
 
@@ -134,10 +137,11 @@ def section_solve(seeds: int, budget: int, device: str) -> None:
         ("cartpole", k, v) for k, v in CARTPOLE_SETTINGS.items()
     ]
     runs += [(name, "task's own", {}) for name in TORCH_PORTS]
+    runs.append(("cartpole", "own + graph", {"cuda_graph": True}))  # the step replayed as a CUDA graph
     with tempfile.TemporaryDirectory() as tmp:
         speed.measure("cartpole", "batched", Path(tmp), {"num_envs": 64}, 4096, 0, device)  # warm up
         for name, label, overrides in runs:
-            for seed in range(seeds if name == "cartpole" or not overrides else 1):
+            for seed in range(seeds if name == "cartpole" else 1):
                 result, _ = speed.measure(name, "batched", Path(tmp), overrides, budget, seed, device)
                 envs = int(overrides.get("num_envs", 0)) or _task_envs(name, device)
                 solved = result.solved_after_steps

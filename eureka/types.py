@@ -111,6 +111,11 @@ class BatchedSpec(Strict):
     """MuJoCo tasks: `mjx` steps the physics on the training device through MJX (needs jax and
     mujoco-mjx); `cpu` on CPU threads; `auto` is MJX on a cuda device where MJX is installed
     and ports the environment, else CPU threads."""
+    cuda_graph: bool = False
+    """On a cuda device, capture one training step (policy sample, environment step, reward,
+    rollout store) as a CUDA graph after a few eager steps and replay it at every step (one
+    launch instead of hundreds of small kernels); a step that cannot be captured (a reward that
+    reads a value back to the host, an environment stepped on CPU threads) trains eagerly."""
     cuda: dict[str, Any] = Field(default_factory=dict)
     """Settings that replace the ones above when training on a cuda device (a GPU steps
     thousands of environments for the cost of a few: more envs, fewer steps per env); any

@@ -13,7 +13,7 @@ import torch
 from eureka import tasks
 from eureka.reward.contract import compile_reward
 from eureka.training import batched
-from eureka.training.batched import train_batched
+from eureka.training.batched import BatchedTraining, train_batched
 from eureka.training.fitness import BatchedEpisodes
 from eureka.training.session import smoke_steps
 from eureka.types import BatchedSpec, TrainJob, TrainResult
@@ -155,3 +155,124 @@ def test_the_deferred_check_sees_a_nan_the_reward_later_overwrote() -> None:
         "compute_reward returned NaN or infinite values for 4 of 4 environments (non-finite components: kept)"
     )
     assert reward.first_nonfinite() is None  # looked at: forgotten
+
+
+def _training(
+    tmp_path: Path, name: str, device: str, reward: str | None = None, **batched_set: object
+) -> BatchedTraining:
+    """A BatchedTraining of `name`'s human reward (or `reward`) for 4 rollouts under the task's
+    settings for `device`, with `batched_set` changed."""
+    task = tasks.load(name)
+    spec = task.spec.training.batched or BatchedSpec()
+    if batched_set:
+        training = task.spec.training.model_copy(update={"batched": spec.model_copy(update=batched_set)})
+        task = task.model_copy(update={"spec": task.spec.model_copy(update={"training": training})})
+    config = (task.spec.training.batched or BatchedSpec()).on(device)
+    reward_file = task.folder / "human_reward.py"
+    if reward is not None:
+        reward_file = tmp_path / "reward.py"
+        reward_file.write_text(reward)
+    job = TrainJob(
+        task_folder=task.folder,
+        reward_file=reward_file,
+        out_dir=tmp_path / name,
+        seed=0,
+        timesteps=config.num_envs * config.num_steps * 4,
+        video=False,
+        backend="batched",
+        device=device,
+    )
+    job.out_dir.mkdir()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    return BatchedTraining(job, task, torch.device(device), time.monotonic())
+
+
+def test_a_step_keeps_its_tensors_in_place_and_its_host_counters_untouched(tmp_path: Path) -> None:
+    """What a CUDA graph would capture (`_step`) writes every tensor that outlives the step in
+    place and leaves the host's counters to the caller (point_mass: its reward reads prev_ fields)."""
+    training = _training(tmp_path, "point_mass", "cpu")
+    training.advance()  # one rollout and update: every lazily made tensor exists
+    rollout, ppo, tracker, env = training.rollout, training.ppo, training.tracker, training.env
+    assert rollout.uses_prev
+
+    def tensors() -> list[torch.Tensor]:
+        assert ppo.model.obs_rms is not None and ppo.model.obs_rms._scale is not None
+        unchecked = training.reward._unchecked
+        assert unchecked is not None
+        return [
+            rollout.obs,
+            *rollout.prev.values(),
+            ppo._discounted,
+            ppo._row,
+            *ppo.model.obs_rms._scale,
+            tracker._row,
+            env._state,
+            env._elapsed,
+            unchecked.found,
+            unchecked.calls,
+        ]
+
+    before = [t.data_ptr() for t in tensors()]
+    counters = (ppo.step, tracker.t)
+    obs = rollout.obs.clone()
+    for _ in range(3):
+        training._step()
+    assert [t.data_ptr() for t in tensors()] == before
+    assert (ppo.step, tracker.t) == counters
+    assert not torch.equal(rollout.obs, obs)
+    assert int(ppo._row) == ppo.step + 3 and int(tracker._row) == (tracker.t + 3) % tracker.size
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_a_step_replayed_as_a_cuda_graph_trains_like_an_eager_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cartpole for 4 rollouts with and without the graph: the graph draws other random numbers,
+    so the runs agree in what random play earns (the first window's mean reward within 3%), not
+    bitwise; the counts of steps and checkpoints are the same."""
+    results = []
+    for graph in (False, True):
+        training = _training(tmp_path / str(graph), "cartpole", "cuda", cuda_graph=graph)
+        while not training.advance():
+            pass
+        results.append(training.finish())
+        if graph:
+            assert training.step_graph is not None and training.step_graph.graph is not None
+    assert "could not be captured" not in capsys.readouterr().out
+    eager, graphed = results
+    assert eager.status == graphed.status == "ok"
+    assert eager.env_steps == graphed.env_steps
+    assert eager.checkpoint_steps == graphed.checkpoint_steps
+    assert graphed.reward_curve[0] == pytest.approx(eager.reward_curve[0], rel=0.03)
+    assert graphed.fitness is not None and np.isfinite(graphed.fitness)
+
+
+SYNCS = """
+import torch
+
+
+def compute_reward(pole_angle: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    worst = float(pole_angle.abs().max())  # a read back to the host: cannot be captured
+    upright = 1.0 - pole_angle.abs() / max(worst, 1e-6)
+    return upright, {"upright": upright}
+"""
+
+
+@needs_cuda
+def test_a_reward_that_cannot_be_captured_trains_eagerly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    training = _training(tmp_path, "cartpole", "cuda", reward=SYNCS, cuda_graph=True)
+    while not training.advance():
+        pass
+    result = training.finish()
+    assert result.status == "ok"
+    assert (
+        training.step_graph is not None and training.step_graph.failed and training.step_graph.graph is None
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("cuda graph:")]
+    assert len(lines) == 1 and lines[0].endswith("training eagerly")

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,65 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
     return film.write(path)
 
 
+class StepGraph:
+    """A training step replayed as a CUDA graph: `step` runs `fn` eagerly on a side stream for
+    `WARMUP` steps, then captures it once and replays it from then on. `fn` must keep every
+    tensor that outlives a step at a fixed address (updated in place) and must not wait for the
+    device; where capture fails (an exception inside, such as a reward that reads a value back
+    to the host), one line says so and every step runs eagerly. Random numbers come from the
+    device's default generator and the environment's own generators, registered with the graph,
+    so a replayed step draws other numbers than an eager one would: graph and eager training
+    agree in distribution, not bitwise."""
+
+    WARMUP = 3
+
+    def __init__(
+        self,
+        fn: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]],
+        generators: Iterable[torch.Generator] = (),
+    ) -> None:
+        self.fn = fn
+        self.generators = [g for g in generators if g.device.type == "cuda"]
+        self.side = torch.cuda.Stream()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.outputs: tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor] | None = None
+        self.eager = 0
+        self.failed = False
+
+    def step(self) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        if self.graph is None and not self.failed and self.eager >= self.WARMUP:
+            self._capture()
+        if self.graph is not None and self.outputs is not None:
+            self.graph.replay()
+            return self.outputs
+        if self.failed:
+            return self.fn()
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
+            out = self.fn()
+        torch.cuda.current_stream().wait_stream(self.side)
+        self.eager += 1
+        return out
+
+    def _capture(self) -> None:
+        graph = torch.cuda.CUDAGraph()
+        try:
+            for generator in self.generators:
+                graph.register_generator_state(generator)
+            with torch.cuda.graph(graph):
+                outputs = self.fn()
+        except Exception as exc:  # anything: the step still runs, eagerly
+            self.failed = True
+            message = str(exc).splitlines()[0][:160] if str(exc) else ""
+            print(
+                f"cuda graph: the step could not be captured ({type(exc).__name__}: {message}); "
+                "training eagerly",
+                flush=True,
+            )
+            return
+        self.graph, self.outputs = graph, outputs
+
+
 def train_batched(job: TrainJob, task: Task, device: torch.device, start: float) -> TrainResult:
     """Train with batched PPO on the task's batched environment and measure F."""
     training = BatchedTraining(job, task, device, start)
@@ -328,6 +388,11 @@ class BatchedTraining:
             env.num_envs, env.max_episode_steps, self.fitness.needs_states, device, self.config.num_steps
         )
         self.rollout.defer_checks()
+        self.step_graph = (
+            StepGraph(self._step, env.generators)
+            if self.config.cuda_graph and device.type == "cuda"
+            else None
+        )
         self.progress = ProgressFile(job.out_dir, self.timesteps)
         self.obs = self.rollout.reset(job.seed + self.done_steps)
         self.steps = self._flushed_steps = self.done_steps
@@ -346,18 +411,18 @@ class BatchedTraining:
         True when training is over (then `finish` gives the result)."""
         if self.result is not None or self.train_time is not None:
             return True
-        ppo, rollout, recorder, device = self.ppo, self.rollout, self.recorder, self.device
+        ppo, rollout, recorder = self.ppo, self.rollout, self.recorder
         num_envs = self.env.num_envs
         try:
             while self.steps < self.timesteps:
-                actions = ppo.act(self.obs)
-                step, total, components, signal, state, ref = rollout.step(actions)
+                self.tracker.tick()
+                total, components, ref = (
+                    self.step_graph.step() if self.step_graph is not None else self._step()
+                )
                 recorder.on_step(total, components)
                 if rollout.reference is not None:
                     self.correlation.add(total, ref)
-                terminated, truncated = step.terminated.to(device), step.truncated.to(device)
-                self.tracker.record(step.reward.to(device), terminated, truncated, signal, state)
-                full = ppo.store(total, terminated, truncated, step.final_obs.to(device))
+                full = ppo.tick()
                 self.obs = rollout.obs
                 self.steps += num_envs
                 # what the host reads back, once per rollout (and before a checkpoint closes)
@@ -382,6 +447,18 @@ class BatchedTraining:
         self.rollout.defer_checks(False)
         self.train_time = time.monotonic() - self.train_start
         return True
+
+    def _step(self) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """One training step's work on the device (policy sample, environment step, reward,
+        tracker and rollout writes): what a CUDA graph captures. Returns (total reward,
+        components, reference reward or empty)."""
+        device = self.device
+        actions = self.ppo.act(self.rollout.obs)
+        step, total, components, signal, state, ref = self.rollout.step(actions)
+        terminated, truncated = step.terminated.to(device), step.truncated.to(device)
+        self.tracker.write(step.reward.to(device), terminated, truncated, signal, state)
+        self.ppo.record(total, terminated, truncated, step.final_obs.to(device))
+        return total, components, ref
 
     def _nonfinite(self) -> RewardError | None:
         """The error for the first step since the last flush whose reward was not finite, with

@@ -70,6 +70,9 @@ class BatchedEnv(ABC):
     """After `step()`: the state the next step starts from (`sim` where the episode goes on,
     the reset state where it ended), so `prev_<field>` of a new episode is its reset state.
     After `reset()`: the same as `sim`."""
+    generators: tuple[torch.Generator, ...] = ()
+    """The random generators `step` draws from, besides torch's default ones (a CUDA graph that
+    captures the step registers them)."""
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> torch.Tensor:

@@ -75,6 +75,7 @@ class TorchEnv(BatchedEnv):
         self.device = torch.device(device)
         self.max_episode_steps = limit
         self._generator = torch.Generator(device=self.device)
+        self.generators = (self._generator,)
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._state = torch.zeros(num_envs, self.state_dim, dtype=F64, device=self.device)
         self.reset(seed)
