@@ -115,7 +115,9 @@ class BatchedSpec(Strict):
     """On a cuda device, capture one training step (policy sample, environment step, reward,
     rollout store) as a CUDA graph after a few eager steps and replay it at every step (one
     launch instead of hundreds of small kernels); a step that cannot be captured (a reward that
-    reads a value back to the host, an environment stepped on CPU threads) trains eagerly."""
+    reads a value back to the host, an environment stepped on CPU threads) trains eagerly. The
+    replay repeats the captured tensor operations only: a reward whose Python code changes from
+    call to call (a counter, a schedule) is frozen as it was at capture."""
     cuda: dict[str, Any] = Field(default_factory=dict)
     """Settings that replace the ones above when training on a cuda device (a GPU steps
     thousands of environments for the cost of a few: more envs, fewer steps per env); any
