@@ -30,9 +30,7 @@ def make_env(
         kwargs["render_mode"] = render_mode
     if size is not None:
         kwargs["width"], kwargs["height"] = size
-    env_id = spec.id
-    if ":" in spec.id:
-        env_id = _register_custom(task)
+    env_id = gym_id(task)
     hint = ""
     if ":" not in spec.id and env_id not in gym.registry and not register_robotics():
         hint = (
@@ -95,6 +93,12 @@ def _patch_robotics_joint_types() -> None:
     for name in ("set_joint_qpos", "set_joint_qvel", "get_joint_qpos", "get_joint_qvel"):
         setattr(mujoco_utils, name, wrap(getattr(mujoco_utils, name)))
     mujoco_utils._eureka_patched = True
+
+
+def gym_id(task: Task) -> str:
+    """The gymnasium id the task's environment is made with (a task folder's own class, e.g.
+    `env:FarFetchReach`, registered first)."""
+    return _register_custom(task) if ":" in task.spec.env.id else task.spec.env.id
 
 
 def _register_custom(task: Task) -> str:

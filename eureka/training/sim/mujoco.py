@@ -1,5 +1,5 @@
-"""Threaded MuJoCo backend: gymnasium's v5 MuJoCo environments (and gymnasium-robotics' PointMaze)
-as N MjData stepped in parallel."""
+"""Threaded MuJoCo backend: gymnasium's v5 MuJoCo environments (and gymnasium-robotics' PointMaze,
+FetchReach and FetchPush) as N MjData stepped in parallel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -51,6 +52,10 @@ class _Port(ABC):
     `set_state` also calls `mj_forward`, which `mj_step` repeats: left out, the states stay
     bit-equal)."""
 
+    derived: int = 0
+    """Size of a per-environment vector `derive` computes in the stepping thread after each step
+    and reset (Fetch's site velocities, which need MuJoCo's Jacobians), kept as `derived`."""
+
     def __init__(self, env: Any, options: dict[str, Any]) -> None:
         physics = self.physics(env)
         self.model = physics.model
@@ -66,6 +71,23 @@ class _Port(ABC):
     def physics(env: Any) -> Any:
         """The gymnasium `MujocoEnv` that holds the model (`env` itself, or the one it wraps)."""
         return env
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of an action: the actuators' ctrlrange."""
+        low, high = self.model.actuator_ctrlrange.astype(np.float32).T
+        return low, high
+
+    def control(self, data: Any, action: np.ndarray) -> None:
+        """Apply one environment's action before it steps (in its stepping thread)."""
+        data.ctrl[:] = action
+
+    def settle(self, data: Any) -> None:
+        """Anything gymnasium does to one environment right after `mj_step` (its stepping thread)."""
+        return
+
+    def derive(self, data: Any, out: np.ndarray) -> None:
+        """Fill `out` `[derived]` from one environment's MjData (its stepping thread)."""
+        return
 
     @abstractmethod
     def observe(self, s: Snapshot) -> np.ndarray:
@@ -400,6 +422,131 @@ class _PointMaze(_Port):
         return {**s, "goal": goal}
 
 
+class _Fetch(_Port):
+    """gymnasium-robotics' Fetch tasks (FetchReach, FetchPush, and subclasses that only change
+    the goal sampler): the gripper follows a mocap body moved 5 cm per unit of action, `n_substeps`
+    mj_steps per step, fingers held shut (`block_gripper`) by zeroing their joints and
+    `mj_forward` after each step. The dict observation is flattened in key order: achieved_goal,
+    desired_goal, observation. Goals are drawn by the environment's own `_sample_goal` with the
+    port's generator, so a task's env.py override is honoured."""
+
+    extras = ("goal",)
+    reads = ("site_xpos", "site_xmat", "xpos", "xquat")
+    ROTATION = np.array([1.0, 0.0, 1.0, 0.0])
+    """Fixed end-effector quaternion delta added to the mocap's (gymnasium-robotics' rot_ctrl)."""
+
+    @staticmethod
+    def physics(env: Any) -> Any:
+        return SimpleNamespace(
+            model=env.model,
+            init_qpos=env.initial_qpos,
+            init_qvel=env.initial_qvel,
+            dt=env.dt,
+            frame_skip=env.n_substeps,
+        )
+
+    def __init__(self, env: Any, options: dict[str, Any]) -> None:
+        super().__init__(env, options)
+        self.env = env
+        """Kept for its `_sample_goal` (called with the port's generators, one at a time)."""
+        model = self.model
+        if model.nmocap != 1 or model.nu != 0:
+            raise ValueError("the Fetch port expects one mocap body and no actuators")
+        weld = int(np.flatnonzero(model.eq_type == mujoco.mjtEq.mjEQ_WELD)[0])
+        obj1, obj2 = int(model.eq_obj1id[weld]), int(model.eq_obj2id[weld])
+        self.mocap_body, self.welded = (obj1, obj2) if model.body_mocapid[obj1] != -1 else (obj2, obj1)
+        self.mocap = int(model.body_mocapid[self.mocap_body])
+        self.block_gripper = bool(env.block_gripper)
+        self.has_object = bool(env.has_object)
+        self.reward_type = env.reward_type
+        self.threshold = float(env.distance_threshold)
+        self.obj_range = float(env.obj_range)
+        self.initial_xy = env.initial_gripper_xpos[:2].copy()
+        names = [n for n in env._model_names.joint_names if n.startswith("robot")]
+        fingers = [model.joint(name) for name in names[-2:]]
+        self.finger_qpos = [int(j.qposadr[0]) for j in fingers]
+        self.finger_qvel = [int(j.dofadr[0]) for j in fingers]
+        self.grip = int(model.site("robot0:grip").id)
+        self.sites = [self.grip]
+        if self.has_object:
+            self.object = int(model.site("object0").id)
+            self.sites.append(self.object)
+            self.object_qpos = int(model.joint("object0:joint").qposadr[0])
+        self.derived = 6 * len(self.sites)
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        space = self.env.action_space
+        return space.low.astype(np.float32), space.high.astype(np.float32)
+
+    def control(self, data: Any, action: np.ndarray) -> None:
+        # as gymnasium-robotics: the action clipped in float32, scaled in float32, added to the
+        # welded body's pose (reset_mocap2body_xpos then mocap_set_action)
+        pos = np.clip(action, -1.0, 1.0)[:3] * np.float32(0.05)
+        data.mocap_pos[self.mocap] = data.xpos[self.welded] + pos.astype(np.float64)
+        data.mocap_quat[self.mocap] = data.xquat[self.welded] + self.ROTATION
+
+    def settle(self, data: Any) -> None:
+        if self.block_gripper:
+            data.qpos[self.finger_qpos] = 0.0
+            mujoco.mj_forward(self.model, data)
+
+    def derive(self, data: Any, out: np.ndarray) -> None:
+        # each site's (linear, angular) velocity as jac @ qvel (gymnasium-robotics' get_site_xvel*)
+        jacp, jacr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
+        for k, site in enumerate(self.sites):
+            mujoco.mj_jacSite(self.model, data, jacp, jacr, site)
+            out[6 * k : 6 * k + 3] = jacp @ data.qvel
+            out[6 * k + 3 : 6 * k + 6] = jacr @ data.qvel
+
+    def sample_state(self, rng: np.random.Generator) -> Snapshot:
+        qpos = self.init_qpos.copy()
+        if self.has_object:  # gymnasium-robotics' _reset_sim
+            xy = self.initial_xy
+            while np.linalg.norm(xy - self.initial_xy) < 0.1:
+                xy = self.initial_xy + rng.uniform(-self.obj_range, self.obj_range, size=2)
+            qpos[self.object_qpos : self.object_qpos + 2] = xy
+        self.env.np_random = rng
+        goal = np.asarray(self.env._sample_goal(), dtype=np.float64).copy()
+        return {"qpos": qpos, "qvel": self.init_qvel.copy(), "goal": goal}
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        state = self.sample_state(rng)
+        return state["qpos"], state["qvel"]
+
+    def achieved(self, s: Snapshot) -> np.ndarray:
+        return s["site_xpos"][:, self.object if self.has_object else self.grip]
+
+    def observe(self, s: Snapshot) -> np.ndarray:
+        dt, sites = self.dt, s["site_xpos"]
+        grip = sites[:, self.grip]
+        grip_velp = s["derived"][:, 0:3] * dt
+        parts = [self.achieved(s), s["goal"], grip]
+        fingers = s["qpos"][:, self.finger_qpos]
+        if self.has_object:
+            from gymnasium_robotics.utils.rotations import mat2euler
+
+            obj = sites[:, self.object]
+            rot = mat2euler(s["site_xmat"][:, self.object].reshape(-1, 3, 3))
+            velp = s["derived"][:, 6:9] * dt - grip_velp
+            velr = s["derived"][:, 9:12] * dt
+            parts += [obj, obj - grip, fingers, rot, velp, velr]
+        else:
+            parts.append(fingers)
+        parts += [grip_velp, s["qvel"][:, self.finger_qvel] * dt]
+        return np.concatenate(parts, axis=1)
+
+    def reward(self, before: Snapshot, after: Snapshot, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = np.linalg.norm(self.achieved(after) - after["goal"], axis=-1)
+        reward = -(d > self.threshold).astype(np.float32) if self.reward_type == "sparse" else -d
+        return reward.astype(np.float64), np.zeros(len(d), dtype=bool)
+
+
+FETCHES: tuple[str, ...] = ("FetchReach-v4", "FetchPush-v4")
+"""gymnasium-robotics' Fetch ids ported (they need gymnasium-robotics installed)."""
+_FETCH_KEPT = ("step", "_set_action", "_get_obs", "_step_callback", "_reset_sim", "compute_reward")
+"""Methods a subclass of a ported Fetch env must not override for the port to stand for it."""
+
+
 _MAZES = (
     "UMaze",
     *(
@@ -422,9 +569,29 @@ _PORTS: dict[str, type[_Port]] = {
     "InvertedDoublePendulum-v5": _InvertedDoublePendulum,
     "Pusher-v5": _Pusher,
     **dict.fromkeys(POINT_MAZES, _PointMaze),
+    **dict.fromkeys(FETCHES, _Fetch),
 }
 SUPPORTED: tuple[str, ...] = tuple(_PORTS)
 """The gymnasium ids this backend ports."""
+
+
+def port_of(env_id: str) -> type[_Port] | None:
+    """The port of a gymnasium id: a supported id, or an id registered with a subclass of a
+    ported Fetch env that changes none of `_FETCH_KEPT` (e.g. a task's env.py that only draws
+    other goals); None if there is none."""
+    if env_id in _PORTS:
+        return _PORTS[env_id]
+    spec = gym.registry.get(env_id)
+    creator = spec.entry_point if spec is not None else None
+    if not isinstance(creator, type) or not register_robotics():  # task folders register classes
+        return None
+    for fetch_id in FETCHES:
+        base = gym.envs.registration.load_env_creator(str(gym.spec(fetch_id).entry_point))
+        if issubclass(creator, base) and all(
+            getattr(creator, name) is getattr(base, name) for name in _FETCH_KEPT
+        ):
+            return _PORTS[fetch_id]
+    return None
 
 
 def options_of(env: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -549,7 +716,10 @@ class MujocoBatch(BatchedEnv):
         """`kwargs` are the gymnasium constructor's (e.g. `ctrl_cost_weight`, PointMaze's
         `maze_map`); `max_episode_steps` None keeps gymnasium's limit (1000, Reacher 50);
         `threads` counts the calling thread."""
-        if env_id not in _PORTS:
+        if env_id not in gym.registry and not register_robotics():
+            raise ValueError(f"{env_id} needs gymnasium-robotics: pip install 'eureka-rewards[robotics]'")
+        port = port_of(env_id)
+        if port is None:
             raise ValueError(
                 f"no batched MuJoCo port of '{env_id}'{did_you_mean(env_id, SUPPORTED)}; "
                 f"supported: {', '.join(SUPPORTED)}"
@@ -558,21 +728,19 @@ class MujocoBatch(BatchedEnv):
             raise ValueError("MujocoBatch does not render; leave out render_mode")
         if num_envs < 1 or threads < 1:
             raise ValueError(f"num_envs and threads must be at least 1, got {num_envs} and {threads}")
-        if env_id not in gym.registry and not register_robotics():
-            raise ValueError(f"{env_id} needs gymnasium-robotics: pip install 'eureka-rewards[robotics]'")
         made = gym.make(env_id, **kwargs)
         env: Any = made.unwrapped
         self.env_id = env_id
-        self.port = _PORTS[env_id](env, options_of(env, kwargs))
+        self.port = port(env, options_of(env, kwargs))
         self.model = self.port.model
         self.frame_skip = self.port.frame_skip
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.obs_dim = self.port.obs_dim
-        low, high = self.model.actuator_ctrlrange.astype(np.float32).T
+        low, high = self.port.action_bounds()
         self.action = ActionSpec(
             discrete=None,
-            dim=int(self.model.nu),
+            dim=len(low),
             low=tuple(float(v) for v in low),
             high=tuple(float(v) for v in high),
         )
@@ -594,10 +762,9 @@ class MujocoBatch(BatchedEnv):
         )
         # Views into each MjData's memory, made once: reading them costs one copy per env and field.
         self._views = {name: [getattr(d, name) for d in self._datas] for name in self._reads}
-        self._ctrl = [d.ctrl for d in self._datas]
         self._rngs = [np.random.default_rng(seed + i) for i in range(num_envs)]
         self._steps = np.zeros(num_envs, dtype=np.int64)
-        self._action = np.zeros((num_envs, self.model.nu), dtype=np.float32)
+        self._action = np.zeros((num_envs, self.action.dim), dtype=np.float32)
         self._out: Snapshot = {}
         self._now: Snapshot = {}
         """The arrays of the state every environment is in now (after resets)."""
@@ -642,10 +809,12 @@ class MujocoBatch(BatchedEnv):
         if not self._now:
             raise RuntimeError("call reset() before step()")
         action = np.ascontiguousarray(actions.detach().to("cpu", torch.float32).numpy())
-        if action.shape != (self.num_envs, self.model.nu):
-            raise ValueError(f"actions must be [{self.num_envs}, {self.model.nu}], got {list(action.shape)}")
+        if action.shape != (self.num_envs, self.action.dim):
+            raise ValueError(
+                f"actions must be [{self.num_envs}, {self.action.dim}], got {list(action.shape)}"
+            )
         self._action = action
-        self._out = {name: np.empty((self.num_envs, *views[0].shape)) for name, views in self._views.items()}
+        self._out = self._empty(self.num_envs)
         self._pool.run(self._step_slice)
         after, self._out = self._out, {}
         after.update((name, self._now[name]) for name in self.port.extras)
@@ -689,23 +858,27 @@ class MujocoBatch(BatchedEnv):
     def _step_slice(self, lo: int, hi: int) -> None:
         """Apply the actions to environments lo..hi-1, step them, read their arrays into `_out`."""
         model, nstep, post = self.model, self.frame_skip, self._post_constraint
-        datas, ctrl, action, limit = self._datas, self._ctrl, self._action, self.port.qvel_limit
+        datas, action, limit, port = self._datas, self._action, self.port.qvel_limit, self.port
         copies = [(self._out[name], views) for name, views in self._views.items()]
+        derived = self._out.get("derived")
         for i in range(lo, hi):
             data = datas[i]
             if limit is not None:
                 np.clip(data.qvel, -limit, limit, out=data.qvel)
-            ctrl[i][:] = action[i]
+            port.control(data, action[i])
             mujoco.mj_step(model, data, nstep=nstep)
             if post:
                 mujoco.mj_rnePostConstraint(model, data)
+            port.settle(data)
             for out, views in copies:
                 out[i] = views[i]
+            if derived is not None:
+                port.derive(data, derived[i])
 
     def _load(self, idx: np.ndarray, state: Snapshot) -> Snapshot:
         """Reset environments `idx` to `state` (qpos, qvel, `extras`; batch first) as gymnasium
         does (mj_resetData, set, mj_forward); return their arrays."""
-        snapshot = {name: np.empty((len(idx), *views[0].shape)) for name, views in self._views.items()}
+        snapshot = self._empty(len(idx))
         snapshot.update((name, state[name].copy()) for name in self.port.extras)
         for j, i in enumerate(idx):
             data = self._datas[i]
@@ -715,7 +888,16 @@ class MujocoBatch(BatchedEnv):
             mujoco.mj_forward(self.model, data)
             for name, views in self._views.items():
                 snapshot[name][j] = views[i]
+            if self.port.derived:
+                self.port.derive(data, snapshot["derived"][j])
         return snapshot
+
+    def _empty(self, n: int) -> Snapshot:
+        """Uninitialised arrays for `n` environments' reads (and the port's `derived`)."""
+        empty = {name: np.empty((n, *views[0].shape)) for name, views in self._views.items()}
+        if self.port.derived:
+            empty["derived"] = np.empty((n, self.port.derived))
+        return empty
 
     def _sim(self, snapshot: Snapshot) -> dict[str, torch.Tensor]:
         names = dict.fromkeys((*self._sim_fields, *self.port.extras))

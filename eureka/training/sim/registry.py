@@ -15,6 +15,7 @@ import torch
 
 from eureka import tasks
 from eureka.errors import TaskError
+from eureka.training.envs import gym_id
 from eureka.training.sim.base import BatchedEnv
 from eureka.training.sim.gym_vector import GymVector
 from eureka.types import Task
@@ -57,10 +58,11 @@ def _native_class(
             return mjx.MjxBatch(spec.id, num_envs, device, seed, **kwargs)
 
         return make_mjx
-    if spec.id in mujoco.SUPPORTED:
+    env_id = gym_id(task) if ":" in spec.id else spec.id
+    if mujoco.port_of(env_id) is not None:
 
         def make(num_envs: int, device: torch.device, seed: int, **kwargs: Any) -> BatchedEnv:
-            return mujoco.MujocoBatch(spec.id, num_envs, device, seed, threads=threads, **kwargs)
+            return mujoco.MujocoBatch(env_id, num_envs, device, seed, threads=threads, **kwargs)
 
         return make
     return None
