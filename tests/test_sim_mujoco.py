@@ -14,11 +14,11 @@ import torch
 from eureka import tasks
 from eureka.training.envs import make_env
 from eureka.training.sim.base import Step
-from eureka.training.sim.mujoco import POINT_MAZES, SUPPORTED, MujocoBatch
+from eureka.training.sim.mujoco import FETCHES, POINT_MAZES, SUPPORTED, MujocoBatch
 
 N = 3
-GYM_IDS = [env_id for env_id in SUPPORTED if env_id not in POINT_MAZES]
-"""gymnasium's own v5 environments (PointMaze is tested in test_sim_mujoco_maze.py)."""
+GYM_IDS = [env_id for env_id in SUPPORTED if env_id not in (*POINT_MAZES, *FETCHES)]
+"""gymnasium's own v5 environments (PointMaze: test_sim_mujoco_maze.py, Fetch: test_sim_mujoco_fetch.py)."""
 SEED = 11
 ACTION_SCALE = 1.2
 """Beyond the ±1 bounds on purpose: MuJoCo clamps ctrl, the control cost sees the action as given."""

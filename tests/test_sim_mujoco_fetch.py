@@ -43,7 +43,9 @@ def _task_batch(name: str) -> tuple[tasks.Task, MujocoBatch, list[gym.Env[Any, A
     return task, batch, [make_env(task) for _ in range(N)]
 
 
-def _compare_steps(batch: MujocoBatch, envs: list[gym.Env[Any, Any]], actions: np.ndarray, state_py: Any) -> int:
+def _compare_steps(
+    batch: MujocoBatch, envs: list[gym.Env[Any, Any]], actions: np.ndarray, state_py: Any
+) -> int:
     """Step both sides with `actions` `[T, N, 4]` (gymnasium envs reset themselves when done);
     compare everything, the task's state fields too; return the episodes ended."""
     ends = 0
