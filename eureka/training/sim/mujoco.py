@@ -695,7 +695,8 @@ class MujocoBatch(BatchedEnv):
     - `xpos` `[N, nbody, 3]`: body frame positions (what gymnasium's `get_body_com` reads; index
       with `body_id(name)`).
     - `site_xpos` `[N, nsite, 3]`: site positions.
-    - PointMaze also `goal` `[N, 2]`: the goal's x, y (always there, whatever `sim_fields` says).
+    - PointMaze also `goal` `[N, 2]`: the goal's x, y; Fetch `goal` `[N, 3]` (always there,
+      whatever `sim_fields` says).
 
     After a step `xpos` and `site_xpos` are those gymnasium shows too: computed at the start of
     the last substep, with no extra `mj_forward`. `sim_fields` chooses what `sim` holds: any
@@ -783,7 +784,7 @@ class MujocoBatch(BatchedEnv):
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray, **extras: np.ndarray) -> torch.Tensor:
         """Put every environment in the given state (`[N, nq]`, `[N, nv]`, and PointMaze's
-        `goal` `[N, 2]`) as gymnasium's `set_state` after a reset does, start new episodes
+        `goal` `[N, 2]` or Fetch's `[N, 3]`) as gymnasium's `set_state` after a reset does, start new episodes
         there, and return the observations."""
         n, model = self.num_envs, self.model
         if np.shape(qpos) != (n, model.nq) or np.shape(qvel) != (n, model.nv):
