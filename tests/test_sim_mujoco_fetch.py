@@ -17,6 +17,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from ports import F64, close
 
 from eureka import tasks
 from eureka.training.envs import gym_id, make_env, register_robotics
@@ -27,13 +28,6 @@ pytestmark = pytest.mark.skipif(not register_robotics(), reason="gymnasium-robot
 
 N = 3
 SEED = 7
-F32 = {"rtol": 1e-6, "atol": 1e-6}
-F64 = {"rtol": 1e-9, "atol": 1e-9}
-
-
-def _close(mine: torch.Tensor, theirs: Any, tol: dict[str, float] = F32) -> None:
-    expected = torch.as_tensor(np.asarray(theirs, dtype=np.float64))
-    torch.testing.assert_close(mine.to(torch.float64), expected.to(mine.dtype).to(torch.float64), **tol)
 
 
 def _task_batch(name: str, threads: int = 1) -> tuple[tasks.Task, MujocoBatch, list[gym.Env[Any, Any]]]:
@@ -55,16 +49,16 @@ def _compare_steps(
         for i, env in enumerate(envs):
             ob, reward, terminated, truncated, _ = env.step(action[i])
             for name, value in state_py.get_state(env.unwrapped, ob).items():
-                _close(built[name][i], value)
-            _close(step.final_obs[i], ob.astype(np.float32))
-            _close(batch.sim["qpos"][i], env.unwrapped.data.qpos, F64)
-            _close(batch.sim["goal"][i], env.unwrapped.goal, F64)
+                close(built[name][i], value)
+            close(step.final_obs[i], ob.astype(np.float32))
+            close(batch.sim["qpos"][i], env.unwrapped.data.qpos, F64)
+            close(batch.sim["goal"][i], env.unwrapped.goal, F64)
             assert float(step.reward[i]) == pytest.approx(reward, rel=1e-6, abs=1e-6)
             assert (bool(step.terminated[i]), bool(step.truncated[i])) == (terminated, truncated)
             if terminated or truncated:
                 ends += 1
                 ob = env.reset()[0]  # the batch drew env i's reset from the same stream
-            _close(step.obs[i], ob.astype(np.float32))
+            close(step.obs[i], ob.astype(np.float32))
     return ends
 
 
@@ -76,7 +70,7 @@ def test_the_task_matches_gymnasium_step_for_step(name: str, threads: int) -> No
     state_py = tasks.load_module(task, "state.py")
     obs = batch.reset(seed=SEED)
     for i, env in enumerate(envs):
-        _close(obs[i], env.reset(seed=SEED + i)[0].astype(np.float32))
+        close(obs[i], env.reset(seed=SEED + i)[0].astype(np.float32))
     actions = np.random.default_rng(0).uniform(-1.5, 1.5, size=(110, N, 4)).astype(np.float32)
     assert _compare_steps(batch, envs, actions, state_py) == 2 * N
     batch.close()
@@ -105,7 +99,7 @@ def test_a_push_in_contact_from_identical_states() -> None:
         fetch.goal = goal[i].copy()
         theirs = fetch._get_obs()
         flat = np.concatenate([theirs["achieved_goal"], theirs["desired_goal"], theirs["observation"]])
-        _close(obs[i], flat.astype(np.float32))
+        close(obs[i], flat.astype(np.float32))
     for _ in range(40):  # the gripper toward the block's centre: down beside it, then into it
         sites = batch.sim["site_xpos"].numpy()
         to_block = sites[:, port.object] - sites[:, port.grip]

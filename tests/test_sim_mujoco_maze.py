@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from ports import F64, close
 
 from eureka import tasks
 from eureka.training.envs import register_robotics
@@ -25,13 +26,6 @@ pytestmark = pytest.mark.skipif(not register_robotics(), reason="gymnasium-robot
 
 N = 3
 SEED = 11
-F32 = {"rtol": 1e-6, "atol": 1e-6}
-F64 = {"rtol": 1e-9, "atol": 1e-9}
-
-
-def _close(mine: torch.Tensor, theirs: Any, tol: dict[str, float] = F32) -> None:
-    expected = torch.as_tensor(np.asarray(theirs, dtype=np.float64))
-    torch.testing.assert_close(mine.to(torch.float64), expected.to(mine.dtype).to(torch.float64), **tol)
 
 
 def _task_batch(n: int = N, **overrides: Any) -> tuple[tasks.Task, MujocoBatch, list[gym.Env[Any, Any]]]:
@@ -59,11 +53,11 @@ def _compare_steps(
         for i, env in enumerate(envs):
             ob, reward, terminated, truncated, _ = env.step(action[i])
             for name, value in state_py.get_state(env.unwrapped, ob).items() if state_py else ():
-                _close(built[name][i], value)
-            _close(step.final_obs[i], ob.astype(np.float32))
-            _close(batch.sim["qpos"][i], ob[4:6], F64)
-            _close(batch.sim["qvel"][i], ob[6:8], F64)
-            _close(batch.sim["goal"][i], ob[2:4], F64)
+                close(built[name][i], value)
+            close(step.final_obs[i], ob.astype(np.float32))
+            close(batch.sim["qpos"][i], ob[4:6], F64)
+            close(batch.sim["qvel"][i], ob[6:8], F64)
+            close(batch.sim["goal"][i], ob[2:4], F64)
             assert float(step.reward[i]) == pytest.approx(reward, rel=1e-6, abs=1e-6)
             assert bool(step.terminated[i]) == terminated
             assert bool(step.truncated[i]) == (truncated and not terminated)
@@ -71,7 +65,7 @@ def _compare_steps(
                 ends += 1
                 terminations += terminated
                 ob = env.reset()[0]  # the batch drew env i's reset from the same stream
-            _close(step.obs[i], ob.astype(np.float32))
+            close(step.obs[i], ob.astype(np.float32))
     return ends, terminations
 
 
@@ -83,7 +77,7 @@ def test_the_task_maze_matches_gymnasium_step_for_step() -> None:
     assert state_py is not None
     obs = batch.reset(seed=SEED)
     for i, env in enumerate(envs):
-        _close(obs[i], env.reset(seed=SEED + i)[0].astype(np.float32))
+        close(obs[i], env.reset(seed=SEED + i)[0].astype(np.float32))
     actions = np.random.default_rng(0).uniform(-1.5, 1.5, size=(170, N, 2)).astype(np.float32)
     ends, _ = _compare_steps(batch, envs, actions, state_py)
     assert ends == 2 * N
@@ -105,7 +99,7 @@ def test_dynamics_from_identical_states_walls_clipping_and_the_goal() -> None:
         maze: Any = env.unwrapped
         maze.goal = goal[i].copy()
         maze.point_env.set_state(qpos[i], qvel[i])
-        _close(obs[i], np.concatenate([qpos[i], goal[i], qpos[i], qvel[i]]).astype(np.float32))
+        close(obs[i], np.concatenate([qpos[i], goal[i], qpos[i], qvel[i]]).astype(np.float32))
     actions = np.tile(np.array([[1.0, 0.0], [0.3, 1.0], [-1.0, -0.4]], dtype=np.float32), (60, 1, 1))
     ends, terminations = _compare_steps(batch, envs, actions)
     assert (ends, terminations) == (1, 1)
