@@ -114,10 +114,13 @@ class BatchedSpec(Strict):
     cuda_graph: bool = False
     """On a cuda device, capture one training step (policy sample, environment step, reward,
     rollout store) as a CUDA graph after a few eager steps and replay it at every step (one
-    launch instead of hundreds of small kernels); a step that cannot be captured (a reward that
-    reads a value back to the host, an environment stepped on CPU threads) trains eagerly. The
-    replay repeats the captured tensor operations only: a reward whose Python code changes from
-    call to call (a counter, a schedule) is frozen as it was at capture."""
+    launch instead of hundreds of small kernels). An environment stepped on the host (MuJoCo on
+    CPU threads, MJX) trains eagerly, and so does a step whose last warm-up waits for the device
+    (a reward that reads a value back to the host), each with one line saying so; a capture that
+    still fails ends the training with status `crashed` and a message naming
+    `cuda_graph: false` as the fix. The replay repeats the captured tensor operations only: a
+    reward whose Python code changes from call to call (a counter, a schedule) is frozen as it
+    was at capture."""
     cuda: dict[str, Any] = Field(default_factory=dict)
     """Settings that replace the ones above when training on a cuda device (a GPU steps
     thousands of environments for the cost of a few: more envs, fewer steps per env); any

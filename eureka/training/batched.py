@@ -13,6 +13,7 @@ import contextlib
 import functools
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,10 @@ POLICY_FILE = "policy.pt"
 
 
 class Rollout:
-    """Steps a batched env under a policy and computes the candidate's reward per batch."""
+    """Steps a batched env under a policy and computes the candidate's reward per batch.
+
+    `obs` (also what `reset` returns) and `prev` are buffers overwritten in place at every
+    step: a caller that keeps one across a step must clone it."""
 
     def __init__(
         self,
@@ -86,7 +90,8 @@ class Rollout:
 
     def reset(self, seed: int) -> torch.Tensor:
         """Reset the environments; `obs` and `prev` are made here once, then updated in place
-        (a captured CUDA graph reads and writes them where they were at capture)."""
+        (a captured CUDA graph reads and writes them where they were at capture): the tensor
+        returned (`obs`) is overwritten by every step, so clone it to keep it."""
         obs = self.env.reset(seed).to(self.device)
         prev = self.state(obs)
         if self.obs.shape != obs.shape or self.prev.keys() != prev.keys():
@@ -245,15 +250,22 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
     return film.write(path)
 
 
+class CaptureError(Exception):
+    """A CUDA graph capture of the training step failed: the device's random generators may be
+    left in capture mode, so the training ends here (one line naming the fix)."""
+
+
 class StepGraph:
     """A training step replayed as a CUDA graph: `step` runs `fn` eagerly on a side stream for
     `WARMUP` steps, then captures it once and replays it from then on. `fn` must keep every
     tensor that outlives a step at a fixed address (updated in place) and must not wait for the
-    device; where capture fails (an exception inside, such as a reward that reads a value back
-    to the host), one line says so and every step runs eagerly. Random numbers come from the
-    device's default generator and the environment's own generators, registered with the graph,
-    so a replayed step draws other numbers than an eager one would: graph and eager training
-    agree in distribution, not bitwise."""
+    device. The last warm-up step runs under torch's sync debug mode: where it waits for the
+    device (a reward that reads a value back to the host), one line says so, nothing is captured
+    and every step runs eagerly. A capture that still fails raises `CaptureError` (torch leaves
+    its generators in capture mode). Random numbers come from the device's default generator and
+    the environment's own generators, registered with the graph, so a replayed step draws other
+    numbers than an eager one would: graph and eager training agree in distribution, not
+    bitwise."""
 
     WARMUP = 3
 
@@ -280,27 +292,54 @@ class StepGraph:
             return self.fn()
         self.side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(self.side):
-            out = self.fn()
+            out = self._checked() if self.eager == self.WARMUP - 1 else self.fn()
         torch.cuda.current_stream().wait_stream(self.side)
         self.eager += 1
         return out
 
+    def _checked(self) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """`fn` run once under torch's sync debug mode; `failed` set where it waited for the
+        device. Other warnings are passed on."""
+        previous = torch.cuda.get_sync_debug_mode()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                out = self.fn()
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
+        syncs = [w for w in caught if "synchroniz" in str(w.message)]
+        for w in caught:
+            if w not in syncs:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if syncs:
+            self.failed = True
+            print(
+                f"cuda graph: the step waits for the device ({str(syncs[0].message)[:160]}); "
+                "training eagerly",
+                flush=True,
+            )
+        return out
+
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
+        previous = torch.cuda.current_stream()
         try:
             for generator in self.generators:
                 graph.register_generator_state(generator)
             with torch.cuda.graph(graph):
                 outputs = self.fn()
-        except Exception as exc:  # anything: the step still runs, eagerly
+        except Exception as exc:
+            torch.cuda.set_stream(previous)  # torch ends the capture before restoring the stream
             self.failed = True
-            message = str(exc).splitlines()[0][:160] if str(exc) else ""
-            print(
-                f"cuda graph: the step could not be captured ({type(exc).__name__}: {message}); "
-                "training eagerly",
-                flush=True,
-            )
-            return
+            root: BaseException = exc
+            while root.__context__ is not None:  # the first error, not the capture end's own
+                root = root.__context__
+            message = str(root).splitlines()[0][:160] if str(root) else ""
+            raise CaptureError(
+                f"cuda graph: the step could not be captured ({type(root).__name__}: {message}); "
+                "set training.batched.cuda_graph: false to train eagerly"
+            ) from exc
         self.graph, self.outputs = graph, outputs
 
 
@@ -388,11 +427,12 @@ class BatchedTraining:
             env.num_envs, env.max_episode_steps, self.fitness.needs_states, device, self.config.num_steps
         )
         self.rollout.defer_checks()
-        self.step_graph = (
-            StepGraph(self._step, env.generators)
-            if self.config.cuda_graph and device.type == "cuda"
-            else None
-        )
+        self.step_graph: StepGraph | None = None
+        if self.config.cuda_graph and device.type == "cuda":
+            if env.graphable:
+                self.step_graph = StepGraph(self._step, env.generators)
+            else:
+                print(f"cuda graph: {type(env).__name__} steps on the host; training eagerly", flush=True)
         self.progress = ProgressFile(job.out_dir, self.timesteps)
         self.obs = self.rollout.reset(job.seed + self.done_steps)
         self.steps = self._flushed_steps = self.done_steps
@@ -439,6 +479,9 @@ class BatchedTraining:
             earlier = self._nonfinite()  # a deferred NaN before a step that failed at once
             error = earlier or exc
             self.result = self._partial(error.status, error.message)
+            return True
+        except CaptureError as exc:
+            self.result = self._partial(Status.CRASHED, str(exc))
             return True
         except FloatingPointError as exc:
             message = f"training diverged (non-finite values in the policy): {str(exc)[:200]}"

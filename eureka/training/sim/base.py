@@ -73,6 +73,10 @@ class BatchedEnv(ABC):
     generators: tuple[torch.Generator, ...] = ()
     """The random generators `step` draws from, besides torch's default ones (a CUDA graph that
     captures the step registers them)."""
+    graphable: bool = False
+    """True where `step` stays on the device (no copy to the host, no wait for it), so a CUDA
+    graph can capture it (`training.batched.cuda_graph`); False for environments stepped on the
+    host (CPU threads, MJX through jax), which then train eagerly."""
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> torch.Tensor:

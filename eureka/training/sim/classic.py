@@ -45,6 +45,8 @@ class TorchEnv(BatchedEnv):
     environments whose episode ended.
     """
 
+    graphable = True
+
     state_dim: ClassVar[int]
     """Size `k` of one environment's state."""
     default_max_episode_steps: ClassVar[int | None]
