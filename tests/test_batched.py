@@ -21,14 +21,15 @@ from eureka.types import BatchedSpec, TrainJob, TrainResult
 
 def _episodes(interval: int, flush_every: int) -> list[tuple[int, int, dict[str, object]]]:
     """Random ends over 4 environments with episodes of up to 5 steps kept (longer ones wrap
-    the ring), flushed every `flush_every` steps (or by `record` itself, every `interval`)."""
+    the ring), flushed every `flush_every` steps (or by `tick` itself, every `interval`)."""
     gen = torch.Generator().manual_seed(0)
     tracker = BatchedEpisodes(4, 5, True, torch.device("cpu"), interval)
     found = []
     for t in range(60):
         ends = torch.rand(2, 4, generator=gen) < torch.tensor([[0.1], [0.05]])
         state = {"x": torch.full((4, 2), float(t))}
-        tracker.record(torch.arange(4) + 10.0 * t, ends[0], ends[1], torch.rand(4, generator=gen), state)
+        tracker.tick()
+        tracker.write(torch.arange(4) + 10.0 * t, ends[0], ends[1], torch.rand(4, generator=gen), state)
         if (t + 1) % flush_every == 0 or t == 59:
             for step, i, ep in tracker.flush():
                 assert ep.signal is not None
@@ -54,7 +55,7 @@ def test_episodes_flushed_once_per_rollout_are_those_flushed_at_every_step() -> 
     assert all(len(e["rewards"]) == min(e["length"], 6) for _, _, e in every_step)
     assert _episodes(8, 8) == every_step
     assert _episodes(8, 3) == every_step
-    assert _episodes(3, 8) == every_step  # flushed by `record` when the caller waits too long
+    assert _episodes(3, 8) == every_step  # flushed by `tick` when the caller waits too long
 
 
 NAN_LATE = """

@@ -126,9 +126,9 @@ class RewardFunction:
         return total, components
 
     def defer_finite_check(self, on: bool = True) -> None:
-        """From now on (until called with False), keep each output for `first_nonfinite` instead
-        of checking it for NaN and infinity at every call: a check reads a value back from the
-        device, a wait for everything before it on a GPU."""
+        """From now on (until called with False), count each output's NaN and infinity on the
+        device for `first_nonfinite` instead of checking them at every call: a check reads a
+        value back from the device, a wait for everything before it on a GPU."""
         self._unchecked = _Nonfinite() if on else None
 
     def first_nonfinite(self) -> tuple[int, RewardError] | None:

@@ -121,9 +121,10 @@ class EpisodeTracker:
 class BatchedEpisodes:
     """Episode tracking for the batched path: the per-step history of N environments in a
     ring of tensors (env reward and success signal always, state fields when F needs them),
-    turned into an Episode for each environment whose episode ends. `record` keeps a step on
-    the device; `flush` reads the ends of the steps since the last flush back at once (a
-    trainer flushes once per rollout, not at every step: each read waits for the device)."""
+    turned into an Episode for each environment whose episode ends. `tick` then `write` keep a
+    step (counted on the host, written on the device); `flush` reads the ends of the steps since
+    the last flush back at once (a trainer flushes once per rollout, not at every step: each
+    read waits for the device)."""
 
     def __init__(
         self, n_envs: int, max_steps: int, keep_states: bool, device: torch.device, interval: int = 1
@@ -132,7 +133,7 @@ class BatchedEpisodes:
         self.keep = (max_steps if max_steps > 0 else 4096) + 1
         """Rows of history an episode keeps; a longer episode keeps only its last `keep` steps."""
         self.interval = max(1, interval)
-        """Steps recorded between two flushes at most (more flush by themselves at `record`)."""
+        """Steps recorded between two flushes at most (more flush by themselves at `tick`)."""
         self.size = self.keep + self.interval - 1
         """Rows in the ring: an episode that ended `interval - 1` steps before a flush still has
         its `keep` rows."""
@@ -154,20 +155,8 @@ class BatchedEpisodes:
         self._flushed = 0
         self._ready: list[tuple[int, int, Episode]] = []
 
-    def record(
-        self,
-        env_rewards: torch.Tensor,
-        terminated: torch.Tensor,
-        truncated: torch.Tensor,
-        signal: torch.Tensor | None,
-        state: Mapping[str, torch.Tensor],
-    ) -> None:
-        """Keep one batched step (nothing is read back from the device)."""
-        self.tick()
-        self.write(env_rewards, terminated, truncated, signal, state)
-
     def tick(self) -> None:
-        """`record`'s work on the host, before `write`: the step counted (and the steps since
+        """A step's work on the host, before its `write`: the step counted (and the steps since
         the last flush collected first when `interval` of them are waiting)."""
         if self.t - self._flushed >= self.interval:
             self._ready += self._collect()
@@ -181,8 +170,8 @@ class BatchedEpisodes:
         signal: torch.Tensor | None,
         state: Mapping[str, torch.Tensor],
     ) -> None:
-        """`record`'s work on the device (what a CUDA graph can capture): the step written to
-        the ring's next row."""
+        """A step's work on the device, after its `tick` (what a CUDA graph can capture): the step
+        written to the ring's next row (nothing is read back from the device)."""
         row = self._row
         self.rewards.index_copy_(0, row, env_rewards.to(torch.float64).unsqueeze(0))
         if signal is not None:
@@ -200,7 +189,7 @@ class BatchedEpisodes:
 
     def flush(self) -> list[tuple[int, int, Episode]]:
         """(step, env index, Episode) for every episode that ended since the last flush, in the
-        order they ended (by step, then by environment); `step` counts `record`s from 0."""
+        order they ended (by step, then by environment); `step` counts `tick`s from 0."""
         finished, self._ready = self._ready + self._collect(), []
         return finished
 
@@ -212,8 +201,9 @@ class BatchedEpisodes:
         signal: torch.Tensor | None,
         state: Mapping[str, torch.Tensor],
     ) -> list[tuple[int, Episode]]:
-        """Record one batched step and flush: (env index, Episode) for every episode that ended."""
-        self.record(env_rewards, terminated, truncated, signal, state)
+        """Keep one batched step and flush: (env index, Episode) for every episode that ended."""
+        self.tick()
+        self.write(env_rewards, terminated, truncated, signal, state)
         return [(i, episode) for _, i, episode in self.flush()]
 
     def _collect(self) -> list[tuple[int, int, Episode]]:

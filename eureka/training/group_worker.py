@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import random
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +36,7 @@ from eureka.training.files import LOG_FILE
 from eureka.training.groups import GroupFile
 from eureka.training.session import device_name, seed_everything
 from eureka.training.train import setup_process
-from eureka.training.worker import defer_dynamo, failed, write_result
+from eureka.training.worker import defer_dynamo, failed, scratch_compile_cache, write_result
 from eureka.types import Status, Task, TrainJob, TrainResult
 
 
@@ -238,8 +236,7 @@ def _ended(member: _Member, result: TrainResult | None, label: str) -> TrainResu
 
 
 def main(group_file: str) -> int:
-    # as the single worker does (worker.py): MJX's compiled programs stay in the scratch folder
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
+    scratch_compile_cache()
     group = GroupFile.model_validate_json(Path(group_file).read_text())
     task = tasks.load(str(group.jobs[0].task_folder))
     if any(tasks.training_path(task, job.backend) != "batched" for job in group.jobs):

@@ -59,13 +59,17 @@ def defer_dynamo() -> None:
     sys.modules.setdefault("torch._dynamo", _DynamoOnDemand("torch._dynamo"))
 
 
+def scratch_compile_cache() -> None:
+    """MJX's compiled programs kept in the job's scratch folder, removed after the job (a cache
+    shared between candidates would let one candidate's code plant programs another loads).
+    MUJOCO_GL is set by `import eureka` and by the sandbox's environment."""
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
+
+
 def main(job_file: str, defer: bool = False) -> int:
     """Run the job in `job_file`; `defer`: with `defer_dynamo` (the worker's own process)."""
     job = TrainJob.model_validate_json(Path(job_file).read_text())
-    # (MUJOCO_GL is set by `import eureka` and by the sandbox's environment.) MJX's compiled
-    # programs stay in the job's scratch folder, removed after the job: a cache shared between
-    # candidates would let one candidate's code plant programs another loads
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
+    scratch_compile_cache()
     from eureka.training import train  # imported late: torch and gymnasium load after the env is set
 
     if defer:

@@ -347,14 +347,27 @@ class _Pusher(_Port):
         return qpos, qvel
 
 
-class _PointMaze(_Port):
+class _GoalPort(_Port):
+    """A port whose episodes carry a goal besides MjData (`extras`): `sample_state` draws qpos,
+    qvel and the goal together, in gymnasium's order."""
+
+    extras = ("goal",)
+
+    @abstractmethod
+    def sample_state(self, rng: np.random.Generator) -> Snapshot: ...
+
+    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        state = self.sample_state(rng)
+        return state["qpos"], state["qvel"]
+
+
+class _PointMaze(_GoalPort):
     """gymnasium-robotics' PointMaze (v3, any maze map): a ball pushed by a force along x and y
     toward a goal in a maze of walls. The dict observation is flattened in key order as
     `FlattenObservation` does: achieved_goal (the ball's x, y), desired_goal, observation (qpos,
     qvel). Actions are clamped to [-1, 1] by the actuators' ctrlrange (gymnasium clips them
     first: the same values); velocities are clipped to 5 before each step."""
 
-    extras = ("goal",)
     qvel_limit = 5.0
     SUCCESS = 0.45
     """Goal distance that counts as reached (gymnasium-robotics' compute_terminated)."""
@@ -391,10 +404,6 @@ class _PointMaze(_Port):
         qpos[:2] = self._noisy(start, rng)
         return {"qpos": qpos, "qvel": self.init_qvel.copy(), "goal": goal}
 
-    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        state = self.sample_state(rng)
-        return state["qpos"], state["qvel"]
-
     def distance(self, s: Snapshot) -> np.ndarray:
         return np.linalg.norm(s["qpos"][:, :2] - s["goal"], axis=1)
 
@@ -422,7 +431,7 @@ class _PointMaze(_Port):
         return {**s, "goal": goal}
 
 
-class _Fetch(_Port):
+class _Fetch(_GoalPort):
     """gymnasium-robotics' Fetch tasks (FetchReach, FetchPush, and subclasses that only change
     the goal sampler): the gripper follows a mocap body moved 5 cm per unit of action, `n_substeps`
     mj_steps per step, fingers held shut (`block_gripper`) by zeroing their joints and
@@ -430,7 +439,6 @@ class _Fetch(_Port):
     desired_goal, observation. Goals are drawn by the environment's own `_sample_goal` with the
     port's generator, so a task's env.py override is honoured."""
 
-    extras = ("goal",)
     reads = ("site_xpos", "site_xmat", "xpos", "xquat")
     ROTATION = np.array([1.0, 0.0, 1.0, 0.0])
     """Fixed end-effector quaternion delta added to the mocap's (gymnasium-robotics' rot_ctrl)."""
@@ -508,10 +516,6 @@ class _Fetch(_Port):
         self.env.np_random = rng
         goal = np.asarray(self.env._sample_goal(), dtype=np.float64).copy()
         return {"qpos": qpos, "qvel": self.init_qvel.copy(), "goal": goal}
-
-    def sample_reset(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        state = self.sample_state(rng)
-        return state["qpos"], state["qvel"]
 
     def achieved(self, s: Snapshot) -> np.ndarray:
         return s["site_xpos"][:, self.object if self.has_object else self.grip]

@@ -58,7 +58,7 @@ def _native_class(
             return mjx.MjxBatch(spec.id, num_envs, device, seed, **kwargs)
 
         return make_mjx
-    env_id = gym_id(task) if ":" in spec.id else spec.id
+    env_id = gym_id(task)
     if mujoco.port_of(env_id) is not None:
 
         def make(num_envs: int, device: torch.device, seed: int, **kwargs: Any) -> BatchedEnv:
