@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import shutil
 import sys
@@ -176,23 +175,24 @@ def _run_worker(
     limit = sum(limits)
     policy = _scaled(jobs.worker_policy(next(iter(members.values())), limit), len(members))
 
+    def report() -> None:
+        for k, sub in members.items():
+            jobs.report_progress(sub.out_dir / PROGRESS_FILE, progress[k])
+
     def tick() -> None:
         if cancel is not None and cancel.is_set():
             raise Interrupted("interrupted")  # sandbox.run kills the worker's group on the way out
-        for k, sub in members.items():
-            report = progress[k]
-            path = sub.out_dir / PROGRESS_FILE
-            if report is not None and path.is_file():
-                with contextlib.suppress(OSError, ValueError):  # half-written: the next tick reads it
-                    report(json.loads(path.read_text()))
+        report()
 
-    return sandbox.run(
+    outcome = sandbox.run(
         [*WORKER, str(group_file)],
         scratch,
         scratch / LOG_FILE,
         policy,
         on_tick=tick,
     )
+    report()  # the last progress, whether or not a tick came after the worker wrote it
+    return outcome
 
 
 def _scaled(policy: sandbox.Policy, size: int) -> sandbox.Policy:

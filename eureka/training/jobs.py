@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import eureka
 import sandbox
@@ -30,6 +31,14 @@ class _SmokeOverdue(Exception):
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(lines[-n:])[-400:]
+
+
+def report_progress(path: Path, on_progress: Callable[[dict[str, Any]], None] | None) -> None:
+    """`on_progress` given the worker's progress.json at `path`, if there is one (a half-written
+    one is skipped: the next read gets it)."""
+    if on_progress is not None and path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            on_progress(json.loads(path.read_text()))
 
 
 def run_training(
@@ -59,9 +68,7 @@ def run_training(
     def tick() -> None:
         if cancel is not None and cancel.is_set():
             raise Interrupted("interrupted")  # sandbox.run kills the worker's group on the way out
-        if on_progress is not None and progress_file.is_file():
-            with contextlib.suppress(OSError, ValueError):  # half-written: the next tick reads it
-                on_progress(json.loads(progress_file.read_text()))
+        report_progress(progress_file, on_progress)
         if smoke_limit is not None and time.monotonic() - started > smoke_limit and not smoke_file.exists():
             raise _SmokeOverdue  # the worker is killed as for Ctrl-C; the limit is the smoke test's
 
@@ -75,6 +82,8 @@ def run_training(
         )
     except _SmokeOverdue:
         outcome = None
+    else:  # the last progress, whether or not a tick came after the worker wrote it
+        report_progress(progress_file, on_progress)
     shutil.rmtree(job.out_dir / "tmp", ignore_errors=True)  # the worker's scratch space
     if outcome is None:
         assert smoke_limit is not None
