@@ -43,9 +43,122 @@ def make_env(
         env = gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
         raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
-    if isinstance(env.observation_space, gym.spaces.Dict):
-        env = gym.wrappers.FlattenObservation(env)
-    return env
+    return numeric_observations(env)
+
+
+ONE_HOT_LIMIT = 1024
+"""A discrete part with at most this many values also reaches the policy one-hot."""
+
+
+def numeric_observations(env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
+    """`env` with one flat Box observation: a dict of Boxes flattened in key order as
+    `FlattenObservation` does (gymnasium-robotics' goal environments); any other space with a
+    discrete part (Discrete, MultiDiscrete, MultiBinary, or a Tuple or Dict holding one) as
+    `NumericObservation` lays it out; a Box unchanged."""
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Box):
+        return env
+    if isinstance(space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s in _leaves(space)):
+        return gym.wrappers.FlattenObservation(env)
+    return NumericObservation(env)
+
+
+def _leaves(space: gym.spaces.Space[Any]) -> list[gym.spaces.Space[Any]]:
+    if isinstance(space, gym.spaces.Tuple):
+        return [leaf for s in space.spaces for leaf in _leaves(s)]
+    if isinstance(space, gym.spaces.Dict):
+        return [leaf for s in space.spaces.values() for leaf in _leaves(s)]
+    return [space]
+
+
+def _parts(space: gym.spaces.Space[Any], obs: Any) -> list[tuple[gym.spaces.Space[Any], Any]]:
+    """(leaf space, its value) of an observation, in the space's order."""
+    if isinstance(space, gym.spaces.Tuple):
+        return [p for s, o in zip(space.spaces, obs, strict=True) for p in _parts(s, o)]
+    if isinstance(space, gym.spaces.Dict):
+        return [p for key, s in space.spaces.items() for p in _parts(s, obs[key])]
+    return [(space, obs)]
+
+
+def _value_bounds(leaf: gym.spaces.Space[Any]) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(leaf, gym.spaces.Box):
+        return leaf.low.reshape(-1).astype(np.float64), leaf.high.reshape(-1).astype(np.float64)
+    if isinstance(leaf, gym.spaces.Discrete):
+        return np.array([leaf.start], np.float64), np.array([leaf.start + leaf.n - 1], np.float64)
+    if isinstance(leaf, gym.spaces.MultiDiscrete):
+        low = np.asarray(leaf.start, np.float64).reshape(-1)
+        return low, low + np.asarray(leaf.nvec, np.float64).reshape(-1) - 1
+    if isinstance(leaf, gym.spaces.MultiBinary):
+        n = int(np.prod(leaf.shape))
+        return np.zeros(n), np.ones(n)
+    raise TaskError(
+        f"the observation space holds {leaf}, which has no fixed-size numeric form: convert the "
+        "observation to numbers with a wrapper in the task folder's env.py (env.id: 'env:YourClass')"
+    )
+
+
+def _one_hot_sizes(leaf: gym.spaces.Space[Any]) -> list[int]:
+    """The one-hot blocks of a leaf: one per discrete value slot, when small enough."""
+    if isinstance(leaf, gym.spaces.Discrete):
+        sizes = [int(leaf.n)]
+    elif isinstance(leaf, gym.spaces.MultiDiscrete):
+        sizes = [int(n) for n in np.asarray(leaf.nvec).reshape(-1)]
+    else:
+        return []
+    return sizes if sum(sizes) <= ONE_HOT_LIMIT else []
+
+
+def observation_values(space: gym.spaces.Space[Any], obs: Any) -> np.ndarray:
+    """The numbers of an observation, flat (float64): each part in the space's order, a discrete
+    part as its value (not one-hot). For a `NumericObservation` these are its first entries,
+    so state fields read the same indices from the raw and the wrapped observation."""
+    if isinstance(space, gym.spaces.Box) or not isinstance(space, gym.spaces.Tuple | gym.spaces.Dict):
+        return np.asarray(obs, dtype=np.float64).reshape(-1)
+    return np.concatenate([np.asarray(o, np.float64).reshape(-1) for _, o in _parts(space, obs)])
+
+
+class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
+    """A non-Box observation as one flat float vector: first every part's numbers in the space's
+    order (a Discrete part as its value, a MultiDiscrete or MultiBinary part as its values: what
+    state fields read), then a one-hot block per discrete value slot (what a policy learns from
+    best), for parts with at most `ONE_HOT_LIMIT` values."""
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        source = env.observation_space
+        leaves = _leaves(source)
+        bounds = [_value_bounds(leaf) for leaf in leaves]
+        self.values = sum(len(low) for low, _ in bounds)
+        """How many entries the values part has (the one-hot blocks follow)."""
+        kinds = [
+            not isinstance(leaf, gym.spaces.Box)
+            for leaf, (low, _) in zip(leaves, bounds, strict=True)
+            for _ in low
+        ]
+        self.discrete = {i for i, whole in enumerate(kinds) if whole}
+        """The entries of the values part that hold whole numbers (a discrete part's values)."""
+        self._hot = [(i, _one_hot_sizes(leaf)) for i, leaf in enumerate(leaves) if _one_hot_sizes(leaf)]
+        hot = sum(sum(sizes) for _, sizes in self._hot)
+        floats = [leaf.dtype for leaf in leaves if isinstance(leaf, gym.spaces.Box)]
+        self._dtype = np.result_type(np.float32, *floats)
+        low = np.concatenate([b[0] for b in bounds] + [np.zeros(hot)])
+        high = np.concatenate([b[1] for b in bounds] + [np.ones(hot)])
+        self.observation_space = gym.spaces.Box(
+            low.astype(self._dtype), high.astype(self._dtype), dtype=self._dtype
+        )
+
+    def observation(self, observation: Any) -> np.ndarray:
+        source = self.env.observation_space
+        parts = _parts(source, observation)
+        blocks = [observation_values(source, observation)]
+        for i, sizes in self._hot:
+            leaf, value = parts[i]
+            start = np.asarray(getattr(leaf, "start", 0)).reshape(-1)
+            for v, n in zip(np.asarray(value).reshape(-1) - start, sizes, strict=True):
+                block = np.zeros(n)
+                block[int(v)] = 1.0
+                blocks.append(block)
+        return np.concatenate(blocks).astype(self._dtype)
 
 
 def register_robotics() -> bool:
@@ -138,7 +251,7 @@ class StateExtractor:
             )
 
     def __call__(self, env: gym.Env[Any, Any], obs: Any) -> StateDict:
-        obs_arr = np.asarray(obs, dtype=np.float64).reshape(-1)
+        obs_arr = observation_values(env.observation_space, obs)
         built = self.builder(env.unwrapped, obs_arr) if self.builder else {}
         state: StateDict = {}
         for name, field in self.fields.items():

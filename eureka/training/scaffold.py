@@ -29,7 +29,13 @@ import yaml
 
 from eureka import tasks
 from eureka.errors import ConfigError
-from eureka.training.envs import batch_tensors, make_state_env
+from eureka.training.envs import (
+    NumericObservation,
+    batch_tensors,
+    make_state_env,
+    numeric_observations,
+    register_robotics,
+)
 from eureka.training.sim import mujoco
 from eureka.types import Task
 
@@ -126,6 +132,8 @@ def _make(env: str, folder: Path) -> tuple[gym.Env[Any, Any], dict[str, Any]]:
             raise ConfigError(f"--env {env}: {source} defines no class {class_name}")
         made = gym.wrappers.TimeLimit(cls(), CUSTOM_EPISODE_STEPS)
         return made, {"id": f"{source.stem}:{class_name}", "max_episode_steps": CUSTOM_EPISODE_STEPS}
+    if env not in gym.registry:
+        register_robotics()  # gymnasium-robotics' ids (Fetch, mazes, hands), where it is installed
     try:
         return gym.make(env), {"id": env}
     except gym.error.Error as exc:
@@ -160,13 +168,11 @@ def _doc_parts(env: gym.Env[Any, Any]) -> list[tuple[int, int, str, str]]:
 
 
 def _obs_size(env: gym.Env[Any, Any]) -> int:
-    space = env.observation_space
-    if not isinstance(space, gym.spaces.Box):
-        raise ConfigError(
-            f"the observation space is {space}: `tasks new` maps Box observations; write task.yaml "
-            "by hand (or flatten the observation with a wrapper in env.py)"
-        )
-    return int(np.prod(space.shape))
+    """How many observation entries become state fields: all of a Box; of a discrete or mixed
+    observation only its numbers, not the one-hot blocks that follow them for the policy."""
+    if isinstance(env, NumericObservation):
+        return env.values
+    return int(np.prod(env.observation_space.shape or ()))
 
 
 def _observation_fields(env: gym.Env[Any, Any], claimed: set[int], size: int) -> list[Field]:
@@ -174,9 +180,22 @@ def _observation_fields(env: gym.Env[Any, Any], claimed: set[int], size: int) ->
     table where it has a row, else one field per run of unnamed entries."""
     table = _doc_table(env)
     parts = _doc_parts(env)
+    whole = env.discrete if isinstance(env, NumericObservation) else set()
+    space = env.observation_space
     fields: list[Field] = []
     i = 0
     while i < size:
+        if i in whole and i not in claimed and i not in table:
+            low, high = int(space.low[i]), int(space.high[i])  # type: ignore[attr-defined]
+            fields.append(
+                Field(
+                    f"obs_{i}",
+                    f"observation[{i}], a whole number from {low} to {high} (TODO: say what it is).",
+                    obs=i,
+                )
+            )
+            i += 1
+            continue
         if i in claimed:
             i += 1
             continue
@@ -187,7 +206,7 @@ def _observation_fields(env: gym.Env[Any, Any], claimed: set[int], size: int) ->
             i += 1
             continue
         j = i
-        while j < size and j not in claimed and j not in table:
+        while j < size and j not in claimed and j not in table and j not in whole:
             j += 1
         part = next((p for p in parts if p[0] <= i and j <= p[1]), None)
         if part is not None:
@@ -613,6 +632,7 @@ def new_task(name: str, env_id: str, root: Path, force: bool = False) -> Scaffol
     folder.mkdir(parents=True, exist_ok=True)
     env, env_section = _make(env_id, folder)
     try:
+        env = numeric_observations(env)
         size = _obs_size(env)
         is_mujoco = hasattr(env.unwrapped, "model") and hasattr(env.unwrapped, "data")
         fields, claimed = _mujoco_fields(env, size) if is_mujoco else ([], set())

@@ -1,0 +1,188 @@
+"""Observations that are not one Box (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict): every
+task's environment is made with one flat numeric observation whose first entries are the
+observation's numbers (what state fields read, also from the raw observation) followed by one-hot
+blocks for the policy; a part with no numeric form is a clear error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+
+from eureka import tasks
+from eureka.errors import TaskError
+from eureka.training.envs import ONE_HOT_LIMIT, NumericObservation, numeric_observations, observation_values
+from eureka.training.jobs import run_training
+from eureka.training.scaffold import new_task
+from eureka.training.task_check import check_task
+from eureka.training.wrappers import COMPONENTS, wrap
+from eureka.types import Status, TrainJob
+
+MIXED = gym.spaces.Dict(
+    {
+        "cell": gym.spaces.Discrete(3, start=1),
+        "pos": gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float64),
+        "dice": gym.spaces.MultiDiscrete([2, 3], start=[0, 5]),
+        "flags": gym.spaces.MultiBinary(2),
+        "big": gym.spaces.Discrete(ONE_HOT_LIMIT + 1),
+    }
+)
+
+
+class _Env(gym.Env[Any, int]):
+    """An environment with a given observation space whose observations are the space's samples."""
+
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, space: gym.spaces.Space[Any]) -> None:
+        self.observation_space = space
+        self.observation_space.seed(0)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        return self.observation_space.sample(), {}
+
+    def step(self, action: int) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def test_numbers_first_then_one_hot_blocks() -> None:
+    env = numeric_observations(_Env(MIXED))
+    assert isinstance(env, NumericObservation)
+    # gymnasium orders a Dict's keys: big, cell, dice, flags, pos
+    assert env.values == 1 + 1 + 2 + 2 + 2
+    assert env.discrete == {0, 1, 2, 3, 4, 5}
+    space = env.observation_space
+    assert space.dtype == np.float64  # as wide as the widest Box part
+    hot = 3 + 2 + 3  # cell, and dice's two slots; `big` is over the limit, flags are already 0/1
+    assert space.shape == (env.values + hot,)
+    assert list(space.low[:6]) == [0, 1, 0, 5, 0, 0] and list(space.high[:6]) == [
+        ONE_HOT_LIMIT,
+        3,
+        1,
+        7,
+        1,
+        1,
+    ]
+    for _ in range(20):
+        obs, _ = env.reset()
+        raw = env.unwrapped.observation_space.sample()
+        wrapped = env.observation(raw)
+        assert space.contains(wrapped)
+        values = observation_values(MIXED, raw)
+        assert np.array_equal(
+            wrapped[: env.values], values
+        )  # state fields read the same indices raw or wrapped
+        assert values[1] == raw["cell"] and list(values[2:4]) == list(raw["dice"])
+        cell, dice_a, dice_b = wrapped[8:11], wrapped[11:13], wrapped[13:16]
+        assert cell.sum() == dice_a.sum() == dice_b.sum() == 1
+        assert cell[raw["cell"] - 1] == 1 and dice_a[raw["dice"][0]] == 1 and dice_b[raw["dice"][1] - 5] == 1
+        assert space.contains(obs)
+
+
+def test_a_dict_of_boxes_is_flattened_as_before() -> None:
+    boxes = gym.spaces.Dict({"b": gym.spaces.Box(-1, 1, (2,)), "a": gym.spaces.Box(0, 1, (3,))})
+    env = numeric_observations(_Env(boxes))
+    assert isinstance(env, gym.wrappers.FlattenObservation)
+    box = gym.spaces.Box(-1, 1, (4,))
+    plain = _Env(box)
+    assert numeric_observations(plain) is plain
+
+
+def test_a_part_with_no_numbers_names_the_fix() -> None:
+    with pytest.raises(
+        TaskError,
+        match=r"holds Text\(.*convert the observation to numbers with a wrapper in the task folder's env.py",
+    ):
+        numeric_observations(_Env(gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Text(5)))))
+
+
+def test_scaffold_names_each_whole_number(tmp_path: Path) -> None:
+    made = new_task("blackjack", "Blackjack-v1", tmp_path)  # Tuple(Discrete(32), Discrete(11), Discrete(2))
+    state = yaml.safe_load((made.folder / tasks.TASK_FILE).read_text())["state"]
+    assert {name: f["obs"] for name, f in state.items()} == {"obs_0": 0, "obs_1": 1, "obs_2": 2}
+    assert "a whole number from 0 to 31" in state["obs_0"]["description"]
+
+
+def _frozen_lake(tmp_path: Path) -> Path:
+    """FrozenLake (Discrete(16) observations) scaffolded, then completed as its author would."""
+    folder = new_task("lake", "FrozenLake-v1", tmp_path / "tasks").folder
+    spec = yaml.safe_load((folder / tasks.TASK_FILE).read_text())
+    spec["env"]["kwargs"] = {"is_slippery": False}
+    spec["state"] = {"cell": {"obs": 0, "description": "the agent's cell, row * 4 + column; the goal is 15"}}
+    spec["fitness"]["threshold"] = 1.0
+    spec["training"]["eval_episodes"] = 2
+    (folder / tasks.TASK_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
+    (folder / tasks.HUMAN_REWARD_FILE).write_text(
+        "import torch\n\n\n"
+        "def compute_reward(cell: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:\n"
+        "    row = torch.div(cell, 4, rounding_mode='floor')\n"
+        "    progress = (row + cell - 4 * row) / 6.0\n"
+        "    goal = (cell == 15).float()\n"
+        "    return progress + 10.0 * goal, {'progress': progress, 'goal': goal}\n"
+    )
+    return folder
+
+
+def test_a_discrete_observation_task_checks_and_its_reward_wraps_the_raw_env(tmp_path: Path) -> None:
+    folder = _frozen_lake(tmp_path)
+    report = check_task(str(folder))
+    assert report.ok, report.problems
+    raw = gym.make("FrozenLake-v1", is_slippery=False)  # a user's own env: Discrete observations
+    env = wrap(raw, "human", str(folder))
+    obs, info = env.reset(seed=0)
+    assert obs == 0 and float(info["state"]["cell"]) == 0.0
+    _, reward, *_, info = env.step(2)  # right
+    assert info["state"]["cell"] == 1.0
+    assert info[COMPONENTS] == {"progress": pytest.approx(1 / 6), "goal": 0.0}
+    assert reward == pytest.approx(1 / 6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["batched", "sb3"])
+def test_a_discrete_observation_task_trains(backend: str, tmp_path: Path) -> None:
+    folder = _frozen_lake(tmp_path)
+    job = TrainJob(
+        task_folder=folder,
+        reward_file=folder / tasks.HUMAN_REWARD_FILE,
+        out_dir=tmp_path / "run",
+        timesteps=2048,
+        video=False,
+        backend=backend,
+    )
+    result = run_training(job)
+    assert result.status == Status.OK, result.message
+    assert result.env_steps >= 2048 and {c.name for c in result.components} == {"progress", "goal"}
+    cells = {e.final_state["cell"] for e in result.eval_episodes}
+    assert cells <= set(range(16))
+
+
+def test_scaffold_of_a_gymnasium_robotics_id_in_a_fresh_process(tmp_path: Path) -> None:
+    pytest.importorskip("gymnasium_robotics", reason="the robotics extra is not installed")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eureka",
+            "tasks",
+            "new",
+            "umaze",
+            "--env",
+            "PointMaze_UMaze-v3",
+            "--dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    state = yaml.safe_load((tmp_path / "umaze" / tasks.TASK_FILE).read_text())["state"]
+    assert len(state) >= 3  # the dict observation (achieved_goal, desired_goal, observation), flattened
