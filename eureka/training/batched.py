@@ -228,7 +228,9 @@ def _plain(value: torch.Tensor) -> float | list[float]:
 
 def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> Path | None:
     """One episode of the deterministic policy in the task's gymnasium env, as mp4."""
-    env: gym.Env[Any, Any] | None = film_env(task)
+    from eureka.training.envs import make_env
+
+    env: gym.Env[Any, Any] | None = film_env(lambda size: make_env(task, "rgb_array", size=size))
     if env is None:
         return None
     film = Film(env)

@@ -28,14 +28,13 @@ from eureka.training.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
 from eureka.training.session import (
     CHECK_STEPS,
     SMOKE_STEPS,
-    VIDEO_SIZE,
     Correlation,
     Film,
     ProgressFile,
     SolveClock,
     StatsRecorder,
-    cheap_rendering,
     compile_rewards,
+    film_env,
     partial_result,
     require_signal,
     smoke_passed,
@@ -217,14 +216,14 @@ def evaluate(
 ) -> tuple[list[EvalEpisode], Path | None]:
     """`episodes` deterministic episodes (F, length, final state, the reward's components);
     the first one filmed when asked."""
-    if video_path is None:
-        base = _make_venv(task, 1, seed + 10_000)
-    else:
-        try:
-            base = _make_venv(task, 1, seed + 10_000, "rgb_array", VIDEO_SIZE)
-        except TypeError:  # an environment without width and height
-            base = _make_venv(task, 1, seed + 10_000, "rgb_array")
-        cheap_rendering(base.envs[0])
+    filmed = None
+    if video_path is not None:
+        filmed = film_env(
+            lambda size: _make_venv(task, 1, seed + 10_000, "rgb_array", size), lambda v: v.envs[0]
+        )
+    if filmed is None:
+        video_path = None
+    base = filmed or _make_venv(task, 1, seed + 10_000)
     film = Film(base.envs[0])
     tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
     tracker.records = []

@@ -477,7 +477,12 @@ def _action_text(env: gym.Env[Any, Any]) -> str:
             names = f" torques/controls of the actuators {names}"
         what = names or " TODO say what each entry does"
         return f"Box({low:g}, {high:g}, shape=({n},)), a float tensor [N, {n}]:{what}."
-    raise ConfigError(f"the action space is {space}: `tasks new` maps Box and Discrete actions")
+    if isinstance(space, gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+        n = int(np.prod(space.shape))
+        return f"{space}, an integer tensor [N, {n}]: TODO say what each entry does (SB3 trains it)."
+    raise ConfigError(
+        f"the action space is {space}: `tasks new` maps Box, Discrete, MultiDiscrete and MultiBinary actions"
+    )
 
 
 # ---------------------------------------------------------------- the human reward

@@ -11,8 +11,9 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ from eureka.reward.contract import RewardError, RewardFunction, compile_reward
 from eureka.training.files import PROGRESS_FILE, SMOKE_FILE
 from eureka.training.fitness import Fitness
 from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
+
+Filmed = TypeVar("Filmed")
 
 VIDEO_FPS = 15
 """Frame rate of a rollout video: every k-th step is filmed, k = the env's render_fps / 15."""
@@ -240,18 +243,19 @@ class Correlation:
         return max(-1.0, min(1.0, cov / math.sqrt(vx * vy)))
 
 
-def film_env(task: Task) -> Any:
-    """The task's gymnasium env rendering frames for a video: VIDEO_SIZE where it takes a size
-    (MuJoCo), else its own; None (and a line in the log) when it cannot render."""
-    from eureka.training.envs import make_env
-
+def film_env(
+    make: Callable[[tuple[int, int] | None], Filmed], env_of: Callable[[Filmed], Any] = lambda e: e
+) -> Filmed | None:
+    """`make(size)` for a video: at VIDEO_SIZE where the environment takes a size (MuJoCo),
+    else at its own; None (and a line in the log) when it cannot render, e.g. a user's env.py
+    that takes no `render_mode`. `env_of` gives the gymnasium env inside (of a vector env)."""
     try:
         try:
-            env = make_env(task, "rgb_array", size=VIDEO_SIZE)
+            made = make(VIDEO_SIZE)
         except TypeError:  # an environment without width and height
-            env = make_env(task, "rgb_array")
-        cheap_rendering(env)
-        return env
+            made = make(None)
+        cheap_rendering(env_of(made))
+        return made
     except Exception as exc:  # a video is a nicety: report and go on
         print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
         return None
@@ -292,16 +296,28 @@ class Film:
         self.steps = 0
         self.seconds = 0.0
         """Time spent rendering."""
+        self.broken = False
+        """The environment could not render: no video."""
 
     @property
     def full(self) -> bool:
-        return len(self.frames) >= MAX_VIDEO_FRAMES
+        return self.broken or len(self.frames) >= MAX_VIDEO_FRAMES
 
     def step(self, render: Any) -> None:
-        """Called before each step of the episode; films the steps on the stride."""
+        """Called before each step of the episode; films the steps on the stride. A render that
+        raises or returns no image ends the film (a line in the log; no video)."""
         if not self.full and self.steps % self.stride == 0:
             start = time.monotonic()
-            self.frames.append(np.asarray(render()))
+            try:
+                frame = np.asarray(render())
+                problem = "" if frame.ndim == 3 else f"render() returned no image (shape {frame.shape})"
+            except Exception as exc:  # the policy is what matters: report and go on
+                problem = f"render() raised {type(exc).__name__}: {exc}"
+            if problem:
+                print(f"video not written: {problem}", flush=True)
+                self.frames, self.broken = [], True
+                return
+            self.frames.append(frame)
             self.seconds += time.monotonic() - start
         self.steps += 1
 

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from eureka.errors import TaskError
 from eureka.training.envs import StateExtractor, make_env
 from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 from eureka.types import Task
@@ -44,7 +45,10 @@ class GymVector(BatchedEnv):
                 high=tuple(float(v) for v in act.high.reshape(-1)),
             )
         else:
-            raise TypeError(f"action space {act} is neither Discrete nor Box")
+            raise TaskError(
+                f"{task.folder / 'task.yaml'}: the batched path takes Box and Discrete actions, not {act}; "
+                "train this task on SB3 (--backend sb3, or drop training.backend: batched)"
+            )
         self._action_shape = act.shape
         limit = self.envs[0].spec.max_episode_steps if self.envs[0].spec else None
         self.max_episode_steps = int(limit or 0)

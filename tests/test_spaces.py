@@ -1,7 +1,9 @@
-"""Observations that are not one Box (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict): every
-task's environment is made with one flat numeric observation whose first entries are the
-observation's numbers (what state fields read, also from the raw observation) followed by one-hot
-blocks for the policy; a part with no numeric form is a clear error."""
+"""Spaces other than one Box, and environments that cannot render. Observations with a discrete
+part (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict) become one flat numeric vector whose
+first entries are the observation's numbers (what state fields read, also from the raw
+observation) followed by one-hot blocks for the policy; a part with no numeric form is a clear
+error. MultiDiscrete actions train on SB3 and the batched path says so. A user's env.py that
+takes no `render_mode` trains without a video."""
 
 from __future__ import annotations
 
@@ -186,3 +188,71 @@ def test_scaffold_of_a_gymnasium_robotics_id_in_a_fresh_process(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     state = yaml.safe_load((tmp_path / "umaze" / tasks.TASK_FILE).read_text())["state"]
     assert len(state) >= 3  # the dict observation (achieved_goal, desired_goal, observation), flattened
+
+
+MULTI_ENV = """
+import gymnasium as gym
+import numpy as np
+
+
+class Knobs(gym.Env):
+    \"\"\"Two knobs in {0, 1, 2}; the point drifts by 0.1 toward 2 per step where a knob is at 2.\"\"\"
+
+    observation_space = gym.spaces.Box(-5, 5, (2,), np.float32)
+    action_space = gym.spaces.MultiDiscrete([3, 3])
+
+    def __init__(self):  # no render_mode: this env cannot film
+        self.x = np.zeros(2, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = self.np_random.uniform(-1, 1, 2).astype(np.float32)
+        return self.x.copy(), {}
+
+    def step(self, action):
+        self.x = np.clip(self.x + 0.1 * (np.asarray(action) - 1), -5, 5).astype(np.float32)
+        return self.x.copy(), float(-np.abs(self.x - 2).sum()), False, False, {}
+"""
+
+
+def _knobs(tmp_path: Path) -> Path:
+    source = tmp_path / "knobs.py"
+    source.write_text(MULTI_ENV)
+    made = new_task("knobs", f"{source}:Knobs", tmp_path / "tasks")
+    spec = yaml.safe_load((made.folder / tasks.TASK_FILE).read_text())
+    assert spec["action"].startswith("MultiDiscrete([3 3]), an integer tensor [N, 2]")
+    spec["env"]["max_episode_steps"] = 50
+    spec["training"]["eval_episodes"] = 2
+    (made.folder / tasks.TASK_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
+    field = next(iter(spec["state"]))
+    (made.folder / tasks.HUMAN_REWARD_FILE).write_text(
+        "import torch\n\n\n"
+        f"def compute_reward({field}: torch.Tensor, action: torch.Tensor) "
+        "-> tuple[torch.Tensor, dict[str, torch.Tensor]]:\n"
+        f"    near = -({field} - 2.0).abs().sum(dim=1)\n"
+        "    return near, {'near': near}\n"
+    )
+    return made.folder
+
+
+@pytest.mark.slow
+def test_multidiscrete_actions_train_on_sb3_and_an_env_that_cannot_render_trains_without_video(
+    tmp_path: Path,
+) -> None:
+    folder = _knobs(tmp_path)
+    job = TrainJob(
+        task_folder=folder,
+        reward_file=folder / tasks.HUMAN_REWARD_FILE,
+        out_dir=tmp_path / "run",
+        timesteps=1024,
+        video=True,
+        backend="sb3",
+    )
+    result = run_training(job)
+    assert result.status == Status.OK, result.message
+    assert result.video_file is None and result.env_steps >= 1024
+    assert "video not written" in (tmp_path / "run" / "train.log").read_text()
+    batched = run_training(job.model_copy(update={"backend": "batched", "out_dir": tmp_path / "run2"}))
+    assert batched.status == Status.CRASHED
+    assert "the batched path takes Box and Discrete actions, not MultiDiscrete([3 3])" in batched.message
+    assert "--backend sb3" in batched.message
