@@ -43,6 +43,24 @@ def test_parameters_are_bound_by_name() -> None:
     assert torch.equal(parts["bonus"], torch.ones(4))
 
 
+@pytest.mark.parametrize("decorator", ["@torch.jit.script", "@torch.compile", "@torch.compile(dynamic=True)"])
+def test_a_reward_written_for_torchscript_runs_as_eager_pytorch(decorator: str) -> None:
+    # as Eureka's IsaacGym rewards are written; TorchScript cannot compile code from a string
+    source = (
+        "from typing import Dict, Tuple\n\n\n"
+        f"{decorator}\n"
+        "def compute_reward(pole_angle: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:\n"
+        "    temp: float = 0.5\n"
+        "    upright = torch.exp(-pole_angle.abs() / temp)\n"
+        "    return upright, {'upright': upright}\n"
+    )
+    total, parts = _call(source)
+    assert torch.equal(total, torch.exp(-torch.linspace(-0.1, 0.1, 4).abs() / 0.5))
+    assert torch.equal(parts["upright"], total)
+    err = _error(source.replace("temp: float = 0.5", "raise ValueError('x')"))
+    assert "reward.py line 6" in err.message  # lines are counted in the reward as written
+
+
 def test_unknown_parameter_names_the_valid_ones() -> None:
     err = _error("def compute_reward(pole_tip):\n    return pole_tip, {}\n")
     assert err.status == Status.CHECK_FAILED

@@ -6,6 +6,7 @@ task's own trusted code). The static checks that need no execution live in eurek
 
 from __future__ import annotations
 
+import ast
 import inspect
 import linecache
 import math
@@ -283,6 +284,24 @@ def _nonfinite_error(bad: int, n: int, culprits: list[str]) -> RewardError:
     )
 
 
+COMPILERS = {"torch.jit.script", "torch.jit.script_if_tracing", "torch.compile", "jit.script"}
+"""Decorators that only change how a function runs, not what it computes: Eureka's own rewards
+(IsaacGym) are written under `@torch.jit.script`, which cannot compile code that came from a
+string; the reward runs as eager PyTorch instead."""
+
+
+def without_compilers(tree: ast.Module) -> ast.Module:
+    """`tree` with the COMPILERS decorators (called or not) removed from its functions."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.decorator_list = [
+                d
+                for d in node.decorator_list
+                if ast.unparse(d.func if isinstance(d, ast.Call) else d) not in COMPILERS
+            ]
+    return tree
+
+
 def compile_reward(source: str, filename: str, fields: list[str], path: str | None = None) -> RewardFunction:
     """Execute reward source (inside the sandbox) and bind its `compute_reward`. Messages name
     it `filename`; its code is compiled as `path` (default: `filename`), which must be unique in
@@ -292,7 +311,7 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
     # so tracebacks can quote the reward's own lines
     linecache.cache[where] = (len(source), None, source.splitlines(True), where)
     try:
-        code = compile(source, where, "exec")
+        code = compile(without_compilers(ast.parse(source, where)), where, "exec")
     except SyntaxError as exc:
         raise RewardError(
             Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"
