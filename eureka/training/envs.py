@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -165,7 +167,8 @@ def register_robotics() -> bool:
     """Register gymnasium-robotics' environments (Fetch, Shadow hand, Adroit, mazes); False
     when it is not installed."""
     try:
-        import gymnasium_robotics
+        with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about Adroit v1 rewards
+            import gymnasium_robotics
     except ImportError:
         return False
     gym.register_envs(gymnasium_robotics)
