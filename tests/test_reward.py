@@ -43,11 +43,21 @@ def test_parameters_are_bound_by_name() -> None:
     assert torch.equal(parts["bonus"], torch.ones(4))
 
 
-@pytest.mark.parametrize("decorator", ["@torch.jit.script", "@torch.compile", "@torch.compile(dynamic=True)"])
-def test_a_reward_written_for_torchscript_runs_as_eager_pytorch(decorator: str) -> None:
+@pytest.mark.parametrize(
+    ("imports", "decorator"),
+    [
+        ("", "@torch.jit.script"),
+        ("", "@torch.compile"),
+        ("", "@torch.compile(dynamic=True)"),
+        ("from torch.jit import script", "@script"),
+        ("import torch as th", "@th.jit.script"),
+        ("from torch import jit", "@jit.script"),
+    ],
+)
+def test_a_reward_written_for_torchscript_runs_as_eager_pytorch(imports: str, decorator: str) -> None:
     # as Eureka's IsaacGym rewards are written; TorchScript cannot compile code from a string
     source = (
-        "from typing import Dict, Tuple\n\n\n"
+        f"from typing import Dict, Tuple\n{imports}\n\n"
         f"{decorator}\n"
         "def compute_reward(pole_angle: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:\n"
         "    temp: float = 0.5\n"
@@ -59,6 +69,18 @@ def test_a_reward_written_for_torchscript_runs_as_eager_pytorch(decorator: str) 
     assert torch.equal(parts["upright"], total)
     err = _error(source.replace("temp: float = 0.5", "raise ValueError('x')"))
     assert "reward.py line 6" in err.message  # lines are counted in the reward as written
+
+
+def test_a_helper_compiled_by_a_call_runs_as_eager_pytorch() -> None:
+    total, _ = _call(
+        "def _upright(a):\n    return torch.cos(a)\n\n\n"
+        "upright = torch.jit.script(_upright)\n"
+        "fast = torch.compile(_upright, mode='reduce-overhead')\n\n\n"
+        "def compute_reward(pole_angle):\n"
+        "    r = upright(pole_angle) + fast(pole_angle)\n"
+        "    return r, {'upright': r}\n"
+    )
+    assert torch.equal(total, 2 * torch.cos(torch.linspace(-0.1, 0.1, 4)))
 
 
 def test_unknown_parameter_names_the_valid_ones() -> None:

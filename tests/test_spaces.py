@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -19,9 +19,17 @@ import yaml
 
 from eureka import tasks
 from eureka.errors import TaskError
-from eureka.training.envs import ONE_HOT_LIMIT, NumericObservation, numeric_observations, observation_values
+from eureka.training.envs import (
+    ONE_HOT_LIMIT,
+    NumericObservation,
+    StateExtractor,
+    numeric_observations,
+    observation_values,
+)
 from eureka.training.jobs import run_training
 from eureka.training.scaffold import new_task
+from eureka.training.session import VIDEO_SIZE, Film, film_env
+from eureka.training.sim.gym_vector import GymVector
 from eureka.training.task_check import check_task
 from eureka.training.wrappers import COMPONENTS, wrap
 from eureka.types import Status, TrainJob
@@ -104,6 +112,91 @@ def test_a_part_with_no_numbers_names_the_fix() -> None:
         match=r"holds Text\(.*convert the observation to numbers with a wrapper in the task folder's env.py",
     ):
         numeric_observations(_Env(gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Text(5)))))
+
+
+def test_values_outside_the_space_and_spaces_without_numbers_are_named() -> None:
+    env = numeric_observations(_Env(gym.spaces.Discrete(3, start=1)))
+    with pytest.raises(
+        TaskError, match=r"the observation holds 0 for its part Discrete\(3, start=1\), outside"
+    ):
+        env.observation(0)
+    with pytest.raises(TaskError, match=r"holds no numbers"):
+        numeric_observations(_Env(gym.spaces.Tuple(())))
+
+
+def test_state_fields_read_the_raw_and_the_wrapped_observation_alike(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    # the values part of MIXED: big 0, cell 1, dice 2-3, flags 4-5, pos 6-7
+    (folder / tasks.TASK_FILE).write_text(
+        yaml.safe_dump(
+            {
+                "name": "mixed",
+                "description": "d",
+                "env": {"id": "Mixed-v0"},
+                "state": {
+                    "dice": {"obs": [2, 4], "shape": [2], "description": "the dice"},
+                    "pos": {"obs": [6, 8], "shape": [2], "description": "the position"},
+                },
+                "action": "a",
+                "termination": "t",
+                "fitness": {"metric": "env_return", "description": "f", "threshold": 0},
+                "training": {"algorithm": "PPO", "timesteps": 1000},
+            }
+        )
+    )
+    task = tasks.load(str(folder))
+    extract = StateExtractor(task)
+    raw = _Env(MIXED)
+    wrapped = numeric_observations(_Env(MIXED))
+    for _ in range(10):
+        obs = MIXED.sample()
+        mine, theirs = extract(raw, obs), extract(wrapped, wrapped.observation(obs))
+        assert list(mine["dice"]) == list(theirs["dice"]) == list(obs["dice"])
+        assert np.array_equal(mine["pos"], theirs["pos"]) and np.allclose(mine["pos"], obs["pos"])
+
+
+def test_a_film_keeps_its_frames_when_rendering_stops(capsys: pytest.CaptureFixture[str]) -> None:
+    class Screen:
+        metadata: ClassVar[dict[str, int]] = {"render_fps": 15}
+
+    frames = iter([np.zeros((4, 6, 3), np.uint8), np.ones((4, 6), np.uint8), None])
+    film = Film(Screen())
+    for _ in range(5):
+        if not film.full:
+            film.step(lambda: next(frames))
+    assert film.broken and len(film.frames) == 2  # a grey frame counts; None ends the film
+    assert "filming stopped at step 2: render() returned no image" in capsys.readouterr().out
+
+    def raises() -> None:
+        raise NotImplementedError("no render")
+
+    film = Film(Screen())
+    film.step(raises)
+    assert film.broken and film.full and film.frames == []
+    assert "render() raised NotImplementedError: no render" in capsys.readouterr().out
+
+
+def test_film_env_retries_without_a_size_only_for_a_size_error(capsys: pytest.CaptureFixture[str]) -> None:
+    sizes: list[object] = []
+
+    def sized(size: tuple[int, int] | None) -> gym.Env[Any, Any]:
+        sizes.append(size)
+        if size is not None:
+            raise TypeError("__init__() got an unexpected keyword argument 'width'")
+        return gym.make("CartPole-v1", render_mode="rgb_array")
+
+    made = film_env(sized)
+    assert made is not None and sizes == [VIDEO_SIZE, None]
+    made.close()
+
+    def broken(size: tuple[int, int] | None) -> gym.Env[Any, Any]:
+        raise TypeError("__init__() got an unexpected keyword argument 'render_mode'")
+
+    assert film_env(broken) is None
+    assert "video not written: TypeError: __init__() got an unexpected keyword argument 'render_mode'" in (
+        capsys.readouterr().out
+    )
 
 
 def test_scaffold_names_each_whole_number(tmp_path: Path) -> None:
@@ -233,6 +326,14 @@ def _knobs(tmp_path: Path) -> Path:
         "    return near, {'near': near}\n"
     )
     return made.folder
+
+
+def test_the_batched_path_names_sb3_for_multidiscrete_actions(tmp_path: Path) -> None:
+    task = tasks.load(str(_knobs(tmp_path)))
+    with pytest.raises(
+        TaskError, match=r"takes Box and Discrete actions, not MultiDiscrete\(\[3 3\]\); .*--backend sb3"
+    ):
+        GymVector(task, 2)
 
 
 @pytest.mark.slow

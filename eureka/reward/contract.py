@@ -284,22 +284,55 @@ def _nonfinite_error(bad: int, n: int, culprits: list[str]) -> RewardError:
     )
 
 
-COMPILERS = {"torch.jit.script", "torch.jit.script_if_tracing", "torch.compile", "jit.script"}
-"""Decorators that only change how a function runs, not what it computes: Eureka's own rewards
+COMPILERS = {"torch.jit.script", "torch.jit.script_if_tracing", "torch.compile"}
+"""Functions that only change how a function runs, not what it computes: Eureka's own rewards
 (IsaacGym) are written under `@torch.jit.script`, which cannot compile code that came from a
 string; the reward runs as eager PyTorch instead."""
 
 
-def without_compilers(tree: ast.Module) -> ast.Module:
-    """`tree` with the COMPILERS decorators (called or not) removed from its functions."""
+def _aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> what it imports: `import torch as th` (th -> torch), `from torch.jit import
+    script` (script -> torch.jit.script)."""
+    out: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            node.decorator_list = [
-                d
-                for d in node.decorator_list
-                if ast.unparse(d.func if isinstance(d, ast.Call) else d) not in COMPILERS
-            ]
-    return tree
+        if isinstance(node, ast.Import):
+            out.update(
+                {
+                    a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0]
+                    for a in node.names
+                }
+            )
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    return out
+
+
+class _WithoutCompilers(ast.NodeTransformer):
+    """Drops COMPILERS decorators (called or not) and turns `torch.jit.script(f)` into `f`."""
+
+    def __init__(self, aliases: dict[str, str]) -> None:
+        self.aliases = aliases
+
+    def compiler(self, node: ast.expr) -> bool:
+        name = ast.unparse(node.func if isinstance(node, ast.Call) else node)
+        head, _, rest = name.partition(".")
+        full = self.aliases.get(head, head) + (f".{rest}" if rest else "")
+        return full in COMPILERS
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.decorator_list = [d for d in node.decorator_list if not self.compiler(d)]
+        return self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if node.args and not isinstance(node.args[0], ast.Starred) and self.compiler(node.func):
+            return node.args[0]
+        return node
+
+
+def without_compilers(tree: ast.Module) -> ast.Module:
+    """`tree` without the COMPILERS (as decorators or calls, under any import alias)."""
+    return ast.fix_missing_locations(_WithoutCompilers(_aliases(tree)).visit(tree))
 
 
 def compile_reward(source: str, filename: str, fields: list[str], path: str | None = None) -> RewardFunction:

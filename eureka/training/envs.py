@@ -54,31 +54,24 @@ ONE_HOT_LIMIT = 1024
 
 def numeric_observations(env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
     """`env` with one flat Box observation: a dict of Boxes flattened in key order as
-    `FlattenObservation` does (gymnasium-robotics' goal environments); any other space with a
-    discrete part (Discrete, MultiDiscrete, MultiBinary, or a Tuple or Dict holding one) as
-    `NumericObservation` lays it out; a Box unchanged."""
+    `FlattenObservation` does (gymnasium-robotics' goal environments); any other space (a
+    Discrete, MultiDiscrete or MultiBinary part, a Tuple) as `NumericObservation` lays it out;
+    a Box unchanged."""
     space = env.observation_space
     if isinstance(space, gym.spaces.Box):
         return env
-    if isinstance(space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s in _leaves(space)):
+    if isinstance(space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s, _ in _parts(space)):
         return gym.wrappers.FlattenObservation(env)
     return NumericObservation(env)
 
 
-def _leaves(space: gym.spaces.Space[Any]) -> list[gym.spaces.Space[Any]]:
+def _parts(space: gym.spaces.Space[Any], obs: Any = None) -> list[tuple[gym.spaces.Space[Any], Any]]:
+    """(leaf space, its value in `obs`, or None without one) in the space's order."""
     if isinstance(space, gym.spaces.Tuple):
-        return [leaf for s in space.spaces for leaf in _leaves(s)]
+        values = [None] * len(space.spaces) if obs is None else obs
+        return [p for s, o in zip(space.spaces, values, strict=True) for p in _parts(s, o)]
     if isinstance(space, gym.spaces.Dict):
-        return [leaf for s in space.spaces.values() for leaf in _leaves(s)]
-    return [space]
-
-
-def _parts(space: gym.spaces.Space[Any], obs: Any) -> list[tuple[gym.spaces.Space[Any], Any]]:
-    """(leaf space, its value) of an observation, in the space's order."""
-    if isinstance(space, gym.spaces.Tuple):
-        return [p for s, o in zip(space.spaces, obs, strict=True) for p in _parts(s, o)]
-    if isinstance(space, gym.spaces.Dict):
-        return [p for key, s in space.spaces.items() for p in _parts(s, obs[key])]
+        return [p for key, s in space.spaces.items() for p in _parts(s, None if obs is None else obs[key])]
     return [(space, obs)]
 
 
@@ -100,7 +93,8 @@ def _value_bounds(leaf: gym.spaces.Space[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _one_hot_sizes(leaf: gym.spaces.Space[Any]) -> list[int]:
-    """The one-hot blocks of a leaf: one per discrete value slot, when small enough."""
+    """The one-hot blocks of a discrete leaf, one per value slot (a MultiDiscrete has several),
+    when the leaf's slots hold at most ONE_HOT_LIMIT values together; else none."""
     if isinstance(leaf, gym.spaces.Discrete):
         sizes = [int(leaf.n)]
     elif isinstance(leaf, gym.spaces.MultiDiscrete):
@@ -114,33 +108,40 @@ def observation_values(space: gym.spaces.Space[Any], obs: Any) -> np.ndarray:
     """The numbers of an observation, flat (float64): each part in the space's order, a discrete
     part as its value (not one-hot). For a `NumericObservation` these are its first entries,
     so state fields read the same indices from the raw and the wrapped observation."""
-    if isinstance(space, gym.spaces.Box) or not isinstance(space, gym.spaces.Tuple | gym.spaces.Dict):
+    if not isinstance(space, gym.spaces.Tuple | gym.spaces.Dict):
         return np.asarray(obs, dtype=np.float64).reshape(-1)
-    return np.concatenate([np.asarray(o, np.float64).reshape(-1) for _, o in _parts(space, obs)])
+    return np.concatenate(
+        [np.zeros(0)] + [np.asarray(o, np.float64).reshape(-1) for _, o in _parts(space, obs)]
+    )
 
 
 class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
-    """A non-Box observation as one flat float vector: first every part's numbers in the space's
-    order (a Discrete part as its value, a MultiDiscrete or MultiBinary part as its values: what
-    state fields read), then a one-hot block per discrete value slot (what a policy learns from
-    best), for parts with at most `ONE_HOT_LIMIT` values."""
+    """Any observation as one flat float vector: first every part's numbers in the space's order
+    (a Discrete part as its value, a MultiDiscrete or MultiBinary part as its values, a Box
+    flattened: what state fields read), then one one-hot block per discrete value slot (what a
+    policy learns from best), for discrete parts with at most `ONE_HOT_LIMIT` values in all."""
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         super().__init__(env)
         source = env.observation_space
-        leaves = _leaves(source)
+        leaves = [leaf for leaf, _ in _parts(source)]
         bounds = [_value_bounds(leaf) for leaf in leaves]
         self.values = sum(len(low) for low, _ in bounds)
         """How many entries the values part has (the one-hot blocks follow)."""
-        kinds = [
+        if self.values == 0:
+            raise TaskError(
+                f"the observation space {source} holds no numbers; give the environment an observation"
+            )
+        whole = [
             not isinstance(leaf, gym.spaces.Box)
             for leaf, (low, _) in zip(leaves, bounds, strict=True)
             for _ in low
         ]
-        self.discrete = {i for i, whole in enumerate(kinds) if whole}
+        self.discrete = {i for i, w in enumerate(whole) if w}
         """The entries of the values part that hold whole numbers (a discrete part's values)."""
-        self._hot = [(i, _one_hot_sizes(leaf)) for i, leaf in enumerate(leaves) if _one_hot_sizes(leaf)]
-        hot = sum(sum(sizes) for _, sizes in self._hot)
+        sizes = [(i, _one_hot_sizes(leaf)) for i, leaf in enumerate(leaves)]
+        self._hot = [(i, s) for i, s in sizes if s]
+        hot = sum(sum(s) for _, s in self._hot)
         floats = [leaf.dtype for leaf in leaves if isinstance(leaf, gym.spaces.Box)]
         self._dtype = np.result_type(np.float32, *floats)
         low = np.concatenate([b[0] for b in bounds] + [np.zeros(hot)])
@@ -157,6 +158,8 @@ class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
             leaf, value = parts[i]
             start = np.asarray(getattr(leaf, "start", 0)).reshape(-1)
             for v, n in zip(np.asarray(value).reshape(-1) - start, sizes, strict=True):
+                if not 0 <= v < n:
+                    raise TaskError(f"the observation holds {value} for its part {leaf}, outside that space")
                 block = np.zeros(n)
                 block[int(v)] = 1.0
                 blocks.append(block)
@@ -255,6 +258,8 @@ class StateExtractor:
 
     def __call__(self, env: gym.Env[Any, Any], obs: Any) -> StateDict:
         obs_arr = observation_values(env.observation_space, obs)
+        if isinstance(env, NumericObservation):  # its numbers, as from the raw observation
+            obs_arr = obs_arr[: env.values]
         built = self.builder(env.unwrapped, obs_arr) if self.builder else {}
         state: StateDict = {}
         for name, field in self.fields.items():

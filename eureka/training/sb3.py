@@ -223,7 +223,7 @@ def evaluate(
         )
     if filmed is None:
         video_path = None
-    base = filmed or _make_venv(task, 1, seed + 10_000)
+    base = filmed if filmed is not None else _make_venv(task, 1, seed + 10_000)
     film = Film(base.envs[0])
     tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
     tracker.records = []

@@ -477,11 +477,17 @@ def _action_text(env: gym.Env[Any, Any]) -> str:
             names = f" torques/controls of the actuators {names}"
         what = names or " TODO say what each entry does"
         return f"Box({low:g}, {high:g}, shape=({n},)), a float tensor [N, {n}]:{what}."
-    if isinstance(space, gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+    if isinstance(space, gym.spaces.MultiDiscrete):
         n = int(np.prod(space.shape))
         return f"{space}, an integer tensor [N, {n}]: TODO say what each entry does (SB3 trains it)."
+    if isinstance(space, gym.spaces.MultiBinary) and len(space.shape) == 1:
+        return (
+            f"{space}, a float tensor [N, {space.n}] of 0s and 1s: TODO say what each entry does "
+            "(SB3 trains it)."
+        )
     raise ConfigError(
-        f"the action space is {space}: `tasks new` maps Box, Discrete, MultiDiscrete and MultiBinary actions"
+        f"the action space is {space}: `tasks new` maps Box, Discrete, MultiDiscrete and "
+        "one-dimensional MultiBinary actions"
     )
 
 

@@ -7,6 +7,7 @@ a TrainResult says about a run is computed here, once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -249,15 +250,21 @@ def film_env(
     """`make(size)` for a video: at VIDEO_SIZE where the environment takes a size (MuJoCo),
     else at its own; None (and a line in the log) when it cannot render, e.g. a user's env.py
     that takes no `render_mode`. `env_of` gives the gymnasium env inside (of a vector env)."""
+    made: Filmed | None = None
     try:
         try:
             made = make(VIDEO_SIZE)
-        except TypeError:  # an environment without width and height
+        except TypeError as exc:  # an environment without width and height
+            if "width" not in str(exc) and "height" not in str(exc):
+                raise
             made = make(None)
         cheap_rendering(env_of(made))
         return made
     except Exception as exc:  # a video is a nicety: report and go on
         print(f"video not written: {type(exc).__name__}: {exc}", flush=True)
+        if made is not None:
+            with contextlib.suppress(Exception):
+                env_of(made).close()
         return None
 
 
@@ -297,7 +304,7 @@ class Film:
         self.seconds = 0.0
         """Time spent rendering."""
         self.broken = False
-        """The environment could not render: no video."""
+        """The environment stopped rendering: the film ends with the frames taken so far."""
 
     @property
     def full(self) -> bool:
@@ -310,12 +317,12 @@ class Film:
             start = time.monotonic()
             try:
                 frame = np.asarray(render())
-                problem = "" if frame.ndim == 3 else f"render() returned no image (shape {frame.shape})"
+                problem = "" if frame.ndim in (2, 3) else f"render() returned no image (shape {frame.shape})"
             except Exception as exc:  # the policy is what matters: report and go on
                 problem = f"render() raised {type(exc).__name__}: {exc}"
-            if problem:
-                print(f"video not written: {problem}", flush=True)
-                self.frames, self.broken = [], True
+            if problem:  # the frames so far are kept
+                print(f"filming stopped at step {self.steps}: {problem}", flush=True)
+                self.broken = True
                 return
             self.frames.append(frame)
             self.seconds += time.monotonic() - start

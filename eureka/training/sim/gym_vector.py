@@ -47,7 +47,7 @@ class GymVector(BatchedEnv):
         else:
             raise TaskError(
                 f"{task.folder / 'task.yaml'}: the batched path takes Box and Discrete actions, not {act}; "
-                "train this task on SB3 (--backend sb3, or drop training.backend: batched)"
+                "train this task on SB3 (--backend sb3, or training.backend: sb3 in task.yaml)"
             )
         self._action_shape = act.shape
         limit = self.envs[0].spec.max_episode_steps if self.envs[0].spec else None
