@@ -80,3 +80,18 @@ def solve_config(**overrides: object) -> Any:
         "video": False,
     }
     return SolveConfig.model_validate({**base, **overrides})
+
+
+def human_job(folder: Path, out_dir: Path, timesteps: int, backend: str, video: bool = False) -> Any:
+    """A TrainJob of the task folder's own human reward (a short training in a test)."""
+    from eureka import tasks
+    from eureka.types import TrainJob
+
+    return TrainJob(
+        task_folder=folder,
+        reward_file=folder / tasks.HUMAN_REWARD_FILE,
+        out_dir=out_dir,
+        timesteps=timesteps,
+        video=video,
+        backend=backend,
+    )

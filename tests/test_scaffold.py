@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, human_job
 from typer.testing import CliRunner
 
 from eureka import tasks
@@ -18,7 +18,7 @@ from eureka.errors import ConfigError
 from eureka.training.jobs import run_training
 from eureka.training.scaffold import new_task
 from eureka.training.task_check import check_task
-from eureka.types import Status, TrainJob
+from eureka.types import Status
 
 runner = CliRunner()
 
@@ -90,15 +90,7 @@ def test_scaffold_trains(env_id: str, backend: str, tmp_path: Path) -> None:
     made = new_task("scaffolded", env_id, tmp_path / "tasks")
     task_file = made.folder / tasks.TASK_FILE  # fewer evaluation episodes, only to keep the test short
     task_file.write_text(task_file.read_text().replace("eval_episodes: 10", "eval_episodes: 2"))
-    job = TrainJob(
-        task_folder=made.folder,
-        reward_file=made.folder / tasks.HUMAN_REWARD_FILE,
-        out_dir=tmp_path / "run",
-        timesteps=2048,
-        video=False,
-        backend=backend,
-    )
-    result = run_training(job)
+    result = run_training(human_job(made.folder, tmp_path / "run", 2048, backend))
     assert result.status == Status.OK, result.message
     assert result.env_steps >= 2048 and result.fitness is not None
     terms = {t.removeprefix("reward_") for t in made.reproduced}

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from conftest import human_job
 
 from eureka import tasks
 from eureka.errors import TaskError
@@ -32,7 +33,7 @@ from eureka.training.session import VIDEO_SIZE, Film, film_env
 from eureka.training.sim.gym_vector import GymVector
 from eureka.training.task_check import check_task
 from eureka.training.wrappers import COMPONENTS, wrap
-from eureka.types import Status, TrainJob
+from eureka.types import Status
 
 MIXED = gym.spaces.Dict(
     {
@@ -244,15 +245,7 @@ def test_a_discrete_observation_task_checks_and_its_reward_wraps_the_raw_env(tmp
 @pytest.mark.parametrize("backend", ["batched", "sb3"])
 def test_a_discrete_observation_task_trains(backend: str, tmp_path: Path) -> None:
     folder = _frozen_lake(tmp_path)
-    job = TrainJob(
-        task_folder=folder,
-        reward_file=folder / tasks.HUMAN_REWARD_FILE,
-        out_dir=tmp_path / "run",
-        timesteps=2048,
-        video=False,
-        backend=backend,
-    )
-    result = run_training(job)
+    result = run_training(human_job(folder, tmp_path / "run", 2048, backend))
     assert result.status == Status.OK, result.message
     assert result.env_steps >= 2048 and {c.name for c in result.components} == {"progress", "goal"}
     cells = {e.final_state["cell"] for e in result.eval_episodes}
@@ -341,14 +334,7 @@ def test_multidiscrete_actions_train_on_sb3_and_an_env_that_cannot_render_trains
     tmp_path: Path,
 ) -> None:
     folder = _knobs(tmp_path)
-    job = TrainJob(
-        task_folder=folder,
-        reward_file=folder / tasks.HUMAN_REWARD_FILE,
-        out_dir=tmp_path / "run",
-        timesteps=1024,
-        video=True,
-        backend="sb3",
-    )
+    job = human_job(folder, tmp_path / "run", 1024, "sb3", video=True)
     result = run_training(job)
     assert result.status == Status.OK, result.message
     assert result.video_file is None and result.env_steps >= 1024
