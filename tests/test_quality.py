@@ -4,6 +4,7 @@ resuming per task; the paper's summary numbers on made-up rows."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -177,9 +178,14 @@ def test_the_papers_summary_numbers() -> None:
     )
 
 
-def test_the_quality_suite_names_bundled_tasks() -> None:
+def test_the_quality_suite_names_bundled_tasks_with_a_human_and_a_sparse_reward() -> None:
     assert default_suite().resolve() == REPO / "benchmarks" / "quality.yaml"
     from eureka import tasks
 
     for entry in entries([], load_suite(default_suite()), None):
-        tasks.load(entry.task)
+        task = tasks.load(entry.task)
+        # HNS needs both: the human reward to compare with, F's success signal as the sparse one
+        assert (task.folder / tasks.HUMAN_REWARD_FILE).is_file(), entry.task
+        fitness = ast.parse((task.folder / "fitness.py").read_text())  # not imported: no torch here
+        functions = {f.name for f in fitness.body if isinstance(f, ast.FunctionDef)}
+        assert "success_signal" in functions, entry.task
