@@ -11,7 +11,11 @@ nothing).
         [--workers 2] [--parallel 1] [--timesteps cartpole=20000,...] [--seed 0] [--out DIR]
 
 The defaults are the run in README.md (21 trainings; up to 32 fit: --trainings 31 --iterations 3
---confirm 3). On the loaded 2-core machine it took about 40 minutes for 4 tasks and 2 arms.
+--confirm 3). On the loaded 2-core machine it took about 40 minutes for 4 tasks and 2 arms. The
+gain tasks' run in README.md (each at its default budget, about 75 minutes loaded):
+
+    nice -n 10 python bench/optimiser.py --tasks point_maze,fetch_reach --trainings 31
+        --iterations 3 --confirm 3
 
 Arms: `optuna` = TPE trials plus structure operators (crossover/drop/add) and the confirmation;
 `cmaes` = the same with CMA-ES; `random` = today's random perturbation alone (no structure, no
