@@ -55,6 +55,9 @@ from eureka.types import (
 
 SUMMARY_FILE = "summary.json"
 BEST_FILE = "best_reward.py"
+CONFIRM_MARGIN = 0.1
+"""How much better than the human reward (a share of its |F|) a challenger must score on the
+confirmation's fresh seed to replace it: the HNS of 1.1 that counts as a gain."""
 ANALYSIS_FILE = "analysis.json"
 SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.Tensor, action: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -506,10 +509,21 @@ class Loop:
             statistics.fmean(curve) if curve else float("-inf"),
         )
 
+    @staticmethod
+    def _beats_human(fresh: float | None, human: float | None) -> bool:
+        """Whether a challenger's F on the confirmation seed beats the human reward's there by
+        CONFIRM_MARGIN of the human's |F|. Only that seed is fresh: the challenger's F on the
+        training seed is the best of many trainings, so it is high partly by luck."""
+        if fresh is None:
+            return False
+        return human is None or fresh > human + CONFIRM_MARGIN * abs(human)
+
     def _confirm(self) -> None:
         """`confirm`: retrain the elite, the human reward and the next best others by F on one more
         seed, `confirm` rewards in all; the elite becomes the best by mean F over both seeds, so a
-        reward that scored well by luck on the training seed does not go to the final evaluation."""
+        reward that scored well by luck on the training seed does not go to the final evaluation.
+        A challenger replaces the human reward only where it also beats it on the fresh seed by
+        CONFIRM_MARGIN (`_beats_human`); otherwise the human reward goes on."""
         assert self.elite is not None
         ranked = sorted(self.trained.values(), key=lambda c: self._ranking(c.fitness, c.result), reverse=True)
         chosen: list[Candidate] = []
@@ -533,6 +547,17 @@ class Loop:
                 scores[cand.name] = ((one[0] + two[0]) / 2, (one[1] + two[1]) / 2)
         if scores:
             best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
+            human = next((c.name for c in chosen if c.origin == "human"), None)
+            fresh = {name: f[1] for name, f in self.summary.confirmation.items()}
+            if human in scores and best != human and not self._beats_human(fresh[best], fresh[human]):
+                self.report(
+                    Progress(
+                        "message",
+                        f"the human reward goes on: {best} scored F {fresh[best]:.4g} on seed {seed}, "
+                        f"not {CONFIRM_MARGIN:.0%} above the human reward's {fresh[human]:.4g}",
+                    )
+                )
+                best = human
             self.elite = self.trained[best]
             (self.run_dir / BEST_FILE).write_text(self.elite.code)
             self.summary.best = self.elite.outcome(self.elo.get(best))

@@ -248,3 +248,16 @@ def test_the_confirmation_ranks_by_f_then_by_how_soon_the_reward_learned() -> No
     sooner, later = result([0.0, 1.0, 1.0]), result([0.0, None, 0.0, 1.0])
     assert Loop._ranking(1.0, sooner) > Loop._ranking(1.0, later) > Loop._ranking(0.5, sooner)
     assert Loop._ranking(None, sooner) < Loop._ranking(-500.0, None)  # a failed training ranks last
+
+
+def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_seed() -> None:
+    from eureka.loop import CONFIRM_MARGIN, Loop
+
+    assert CONFIRM_MARGIN == 0.1
+    # fetch_reach's recorded confirmation: 1.0 and 0.8 against the human reward's 0.25 and 0.75
+    assert not Loop._beats_human(0.8, 0.75)
+    assert not Loop._beats_human(0.7, 0.7)  # a tie (point_maze's) keeps the human reward
+    assert Loop._beats_human(0.9, 0.75)
+    assert Loop._beats_human(-300.0, -378.0) and not Loop._beats_human(-350.0, -378.0)  # |F| for negative F
+    assert Loop._beats_human(0.01, 0.0) and not Loop._beats_human(0.0, 0.0)
+    assert Loop._beats_human(0.5, None) and not Loop._beats_human(None, 0.5)
