@@ -1,7 +1,8 @@
 """The threaded MuJoCo port of gymnasium-robotics' Fetch tasks against the real environments:
-tasks/fetch_reach (a FetchReach subclass with its own goal sampler) and tasks/fetch_push step for
-step (seeded resets, time limit, automatic resets, actions beyond the bounds), a push with the
-block in contact from identical states, the goal samplers, and which envs the port stands for.
+tasks/fetch_reach and tasks/fetch_push (subclasses with their own goal samplers; fetch_push's
+places the goal from the block the port drew) step for step (seeded resets, time limit,
+automatic resets, actions beyond the bounds), a push with the block in contact from identical
+states, the goal samplers, and which envs the port stands for.
 
 Tolerances: both sides run the same MuJoCo model in float64 with the same operations, so qpos and
 goals are expected bit-equal (checked to 1e-9, relative and absolute); observations are float32
@@ -123,6 +124,35 @@ def test_goals_are_drawn_by_the_task_env_own_sampler() -> None:
     env = make_env(task)
     for i in (0, 1, 399):
         np.testing.assert_array_equal(env.reset(seed=3 + i)[0][3:6], batch.sim["goal"][i].numpy())
+    batch.close()
+
+
+def test_push_goals_are_placed_from_the_block_the_port_drew() -> None:
+    """tasks/fetch_push's env.py places the goal from the block's start, which the port draws
+    before calling it: blocks 10-14 cm from the gripper's start, goals PUSH from the block, up to
+    TURN off straight away from the gripper unless turned (aside) onto the far edge's line x =
+    FAR_EDGE, never past it;
+    gymnasium's env seeded alike draws the same block and goal."""
+    task = tasks.load("fetch_push")
+    sampler: Any = tasks.load_module(task, "env.py")
+    batch = MujocoBatch(gym_id(task), 400, max_episode_steps=50)
+    batch.reset(seed=3)
+    port: Any = batch.port
+    block = batch.sim["qpos"].numpy()[:, port.object_qpos : port.object_qpos + 2]
+    goal = batch.sim["goal"].numpy()
+    away = block - port.initial_xy
+    assert np.linalg.norm(away, axis=1).min() >= 0.1 and np.abs(away).max() <= 0.1
+    np.testing.assert_allclose(np.linalg.norm(goal[:, :2] - block, axis=1), sampler.PUSH, atol=1e-9)
+    cos = ((goal[:, :2] - block) * away).sum(axis=1) / (sampler.PUSH * np.linalg.norm(away, axis=1))
+    turned = np.isclose(goal[:, 0], sampler.FAR_EDGE)
+    assert (cos[~turned] >= np.cos(sampler.TURN) - 1e-9).all()
+    assert (goal[:, 0] <= sampler.FAR_EDGE + 1e-9).all()
+    assert cos.max() > 0.999 and 0 < turned.sum() < len(goal) / 2
+    env = make_env(task)
+    for i in (0, 1, 399):
+        np.testing.assert_array_equal(env.reset(seed=3 + i)[0][3:6], goal[i])
+        theirs = env.unwrapped.data.qpos[port.object_qpos : port.object_qpos + 2]  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(theirs, block[i])
     batch.close()
 
 

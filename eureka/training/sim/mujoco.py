@@ -433,11 +433,12 @@ class _PointMaze(_GoalPort):
 
 class _Fetch(_GoalPort):
     """gymnasium-robotics' Fetch tasks (FetchReach, FetchPush, and subclasses that only change
-    the goal sampler): the gripper follows a mocap body moved 5 cm per unit of action, `n_substeps`
-    mj_steps per step, fingers held shut (`block_gripper`) by zeroing their joints and
-    `mj_forward` after each step. The dict observation is flattened in key order: achieved_goal,
-    desired_goal, observation. Goals are drawn by the environment's own `_sample_goal` with the
-    port's generator, so a task's env.py override is honoured."""
+    the goal sampler or the block's range, `obj_range`): the gripper follows a mocap body moved
+    5 cm per unit of action, `n_substeps` mj_steps per step, fingers held shut (`block_gripper`)
+    by zeroing their joints and `mj_forward` after each step. The dict observation is flattened
+    in key order: achieved_goal, desired_goal, observation. Goals are drawn by the environment's
+    own `_sample_goal` with the port's generator, its state set to the drawn reset first, so a
+    task's env.py override is honoured, one placing the goal from the block too."""
 
     reads = ("site_xpos", "site_xmat", "xpos", "xquat")
     ROTATION = np.array([1.0, 0.0, 1.0, 0.0])
@@ -513,6 +514,11 @@ class _Fetch(_GoalPort):
             while np.linalg.norm(xy - self.initial_xy) < 0.1:
                 xy = self.initial_xy + rng.uniform(-self.obj_range, self.obj_range, size=2)
             qpos[self.object_qpos : self.object_qpos + 2] = xy
+        # the env's own state as after its _reset_sim, so that a goal sampler placing the goal
+        # relative to the block (a task's env.py) sees the block where this reset put it
+        data = self.env.data
+        data.qpos[:], data.qvel[:] = qpos, self.init_qvel
+        mujoco.mj_forward(self.model, data)
         self.env.np_random = rng
         goal = np.asarray(self.env._sample_goal(), dtype=np.float64).copy()
         return {"qpos": qpos, "qvel": self.init_qvel.copy(), "goal": goal}
