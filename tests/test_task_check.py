@@ -134,8 +134,10 @@ def test_the_training_path_and_why_are_noted(tmp_path: Path) -> None:
         "training path: batched PPO on a native batched port of CartPole-v1" in check_task("cartpole").notes
     )
     hopper = tasks.load("hopper")
-    assert path_note(hopper) == "training path: SB3 PPO (training.backend: sb3 in task.yaml)"
-    assert path_note(hopper, "batched") == "training path: batched PPO on a native batched port of Hopper-v5"
+    assert path_note(hopper) == "training path: batched PPO on a native batched port of Hopper-v5"
+    assert path_note(hopper, "sb3") == "training path: SB3 PPO (--backend sb3)"
+    on_sb3 = tasks.load(str(_broken(tmp_path / "sb3", {"training.backend": "sb3"})))
+    assert path_note(on_sb3) == "training path: SB3 PPO (training.backend: sb3 in task.yaml)"
     ant = tasks.load("ant")
     assert path_note(ant) == "training path: SB3 SAC (no training.batched section in task.yaml)"
     fallback = _broken(tmp_path, {"env.id": "CartPole-v0"})
