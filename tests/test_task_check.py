@@ -139,7 +139,10 @@ def test_the_training_path_and_why_are_noted(tmp_path: Path) -> None:
     on_sb3 = tasks.load(str(_broken(tmp_path / "sb3", {"training.backend": "sb3"})))
     assert path_note(on_sb3) == "training path: SB3 PPO (training.backend: sb3 in task.yaml)"
     ant = tasks.load("ant")
-    assert path_note(ant) == "training path: SB3 SAC (no training.batched section in task.yaml)"
+    assert path_note(ant) == "training path: batched PPO on a native batched port of Ant-v5"
+    assert path_note(ant, "sb3") == "training path: SB3 SAC (--backend sb3)"
+    no_section = tasks.load(str(_broken(tmp_path / "none", {"training.batched": None})))
+    assert path_note(no_section) == "training path: SB3 PPO (no training.batched section in task.yaml)"
     fallback = _broken(tmp_path, {"env.id": "CartPole-v0"})
     assert check_task(str(fallback)).notes == [
         "training path: batched PPO on the gymnasium fallback: no batched port of CartPole-v0 "
