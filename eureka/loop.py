@@ -539,8 +539,9 @@ class Loop:
 
         again = self._run_all([job(c) for c in chosen])
         scores: dict[str, tuple[float, float]] = {}
+        fresh: dict[str, float | None] = {}
         for cand, result in zip(chosen, again, strict=True):
-            second = result.fitness if result.status == Status.OK else None
+            second = fresh[cand.name] = result.fitness if result.status == Status.OK else None
             self.summary.confirmation[cand.name] = [cand.fitness, second]
             if cand.fitness is not None and second is not None:
                 one, two = self._ranking(cand.fitness, cand.result), self._ranking(second, result)
@@ -548,7 +549,6 @@ class Loop:
         if scores:
             best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
             human = next((c.name for c in chosen if c.origin == "human"), None)
-            fresh = {name: f[1] for name, f in self.summary.confirmation.items()}
             if human in scores and best != human and not self._beats_human(fresh[best], fresh[human]):
                 self.report(
                     Progress(

@@ -110,9 +110,11 @@ def observation_values(space: gym.spaces.Space[Any], obs: Any) -> np.ndarray:
     so state fields read the same indices from the raw and the wrapped observation."""
     if not isinstance(space, gym.spaces.Tuple | gym.spaces.Dict):
         return np.asarray(obs, dtype=np.float64).reshape(-1)
-    return np.concatenate(
-        [np.zeros(0)] + [np.asarray(o, np.float64).reshape(-1) for _, o in _parts(space, obs)]
-    )
+    return _numbers(_parts(space, obs))
+
+
+def _numbers(parts: list[tuple[gym.spaces.Space[Any], Any]]) -> np.ndarray:
+    return np.concatenate([np.zeros(0)] + [np.asarray(o, np.float64).reshape(-1) for _, o in parts])
 
 
 class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
@@ -151,9 +153,8 @@ class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
         )
 
     def observation(self, observation: Any) -> np.ndarray:
-        source = self.env.observation_space
-        parts = _parts(source, observation)
-        blocks = [observation_values(source, observation)]
+        parts = _parts(self.env.observation_space, observation)
+        blocks = [_numbers(parts)]
         for i, sizes in self._hot:
             leaf, value = parts[i]
             start = np.asarray(getattr(leaf, "start", 0)).reshape(-1)

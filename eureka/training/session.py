@@ -312,7 +312,7 @@ class Film:
 
     def step(self, render: Any) -> None:
         """Called before each step of the episode; films the steps on the stride. A render that
-        raises or returns no image ends the film (a line in the log; no video)."""
+        raises or returns no image ends the film with the frames taken so far (a line in the log)."""
         if not self.full and self.steps % self.stride == 0:
             start = time.monotonic()
             try:
