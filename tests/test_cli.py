@@ -85,3 +85,24 @@ def test_python_dash_m_eureka_runs_the_cli(
         runpy.run_module("eureka", run_name="__main__")
     assert done.value.code == 0
     assert "solve" in capsys.readouterr().out
+
+
+def test_run_directories_made_in_the_same_second_are_distinct(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Several `eureka train` of one task started together (bench/seeds.py, a CI matrix) each get
+    their own folder: the name is taken by an atomic mkdir, not checked first."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eureka.runs.rundir import new_run_dir
+
+    start = threading.Barrier(16)
+
+    def one(_: int) -> str:
+        start.wait()
+        return str(new_run_dir("cartpole", tmp_path, label="train"))
+
+    with ThreadPoolExecutor(16) as pool:
+        made = list(pool.map(one, range(16)))
+    assert len(set(made)) == 16
+    names = sorted(p.rsplit("/", 1)[1] for p in made)
+    assert sorted(p.name for p in (tmp_path / "cartpole").iterdir()) == names

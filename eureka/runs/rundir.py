@@ -18,17 +18,20 @@ def runs_root(override: Path | None = None) -> Path:
 
 
 def new_run_dir(task: str, root: Path | None = None, label: str = "") -> Path:
-    """Create a fresh run directory for `task`; never reuses an existing one."""
+    """Create a fresh run directory for `task`; never reuses an existing one, also when other
+    processes create theirs in the same second (each takes the next free suffix)."""
     base = runs_root(root) / task
+    base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}-{label}" if label else stamp
-    path = base / name
-    suffix = 1
-    while path.exists():
-        path = base / f"{name}.{suffix}"
-        suffix += 1
-    path.mkdir(parents=True)
-    return path.resolve()
+    path, suffix = base / name, 1
+    while True:
+        try:
+            path.mkdir()  # atomic: of two processes asking for one name, one gets FileExistsError
+            return path.resolve()
+        except FileExistsError:
+            path = base / f"{name}.{suffix}"
+            suffix += 1
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> Path:

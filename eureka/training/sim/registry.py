@@ -42,10 +42,12 @@ def _native_class(
                 f"{class_name} in {module_name}.py of {task.folder}"
             )
         return cls
-    from eureka.training.sim import classic, mjx, mujoco
+    from eureka.training.sim import classic
 
     if spec.id in classic.REGISTRY:
         return classic.REGISTRY[spec.id]
+    from eureka.training.sim import mjx, mujoco  # MuJoCo's import (0.2 s) only for the tasks it runs
+
     if physics == "mjx" and spec.id not in mjx.SUPPORTED:
         raise TaskError(
             f"task {task.name}: physics 'mjx' has no port of {spec.id} "
