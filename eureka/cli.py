@@ -368,9 +368,50 @@ def train(
         raise typer.Exit(1)
 
 
+def _resumed_task(config: SolveConfig, task: str | None, run_dir: Path) -> SolveConfig:
+    """The configuration of a resumed run, its task folder re-pointed to `task` (the folder given
+    beside --resume) where the run's own folder is gone (moved, or a clone elsewhere)."""
+    from eureka import loop
+    from eureka.errors import TaskError
+
+    try:
+        stored = tasks.load(config.task)
+    except TaskError:
+        stored = None
+    if task is None:
+        if stored is None:
+            raise ConfigError(
+                f"this run's task folder {config.task} is gone (moved or deleted); give its new place: "
+                f"eureka solve FOLDER --resume {run_dir}"
+            )
+        return config
+    moved = tasks.load(task)
+    if stored is None and moved.name != Path(config.task).name:
+        raise ConfigError(
+            f"{run_dir} is a run of task '{Path(config.task).name}', and {moved.folder} holds task "
+            f"'{moved.name}'; give the folder of '{Path(config.task).name}'"
+        )
+    if stored is not None and stored.folder.resolve() != moved.folder.resolve():
+        raise ConfigError(
+            f"{run_dir} is a run of the task in {stored.folder}, not {moved.folder}; "
+            f"resume it with no task: eureka solve --resume {run_dir}"
+        )
+    if stored is None:
+        err_console.print(
+            f"note: this run's task folder {config.task} is gone; resuming with {moved.folder}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        config = config.model_copy(update={"task": str(moved.folder)})
+        loop.save_config(run_dir, config)
+    return config
+
+
 @app.command()
 def solve(
-    task: Annotated[str | None, typer.Argument(help="task name or folder")] = None,
+    task: Annotated[
+        str | None, typer.Argument(help="task name or folder (with --resume: the run's task folder, if it moved)")
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="litellm model, local/smollm2, replay:RUN_DIR, or none (human reward + optimiser)"),
@@ -428,7 +469,7 @@ def solve(
     with user_errors():
         if resume is not None:
             run_dir = resume.resolve()
-            config = loop.load_config(run_dir)
+            config = _resumed_task(loop.load_config(run_dir), task, run_dir)
             limits = {k: v for k, v in given.items() if k in RESUMABLE}
             if limits:  # a stopped run may continue with a larger budget or a longer timeout
                 config = SolveConfig.model_validate({**config.model_dump(), **limits})

@@ -242,3 +242,37 @@ def test_ctrl_c_during_training_kills_the_jobs_and_keeps_them_unfinished(tmp_pat
     for name in ("metrics.json", "candidate.json"):  # unfinished: a resume trains it
         assert not (run_dir / "iter_0/cand_0" / name).exists()
     assert _summary(runs).status == "interrupted"
+
+
+def test_a_run_whose_task_folder_moved_resumes_from_the_folder_given(tmp_path: Path) -> None:
+    """A run keeps its task folder's path; when the folder has moved, --resume alone says how to
+    point at the new place, and `solve NEW_FOLDER --resume RUN` continues the run with it (a task
+    given for a run whose folder still exists must be that folder)."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    first = shutil.copytree(REPO / "tasks/cartpole", tmp_path / "mine" / "cartpole")
+    args = ["--model", "none", "--iterations", "1", "--tune", "1", "--structure", "0", "--confirm", "0"]
+    args += ["--timesteps", "2000", "--eval-seeds", "0", "--no-video", "--workers", "1"]
+    started = runner.invoke(app, ["solve", str(first), *args, "--runs-dir", str(runs)])
+    assert started.exit_code == 0, started.output
+    run_dir = _run_dir(runs)
+    before = _summary(runs)
+    assert runner.invoke(app, ["solve", "pendulum", "--resume", str(run_dir)]).output.startswith(
+        f"error: {run_dir} is a run of the task in {first}, not "
+    )
+    moved = (tmp_path / "mine").rename(tmp_path / "elsewhere") / "cartpole"
+    alone = runner.invoke(app, ["solve", "--resume", str(run_dir)])
+    assert alone.exit_code == 2
+    assert alone.output.strip() == (
+        f"error: this run's task folder {first} is gone (moved or deleted); give its new place: "
+        f"eureka solve FOLDER --resume {run_dir}"
+    )
+    other = runner.invoke(app, ["solve", "pendulum", "--resume", str(run_dir)])
+    assert f"is a run of task 'cartpole', and {REPO / 'tasks/pendulum'} holds task 'pendulum'" in other.output
+    again = runner.invoke(app, ["solve", str(moved), "--resume", str(run_dir)])
+    assert again.exit_code == 0, again.output
+    assert f"note: this run's task folder {first} is gone; resuming with {moved}" in again.output
+    after = _summary(runs)
+    assert after.status == before.status == "ok" and after.best == before.best  # nothing trained again
+    assert runner.invoke(app, ["solve", "--resume", str(run_dir)]).exit_code == 0  # the new place is kept
