@@ -410,7 +410,7 @@ def _resumed_task(config: SolveConfig, task: str | None, run_dir: Path) -> Solve
 @app.command()
 def solve(
     task: Annotated[
-        str | None, typer.Argument(help="task name or folder (with --resume: the run's task folder, if it moved)")
+        str | None, typer.Argument(help="task name or folder (with --resume: the task folder, if it moved)")
     ] = None,
     model: Annotated[
         str | None,
