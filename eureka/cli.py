@@ -377,6 +377,8 @@ def _resumed_task(config: SolveConfig, task: str | None, run_dir: Path) -> Solve
     try:
         stored = tasks.load(config.task)
     except TaskError:
+        if Path(config.task).exists():
+            raise  # there but broken: its own error names what to fix
         stored = None
     if task is None:
         if stored is None:

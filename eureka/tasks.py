@@ -124,6 +124,8 @@ def load(name_or_path: str, extra: list[Path] | None = None) -> Task:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise TaskError(f"{path}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not text
+        raise TaskError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(raw, dict):
         raise TaskError(f"{path}: must be a mapping of keys to values, got {type(raw).__name__}")
     try:

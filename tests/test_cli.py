@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -104,5 +105,5 @@ def test_run_directories_made_in_the_same_second_are_distinct(tmp_path) -> None:
     with ThreadPoolExecutor(16) as pool:
         made = list(pool.map(one, range(16)))
     assert len(set(made)) == 16
-    names = sorted(p.rsplit("/", 1)[1] for p in made)
+    names = sorted(Path(p).name for p in made)
     assert sorted(p.name for p in (tmp_path / "cartpole").iterdir()) == names

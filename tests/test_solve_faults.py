@@ -258,9 +258,15 @@ def test_a_run_whose_task_folder_moved_resumes_from_the_folder_given(tmp_path: P
     assert started.exit_code == 0, started.output
     run_dir = _run_dir(runs)
     before = _summary(runs)
-    assert runner.invoke(app, ["solve", "pendulum", "--resume", str(run_dir)]).output.startswith(
+    wrong = runner.invoke(app, ["solve", "pendulum", "--resume", str(run_dir)])
+    assert wrong.exit_code == 2 and wrong.output.startswith(
         f"error: {run_dir} is a run of the task in {first}, not "
     )
+    spec = (first / "task.yaml").read_text()
+    (first / "task.yaml").write_text(spec + "unknown_key: 1\n")  # there but broken: its own error, not "gone"
+    broken = runner.invoke(app, ["solve", "--resume", str(run_dir)])
+    assert broken.exit_code == 2 and "unknown_key" in broken.output and "gone" not in broken.output
+    (first / "task.yaml").write_text(spec)
     moved = (tmp_path / "mine").rename(tmp_path / "elsewhere") / "cartpole"
     alone = runner.invoke(app, ["solve", "--resume", str(run_dir)])
     assert alone.exit_code == 2
@@ -269,6 +275,7 @@ def test_a_run_whose_task_folder_moved_resumes_from_the_folder_given(tmp_path: P
         f"eureka solve FOLDER --resume {run_dir}"
     )
     other = runner.invoke(app, ["solve", "pendulum", "--resume", str(run_dir)])
+    assert other.exit_code == 2
     assert f"is a run of task 'cartpole', and {REPO / 'tasks/pendulum'} holds task 'pendulum'" in other.output
     again = runner.invoke(app, ["solve", str(moved), "--resume", str(run_dir)])
     assert again.exit_code == 0, again.output

@@ -121,8 +121,8 @@ def test_human_reward_beats_sparse_over_seeds(tmp_path: Path) -> None:
     """A task where the reward matters: at its default budget the human reward's mean F over two
     seeds clears the sparse reward's by a margin. point_maze (corner to corner of the large maze,
     150k steps; seeds 0, 1: the human reward's F 0.75 and 0.7, sparse's 0 and 0, which never
-    finds the goal), the fastest gain task: four trainings take a fifth of half_cheetah_flip's
-    CPU time. The other tasks' gaps are measured over 3 seeds by `bench/seeds.py --tasks gain`
+    finds the goal), the fastest gain task: a training takes half of half_cheetah_flip's CPU
+    time. The other tasks' gaps are measured over 3 seeds by `bench/seeds.py --tasks gain`
     (README)."""
     runs = _train_side_by_side(
         tmp_path,

@@ -98,6 +98,14 @@ def test_bad_value_is_named(tmp_path: Path) -> None:
     assert str(err.value).startswith(f"{folder / 'task.yaml'}: key 'fitness.metric': Input should be ")
 
 
+def test_a_task_file_that_is_not_text_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "binary"
+    folder.mkdir()
+    (folder / "task.yaml").write_bytes(b"\xff\xfe\x00name: binary\n")
+    with pytest.raises(TaskError, match=r"task\.yaml: cannot be read: 'utf-8' codec can't decode"):
+        tasks.load(str(folder))
+
+
 def test_name_must_match_folder(tmp_path: Path) -> None:
     _cartpole_with(tmp_path, name="other").rename(tmp_path / "renamed")
     with pytest.raises(TaskError) as err:
