@@ -17,6 +17,11 @@ gain tasks' run in README.md (each at its default budget, about 75 minutes loade
     nice -n 10 python bench/optimiser.py --tasks point_maze,fetch_reach --trainings 31
         --iterations 3 --confirm 3
 
+and the next two (about 45 minutes for the optimiser's arm, 18 for random's):
+
+    nice -n 10 python bench/optimiser.py --tasks hopper_jump,half_cheetah_flip --trainings 31
+        --iterations 3 --confirm 3
+
 Arms: `optuna` = TPE trials plus structure operators (crossover/drop/add) and the confirmation;
 `cmaes` = the same with CMA-ES; `random` = today's random perturbation alone (no structure, no
 confirmation). Every arm gets the same trainings: 1 (the human reward) + iterations x proposals
