@@ -21,7 +21,7 @@ from rich.table import Table
 
 import sandbox
 from eureka import tasks
-from eureka.errors import ConfigError, EurekaError, Interrupted, RewardFileError
+from eureka.errors import ConfigError, EurekaError, Interrupted, RewardFileError, TaskError
 from eureka.feedback.judges import Human
 from eureka.llm.context import environment_context
 from eureka.runs import rundir as runs
@@ -372,7 +372,6 @@ def _resumed_task(config: SolveConfig, task: str | None, run_dir: Path) -> Solve
     """The configuration of a resumed run, its task folder re-pointed to `task` (the folder given
     beside --resume) where the run's own folder is gone (moved, or a clone elsewhere)."""
     from eureka import loop
-    from eureka.errors import TaskError
 
     try:
         stored = tasks.load(config.task)
@@ -380,32 +379,32 @@ def _resumed_task(config: SolveConfig, task: str | None, run_dir: Path) -> Solve
         if Path(config.task).exists():
             raise  # there but broken: its own error names what to fix
         stored = None
-    if task is None:
-        if stored is None:
+    given = tasks.load(task) if task is not None else None
+    if stored is not None:
+        if given is not None and stored.folder.resolve() != given.folder.resolve():
             raise ConfigError(
-                f"this run's task folder {config.task} is gone (moved or deleted); give its new place: "
-                f"eureka solve FOLDER --resume {run_dir}"
+                f"{run_dir} is a run of the task in {stored.folder}, not {given.folder}; "
+                f"resume it with no task: eureka solve --resume {run_dir}"
             )
         return config
-    moved = tasks.load(task)
-    if stored is None and moved.name != Path(config.task).name:
+    if given is None:
         raise ConfigError(
-            f"{run_dir} is a run of task '{Path(config.task).name}', and {moved.folder} holds task "
-            f"'{moved.name}'; give the folder of '{Path(config.task).name}'"
+            f"this run's task folder {config.task} is gone (moved or deleted); give its new place: "
+            f"eureka solve FOLDER --resume {run_dir}"
         )
-    if stored is not None and stored.folder.resolve() != moved.folder.resolve():
+    name = Path(config.task).name
+    if given.name != name:
         raise ConfigError(
-            f"{run_dir} is a run of the task in {stored.folder}, not {moved.folder}; "
-            f"resume it with no task: eureka solve --resume {run_dir}"
+            f"{run_dir} is a run of task '{name}', and {given.folder} holds task '{given.name}'; "
+            f"give the folder of '{name}'"
         )
-    if stored is None:
-        err_console.print(
-            f"note: this run's task folder {config.task} is gone; resuming with {moved.folder}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        config = config.model_copy(update={"task": str(moved.folder)})
-        loop.save_config(run_dir, config)
+    err_console.print(
+        f"note: this run's task folder {config.task} is gone; resuming with {given.folder}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    config = config.model_copy(update={"task": str(given.folder)})
+    loop.save_config(run_dir, config)
     return config
 
 
