@@ -183,7 +183,7 @@ def _training(
         backend="batched",
         device=device,
     )
-    job.out_dir.mkdir()
+    job.out_dir.mkdir(parents=True)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     return BatchedTraining(job, task, torch.device(device), time.monotonic())
