@@ -269,14 +269,39 @@ def test_a_step_replayed_as_a_cuda_graph_trains_like_an_eager_one(
             pass
         results.append(training.finish())
         if graph:
-            assert training.step_graph is not None and training.step_graph.graph is not None
-    assert "cuda graph:" not in capsys.readouterr().out
+            out, step_graph = capsys.readouterr().out, training.step_graph
+            assert step_graph is not None
+            why = [line for line in out.splitlines() if "cuda graph" in line]
+            assert step_graph.graph is not None, why
+            assert "cuda graph:" not in out
     eager, graphed = results
     assert eager.status == graphed.status == "ok"
     assert eager.env_steps == graphed.env_steps
     assert eager.checkpoint_steps == graphed.checkpoint_steps
     assert graphed.reward_curve[0] == pytest.approx(eager.reward_curve[0], rel=0.03)
     assert graphed.fitness is not None and np.isfinite(graphed.fitness)
+
+
+def test_only_reports_of_a_wait_keep_a_step_from_its_cuda_graph() -> None:
+    """torch's sync debug mode warns once per process that it is a prototype: no wait, so no
+    reason to train eagerly (on the H200 it made every process's first graph training eager);
+    a real wait is reported, and any other warning is passed on."""
+    import warnings
+
+    def message(text: str) -> warnings.WarningMessage:
+        return warnings.WarningMessage(UserWarning(text), UserWarning, "reward.py", 3)
+
+    notice = message(
+        "Synchronization debug mode is a prototype feature and does not yet detect all "
+        "synchronizing operations (Triggered internally at /pytorch/torch/csrc/cuda/Module.cpp:906.)"
+    )
+    wait = message("called a synchronizing CUDA operation (Triggered internally at CUDAFunctions.cpp:155.)")
+    other = message("the reward's own warning")
+    with warnings.catch_warnings(record=True) as passed:
+        warnings.simplefilter("always")
+        assert batched.device_waits([notice]) == []
+        assert batched.device_waits([notice, wait, other]) == [wait]
+    assert [str(w.message) for w in passed] == ["the reward's own warning"]
 
 
 SYNCS = """
