@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On a GPU machine with no network: install the carried wheels (WHEELS, default .gpu/whl), then
+# On a GPU machine with no network: install the carried wheels (WHEELS, default .gpu/whl: made
+# here by bench/gpu_wheels.sh), then
 # run bench/gpu.py, which writes its logs and tables.md to OUT.
 #   bash bench/gpu.sh OUT [WHEELS] [bench/gpu.py options...]
 # Sharing the machine's idle CPU cores with a CPU-only job (it gets OUT/cpu as "$1"):
