@@ -238,15 +238,20 @@ class Loop:
         """Candidates train `group` to a process (after their smoke tests, in their own workers)."""
         return self.config.group > 1 and self.config.halving <= 1
 
-    def _run_all(self, batch: list[TrainJob]) -> list[TrainResult]:
+    def _run_all(self, batch: list[TrainJob], trusted: list[bool] | None = None) -> list[TrainResult]:
         """Every job's result (`_run`), `workers` at a time; with `group`, in groups of that
-        many to a process."""
-        if not self._grouping:
+        many to a process. `trusted` jobs (the task's own rewards) share processes in any case
+        (groups.plan_trusted)."""
+        if not self._grouping and not any(trusted or []):
             with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
                 return list(pool.map(self._run, batch))
         saved = [self._saved(job.out_dir) for job in batch]
-        todo = [job for job, result in zip(batch, saved, strict=True) if result is None]
-        fresh = iter(groups.run_groups(self.executor, todo, self.config.group, self.config.workers))
+        todo = [i for i, result in enumerate(saved) if result is None]
+        size = self.config.group if self._grouping else 1
+        mine = [(trusted or [False] * len(batch))[i] for i in todo]
+        jobs = [batch[i] for i in todo]
+        units = groups.plan_trusted(jobs, mine, size, self.config.workers)
+        fresh = iter(groups.run_units(self.executor, jobs, units, self.config.workers))
         return [result if result is not None else next(fresh) for result in saved]
 
     def _reward_file(self, cand: Candidate) -> Path:
@@ -601,7 +606,8 @@ class Loop:
                 update={"video": False, "reference_reward": None}
             )
 
-        results = dict(zip(runs, self._run_all([job(*r) for r in runs]), strict=True))
+        trusted = [name != "best" for name, _ in runs]  # the task's own rewards share processes
+        results = dict(zip(runs, self._run_all([job(*r) for r in runs], trusted), strict=True))
 
         def stats(name: str) -> EvalStats:
             mine = [results[("human" if same and name == "best" else name, s)] for s in seeds]

@@ -273,21 +273,25 @@ def test_a_jobs_files_move_to_its_folder_with_its_result_last(
 
 
 class InProcess:
-    """An executor that trains in this process (real training, no sandbox), recording groups."""
+    """An executor that trains in this process (real training, no sandbox), recording groups;
+    one job or group at a time (a group worker owns its process's output)."""
 
     name = "in-process"
 
     def __init__(self) -> None:
         self.groups: list[list[str]] = []
+        self.lock = threading.Lock()
 
     def run(self, job: TrainJob, on_progress: Any = None) -> TrainResult:
-        result = train.train(job)
+        with self.lock:
+            result = train.train(job)
         write_result(job.out_dir, result)
         return result
 
     def run_group(self, batch: list[TrainJob], on_progress: Any = None) -> list[TrainResult]:
         self.groups.append([str(job.out_dir.relative_to(job.out_dir.parents[1])) for job in batch])
-        return group_worker.train_group(batch)
+        with self.lock:
+            return group_worker.train_group(batch)
 
     def cancel(self) -> None: ...
 
@@ -311,3 +315,30 @@ def test_the_loop_smoke_tests_alone_then_trains_in_groups(tmp_path: Path) -> Non
     trained = summary.iterations[0].candidates
     assert [c.status for c in trained] == [Status.OK] * 3
     assert trained[0].fitness == trained[2].fitness  # one reward and seed, in a group and alone
+
+
+def test_the_final_evaluation_trains_the_tasks_own_rewards_in_shared_processes(tmp_path: Path) -> None:
+    """Without --group, the human and sparse rewards of the final evaluation (the task's own code,
+    not a model's) share processes: no unit longer than the batch takes on `workers` one job
+    each, so the evaluation ends no later and starts fewer sandboxed processes."""
+    batch = [_job(tmp_path, f"j{i}", HUMAN, seed=i) for i in range(6)]
+    trusted = [False, False, True, True, True, True]  # best x2, then human x2 and sparse x2
+    assert groups.plan_trusted(batch, trusted, 1, workers=2) == [[2, 3], [4, 5], [0], [1]]
+    assert groups.plan_trusted(batch, trusted, 1, workers=1) == [[2, 3, 4, 5], [0], [1]]
+    assert groups.plan_trusted(batch, trusted, 2, workers=4) == [[2, 3], [4, 5], [0, 1]]
+    assert groups.plan_trusted(batch[:2], [True, True], 1, workers=2) == [[0], [1]]  # no slower
+    config = solve_config(iterations=1, samples=1, workers=2, eval_seeds=2, timesteps=1000)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(run_dir, config)
+    executor = InProcess()
+    llm = LLM(QueuedBackend([fenced(HUMAN)]), transcript=run_dir / "transcript.jsonl")
+    summary = Loop(config, run_dir, llm, lambda _: None, executor=executor).run()
+    assert summary.status == "ok", summary.message
+    assert sorted(executor.groups) == [  # the best reward is the human one here: trained once
+        ["final/human_seed1000", "final/human_seed1001"],
+        ["final/sparse_seed1000", "final/sparse_seed1001"],
+    ]
+    final = summary.final
+    assert final is not None and final.sparse is not None
+    assert final.human.statuses == final.sparse.statuses == ["ok", "ok"]

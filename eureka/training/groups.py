@@ -90,9 +90,34 @@ def can_group(executor: Any) -> bool:
     return bool(getattr(executor, "can_group", callable(getattr(executor, "run_group", None))))
 
 
+def plan_trusted(batch: list[TrainJob], trusted: list[bool], size: int, workers: int) -> list[list[int]]:
+    """`batch`'s indices in groups where the `trusted` jobs (rewards of the task's own, not a
+    model's: the human and sparse rewards of the final evaluation) share a process whatever
+    `size`, in groups no longer than the batch would take on `workers` one job each
+    (ceil(jobs / workers)), so the batch ends no later and pays fewer process starts (one
+    torch import and sandbox each); the others in groups of `size` (`plan`). Longest first."""
+    units: list[list[int]] = []
+    longest = math.ceil(len(batch) / max(1, workers))
+    for mine, group_size in ((True, longest), (False, size)):
+        indices = [i for i, t in enumerate(trusted) if t is mine]
+        units += [[indices[k] for k in unit] for unit in plan([batch[i] for i in indices], group_size)]
+    return sorted(units, key=len, reverse=True)
+
+
 def run_groups(executor: Any, batch: list[TrainJob], size: int, workers: int) -> list[TrainResult]:
     """Every job of `batch` trained through `executor`, in groups of at most `size` (`plan`),
     `workers` groups at once; where the executor cannot group (Ray), `workers` jobs at once."""
+    return run_units(executor, batch, plan(batch, size if can_group(executor) else 1), workers)
+
+
+def run_units(
+    executor: Any, batch: list[TrainJob], units: list[list[int]], workers: int
+) -> list[TrainResult]:
+    """Every job of `batch` trained through `executor`, each unit of `units` (indices, every job
+    in one) in one process, `workers` units at once; where the executor cannot group (Ray), each
+    job alone."""
+    if not can_group(executor):
+        units = [[i] for unit in units for i in unit]
     results: list[TrainResult | None] = [None] * len(batch)
 
     def one(indices: list[int]) -> None:
@@ -102,9 +127,9 @@ def run_groups(executor: Any, batch: list[TrainJob], size: int, workers: int) ->
             results[i] = result
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(one, plan(batch, size if can_group(executor) else 1)))
+        list(pool.map(one, units))
     done = [r for r in results if r is not None]
-    assert len(done) == len(batch), "every job is in one group of the plan"
+    assert len(done) == len(batch), "every job is in one unit of the plan"
     return done
 
 
