@@ -9,15 +9,16 @@ cd "$(dirname "$0")/.."
 WHEELS=${1:-.gpu/whl}
 PY=${2:-.venv/bin/python}
 PACKAGES="mujoco mujoco-core mujoco-studio glfw pyopengl mujoco-mjx trimesh gymnasium farama-notifications
-stable-baselines3 pydantic pydantic-core annotated-types typing-inspection pytest-xdist"
+stable-baselines3 pydantic pydantic-core annotated-types typing-inspection pytest-xdist execnet"
 specs=()
 for p in $PACKAGES; do
     v=$("$PY" -m pip show "$p" 2>/dev/null | awk '/^Version:/{print $2}')
     if [ -z "$v" ]; then echo "skipped $p: not installed in $PY's environment"; continue; fi
     specs+=("$p==$v")
 done
+[ ${#specs[@]} -gt 0 ] || { echo "nothing to download: is $PY eureka's venv?"; exit 1; }
 mkdir -p "$WHEELS"
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$WHEELS" "${specs[@]}"
 du -sh "$WHEELS"

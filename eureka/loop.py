@@ -248,9 +248,10 @@ class Loop:
         saved = [self._saved(job.out_dir) for job in batch]
         todo = [i for i, result in enumerate(saved) if result is None]
         size = self.config.group if self._grouping else 1
-        mine = [(trusted or [False] * len(batch))[i] for i in todo]
+        flags = trusted or [False] * len(batch)
         jobs = [batch[i] for i in todo]
-        units = groups.plan_trusted(jobs, mine, size, self.config.workers)
+        on_cpu = groups.on_a_cpu(self.config.device)
+        units = groups.plan_trusted(jobs, [flags[i] for i in todo], size, self.config.workers, on_cpu)
         fresh = iter(groups.run_units(self.executor, jobs, units, self.config.workers))
         return [result if result is not None else next(fresh) for result in saved]
 

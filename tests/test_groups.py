@@ -319,13 +319,14 @@ def test_the_loop_smoke_tests_alone_then_trains_in_groups(tmp_path: Path) -> Non
 
 def test_the_final_evaluation_trains_the_tasks_own_rewards_in_shared_processes(tmp_path: Path) -> None:
     """Without --group, the human and sparse rewards of the final evaluation (the task's own code,
-    not a model's) share processes: no unit longer than the batch takes on `workers` one job
-    each, so the evaluation ends no later and starts fewer sandboxed processes."""
+    not a model's) share processes on a CPU, never with a model's reward: the plan that ends
+    first for jobs of equal length, then the one with fewest sandboxed processes."""
     batch = [_job(tmp_path, f"j{i}", HUMAN, seed=i) for i in range(6)]
     trusted = [False, False, True, True, True, True]  # best x2, then human x2 and sparse x2
     assert groups.plan_trusted(batch, trusted, 1, workers=2) == [[2, 3], [4, 5], [0], [1]]
     assert groups.plan_trusted(batch, trusted, 1, workers=1) == [[2, 3, 4, 5], [0], [1]]
-    assert groups.plan_trusted(batch, trusted, 2, workers=4) == [[2, 3], [4, 5], [0, 1]]
+    assert groups.plan_trusted(batch, trusted, 2, workers=4) == [[0, 1], [2, 3], [4, 5]]  # never mixed
+    assert groups.plan_trusted(batch, trusted, 1, workers=2, on_cpu=False) == [[i] for i in range(6)]
     assert groups.plan_trusted(batch[:2], [True, True], 1, workers=2) == [[0], [1]]  # no slower
     config = solve_config(iterations=1, samples=1, workers=2, eval_seeds=2, timesteps=1000)
     run_dir = tmp_path / "run"

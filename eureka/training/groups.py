@@ -1,4 +1,5 @@
-"""Several candidates trained in one sandboxed process (`--group K`, opt-in): which jobs go
+"""Several candidates trained in one sandboxed process (`--group K`, opt-in; the task's own
+rewards of the final evaluation unasked, `plan_trusted`): which jobs go
 together, running a group's worker (eureka.training.group_worker), and handing each job its
 own folder and result back, as if it had trained alone.
 
@@ -84,24 +85,59 @@ def plan(batch: list[TrainJob], size: int) -> list[list[int]]:
     return groups + alone
 
 
+def on_a_cpu(device: str) -> bool:
+    """Whether jobs for `device` train on a CPU here (a group on a GPU shares one job's slot)."""
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device == "cpu"
+
+
 def can_group(executor: Any) -> bool:
     """Whether `executor` trains a group in one process (`run_group`; Ray's does not). A
     wrapper (executors.Watched) says so by its `can_group`."""
     return bool(getattr(executor, "can_group", callable(getattr(executor, "run_group", None))))
 
 
-def plan_trusted(batch: list[TrainJob], trusted: list[bool], size: int, workers: int) -> list[list[int]]:
-    """`batch`'s indices in groups where the `trusted` jobs (rewards of the task's own, not a
-    model's: the human and sparse rewards of the final evaluation) share a process whatever
-    `size`, in groups no longer than the batch would take on `workers` one job each
-    (ceil(jobs / workers)), so the batch ends no later and pays fewer process starts (one
-    torch import and sandbox each); the others in groups of `size` (`plan`). Longest first."""
-    units: list[list[int]] = []
-    longest = math.ceil(len(batch) / max(1, workers))
-    for mine, group_size in ((True, longest), (False, size)):
-        indices = [i for i, t in enumerate(trusted) if t is mine]
-        units += [[indices[k] for k in unit] for unit in plan([batch[i] for i in indices], group_size)]
-    return sorted(units, key=len, reverse=True)
+TRUSTED_GROUP = 4
+"""The most jobs of the task's own rewards that share a process unasked (more with --group): a
+group holds all its jobs in memory and hands their results back together, so a bigger one
+costs memory and, when the run is killed, more lost trainings."""
+START = 0.25
+"""A process's start (sandbox, torch import) in trainings, for comparing plans."""
+
+
+def plan_trusted(
+    batch: list[TrainJob], trusted: list[bool], size: int, workers: int, on_cpu: bool = True
+) -> list[list[int]]:
+    """`batch`'s indices in groups: the `trusted` jobs (rewards of the task's own, not a model's:
+    the human and sparse rewards of the final evaluation) share processes among themselves,
+    whatever `size` where `on_cpu`, up to TRUSTED_GROUP (`size` if larger) to a process; the
+    others in groups of `size` (`plan`), never with a trusted one (a model's code could change
+    the figures it is compared with). Of the group sizes allowed, the plan that ends first on
+    `workers` slots for jobs of equal length (then the one with fewest processes); the units
+    longest first, a model's reward's first among equals (its trainings may be the longer)."""
+    mine = [i for i, t in enumerate(trusted) if bool(t)]
+    others = [i for i, t in enumerate(trusted) if not bool(t)]
+
+    def units(indices: list[int], group_size: int) -> list[list[int]]:
+        return [[indices[k] for k in unit] for unit in plan([batch[i] for i in indices], group_size)]
+
+    most = max(size, TRUSTED_GROUP if on_cpu else 1)
+    options = [units(mine, s) + units(others, t) for s in range(1, most + 1) for t in range(1, size + 1)]
+    best = min(options, key=lambda option: (_makespan(option, workers), len(option)))
+    return sorted(best, key=lambda unit: (-len(unit), bool(trusted[unit[0]])))
+
+
+def _makespan(units: list[list[int]], workers: int) -> float:
+    """When `units` end on `workers` slots, longest first to the least busy, each taking its
+    jobs' number of trainings plus a process start (START)."""
+    busy = [0.0] * max(1, workers)
+    for unit in sorted(units, key=len, reverse=True):
+        k = busy.index(min(busy))
+        busy[k] += len(unit) + START
+    return max(busy)
 
 
 def run_groups(executor: Any, batch: list[TrainJob], size: int, workers: int) -> list[TrainResult]:
