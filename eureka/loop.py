@@ -239,12 +239,9 @@ class Loop:
         return self.config.group > 1 and self.config.halving <= 1
 
     def _run_all(self, batch: list[TrainJob], trusted: list[bool] | None = None) -> list[TrainResult]:
-        """Every job's result (`_run`), `workers` at a time; with `group`, in groups of that
-        many to a process. `trusted` jobs (the task's own rewards) share processes in any case
-        (groups.plan_trusted)."""
-        if not self._grouping and not any(trusted or []):
-            with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
-                return list(pool.map(self._run, batch))
+        """Every job's result (read back where it ran before a stop), `workers` units at a time;
+        with `group`, in groups of that many to a process; `trusted` jobs (the task's own
+        rewards) share processes in any case (groups.plan_trusted)."""
         saved = [self._saved(job.out_dir) for job in batch]
         todo = [i for i, result in enumerate(saved) if result is None]
         size = self.config.group if self._grouping else 1

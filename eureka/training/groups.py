@@ -87,11 +87,9 @@ def plan(batch: list[TrainJob], size: int) -> list[list[int]]:
 
 def on_a_cpu(device: str) -> bool:
     """Whether jobs for `device` train on a CPU here (a group on a GPU shares one job's slot)."""
-    if device == "auto":
-        import torch
+    from eureka.training.session import resolve_device
 
-        return not torch.cuda.is_available()
-    return device == "cpu"
+    return resolve_device(device).type == "cpu"
 
 
 def can_group(executor: Any) -> bool:
