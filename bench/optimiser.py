@@ -57,15 +57,19 @@ benchmarks/quality.yaml) train at their own default budget on the batched path."
 ARMS = ("optuna", "cmaes", "random")
 
 
-def arm_settings(arm: str, trainings: int, iterations: int, confirm: int) -> dict[str, object]:
-    """One arm's solve settings at `trainings` in all: the optimiser's arms keep `confirm` for the
-    confirmation and make a fifth of each iteration's proposals by structure operators."""
+def arm_settings(
+    arm: str, trainings: int, iterations: int, confirm: int, confirm_seeds: int = 1
+) -> dict[str, object]:
+    """One arm's solve settings at `trainings` in all: the optimiser's arms keep the most the
+    confirmation can cost (`confirm` trainings, and 2 more per extra seed where a challenger is
+    in its race) and make a fifth of each iteration's proposals by structure operators."""
     if arm == "random":
         return {"tuner": "random", "tune": (trainings - 1) // iterations, "structure": 0, "confirm": 0}
-    per_iteration = (trainings - 1 - confirm) // iterations
+    per_iteration = (trainings - 1 - confirm - 2 * (confirm_seeds - 1)) // iterations
     structure = per_iteration // 5
     tuner = "cmaes" if arm == "cmaes" else "optuna"
-    return {"tuner": tuner, "tune": per_iteration - structure, "structure": structure, "confirm": confirm}
+    settings = {"tuner": tuner, "tune": per_iteration - structure, "structure": structure, "confirm": confirm}
+    return settings | {"confirm_seeds": confirm_seeds}
 
 
 def _share_baselines(task: str, root: Path, run_dir: Path) -> None:
@@ -102,25 +106,43 @@ def solve(
         eval_seeds=args.eval_seeds,
         video=False,
         backend="batched",
-        **arm_settings(arm, args.trainings, args.iterations, args.confirm),
+        **arm_settings(arm, args.trainings, args.iterations, args.confirm, args.confirm_seeds),
     )
     run_dir = root / f"{task}-{arm}"
     run_dir.mkdir(parents=True)
     loop.save_config(run_dir, config)
     _share_baselines(task, root, run_dir)
+    return _run(task, arm, config, run_dir, args.out)
+
+
+def reconfirm(run_dir: Path, args: argparse.Namespace) -> dict[str, object]:
+    """A finished run of an optimiser's arm again with `--confirm` and `--confirm-seeds`: every
+    training it made is read back, only the confirmation's new ones train (and the final
+    evaluation's, where the pick changes)."""
+    config = loop.load_config(run_dir).model_copy(
+        update={"confirm": args.confirm, "confirm_seeds": args.confirm_seeds}
+    )
+    loop.save_config(run_dir, config)
+    task, arm = run_dir.name.rsplit("-", 1)
+    return _run(task, arm, config, run_dir, args.out)
+
+
+def _run(task: str, arm: str, config: SolveConfig, run_dir: Path, out: Path | None) -> dict[str, object]:
     start = time.monotonic()
     summary: Summary = loop.Loop(config, run_dir, for_run(config, run_dir), _reporter(f"{task}/{arm}")).run()
     cands = [c for it in summary.iterations for c in it.candidates]
-    trained = [c for c in cands if c.env_steps > 0] + list(summary.confirmation)
+    confirmed = sum(len(scores) - 1 for scores in summary.confirmation.values())
     final = summary.final
     row: dict[str, object] = {
         "task": task,
         "arm": arm,
-        "timesteps": tasks.budget(tasks.load(task), "batched", timesteps),
-        "trainings": len(trained),
+        "timesteps": tasks.budget(tasks.load(config.task), "batched", config.timesteps),
+        "trainings": sum(c.env_steps > 0 for c in cands) + confirmed,
         "proposed": len(cands),
         "failed_checks": sum(c.status != Status.OK and c.env_steps == 0 for c in cands),
+        "confirmation": summary.confirmation,
         "search_best_F": summary.best.fitness if summary.best else None,
+        "best": f"iter_{summary.best.iteration}/cand_{summary.best.index}" if summary.best else None,
         "best_origin": summary.best.origin if summary.best else None,
         "F_human": final.human.fitness_mean if final else None,
         "F_best": final.best.fitness_mean if final else None,
@@ -132,8 +154,8 @@ def solve(
         "run_dir": str(run_dir),
     }
     print(f"  {task}/{arm} done: {json.dumps(row)}", flush=True)
-    if args.out is not None:
-        with (args.out / "rows.jsonl").open("a") as f:  # as each solve ends: a cut-off run keeps them
+    if out is not None:
+        with (out / "rows.jsonl").open("a") as f:  # as each solve ends: a cut-off run keeps them
             f.write(json.dumps(row) + "\n")
     return row
 
@@ -149,6 +171,10 @@ def main() -> None:
     parser.add_argument("--trainings", type=int, default=21, help="trainings per task and arm (<= 32)")
     parser.add_argument("--iterations", type=int, default=2, help="iterations of proposals after the human")
     parser.add_argument("--confirm", type=int, default=2, help="rewards retrained on a 2nd seed (optimiser)")
+    parser.add_argument("--confirm-seeds", type=int, default=1, help="fresh seeds of the confirmation")
+    parser.add_argument(
+        "--reconfirm", default="", help="run dirs (a,b) of finished optimiser arms: confirm them again"
+    )
     parser.add_argument("--eval-seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="trainings at once within one solve")
@@ -164,8 +190,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            rows = list(pool.map(lambda ta: solve(ta[0], ta[1], args, budgets.get(ta[0]), root), todo))
+        if args.reconfirm:
+            rows = [reconfirm(Path(d), args) for d in args.reconfirm.split(",")]
+            args.arms = ",".join(dict.fromkeys(str(r["arm"]) for r in rows))
+        else:
+            with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+                rows = list(pool.map(lambda ta: solve(ta[0], ta[1], args, budgets.get(ta[0]), root), todo))
         if args.out is not None:
             (args.out / "results.json").write_text(json.dumps(rows, indent=1))
     keys = ["task", "timesteps", "F_sparse", "F_human", "F_best", "HNS", "trainings", "best_origin"]

@@ -432,6 +432,7 @@ def solve(
     tuner: Annotated[str | None, _config_option("tuner")] = None,
     structure: Annotated[int | None, _config_option("structure")] = None,
     confirm: Annotated[int | None, _config_option("confirm")] = None,
+    confirm_seeds: Annotated[int | None, _config_option("confirm_seeds")] = None,
     critic: Annotated[str | None, _config_option("critic")] = None,
     repair_rounds: Annotated[int | None, _config_option("repair_rounds")] = None,
     max_failed_iterations: Annotated[int | None, _config_option("max_failed_iterations")] = None,

@@ -57,7 +57,7 @@ SUMMARY_FILE = "summary.json"
 BEST_FILE = "best_reward.py"
 CONFIRM_MARGIN = 0.1
 """How much better than the human reward (a share of its |F|) a challenger must score on the
-confirmation's fresh seed to replace it: the HNS of 1.1 that counts as a gain."""
+confirmation's fresh seeds (their mean) to replace it: the HNS of 1.1 that counts as a gain."""
 ANALYSIS_FILE = "analysis.json"
 SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.Tensor, action: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -513,60 +513,104 @@ class Loop:
         )
 
     @staticmethod
-    def _beats_human(fresh: float | None, human: float | None) -> bool:
-        """Whether a challenger's F on the confirmation seed beats the human reward's there by
-        CONFIRM_MARGIN of the human's |F|. Only that seed is fresh: the challenger's F on the
-        training seed is the best of many trainings, so it is high partly by luck."""
-        if fresh is None:
+    def _beats_human(fresh: list[float | None], human: list[float | None]) -> bool:
+        """Whether a challenger's F on the confirmation's fresh seeds beats the human reward's
+        there: by CONFIRM_MARGIN of the human's |F| on the mean, and on more than half of the
+        seeds (a seed where the challenger's training failed is a loss, one where the human
+        reward's failed a win). Only those seeds are fresh: the challenger's F on the training
+        seed is the best of many trainings, so it is high partly by luck."""
+        if not fresh or any(f is None for f in fresh):
             return False
-        return human is None or fresh > human + CONFIRM_MARGIN * abs(human)
+        pairs = list(zip(fresh, human, strict=True))
+        wins = sum(h is None or (f is not None and f > h) for f, h in pairs)
+        if 2 * wins <= len(pairs):
+            return False
+        known = [(f, h) for f, h in pairs if f is not None and h is not None]
+        if not known:
+            return True
+        mine, theirs = statistics.fmean(f for f, _ in known), statistics.fmean(h for _, h in known)
+        return mine > theirs + CONFIRM_MARGIN * abs(theirs)
 
     def _confirm(self) -> None:
-        """`confirm`: retrain the elite, the human reward and the next best others by F on one more
-        seed, `confirm` rewards in all; the elite becomes the best by mean F over both seeds, so a
-        reward that scored well by luck on the training seed does not go to the final evaluation.
-        A challenger replaces the human reward only where it also beats it on the fresh seed by
-        CONFIRM_MARGIN (`_beats_human`); otherwise the human reward goes on."""
+        """`confirm`: retrain the elite, the human reward and the next best others by F on a fresh
+        seed, `confirm` rewards in all, so a reward that scored well by luck on the training seed
+        does not go to the final evaluation. Without the human reward among them, each trains on
+        all `confirm_seeds` fresh seeds and the best by mean F over its seeds goes on. With it, a
+        race: the challengers that beat the human reward on the first fresh seed by CONFIRM_MARGIN
+        and on the mean F so far are in it; the best of them and the human reward train on the
+        other fresh seeds, and the challenger replaces the human reward only where it beats it on
+        all fresh seeds (`_beats_human`). So the confirmation costs `confirm` trainings, plus
+        2 x (confirm_seeds - 1) where a challenger is in the race."""
         assert self.elite is not None
         ranked = sorted(self.trained.values(), key=lambda c: self._ranking(c.fitness, c.result), reverse=True)
         chosen: list[Candidate] = []
         for cand in [self.elite, *[c for c in ranked if c.origin == "human"], *ranked]:
             if len(chosen) < self.config.confirm and all(c.code.strip() != cand.code.strip() for c in chosen):
                 chosen.append(cand)
-        seed = self.config.seed + 1
-        self.report(Progress("message", f"confirmation: {len(chosen)} rewards retrained on seed {seed}"))
+        self.summary.confirmation = {}  # on a resume: made again from the saved trainings
+        seeds = [self.config.seed + 1 + k for k in range(self.config.confirm_seeds)]
+        human = next((c for c in chosen if c.origin == "human"), None)
+        first = seeds[:1] if human is not None else seeds
+        again: dict[str, list[TrainResult]] = {}  # each reward's trainings on the fresh seeds
+        fresh: dict[str, list[float | None]] = {}  # their F (None: failed)
+        scores: dict[str, tuple[float, float]] = {}  # the mean ranking over all its seeds
 
-        def job(cand: Candidate) -> TrainJob:
-            out = self.run_dir / cand.name / f"confirm_seed{seed}"
-            return self._job(self._reward_file(cand), out, seed).model_copy(update={"video": False})
-
-        again = self._run_all([job(c) for c in chosen])
-        scores: dict[str, tuple[float, float]] = {}
-        fresh: dict[str, float | None] = {}
-        for cand, result in zip(chosen, again, strict=True):
-            second = fresh[cand.name] = result.fitness if result.status == Status.OK else None
-            self.summary.confirmation[cand.name] = [cand.fitness, second]
-            if cand.fitness is not None and second is not None:
-                one, two = self._ranking(cand.fitness, cand.result), self._ranking(second, result)
-                scores[cand.name] = ((one[0] + two[0]) / 2, (one[1] + two[1]) / 2)
-        if scores:
-            best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
-            human = next((c.name for c in chosen if c.origin == "human"), None)
-            if human in scores and best != human and not self._beats_human(fresh[best], fresh[human]):
-                self.report(
-                    Progress(
-                        "message",
-                        f"the human reward goes on: {best} scored F {fresh[best]:.4g} on seed {seed}, "
-                        f"not {CONFIRM_MARGIN:.0%} above the human reward's {fresh[human]:.4g}",
-                    )
+        def retrain(cands: list[Candidate], on: list[int]) -> None:
+            named = ", ".join(str(s) for s in on)
+            self.report(Progress("message", f"confirmation: {len(cands)} rewards retrained on seed {named}"))
+            jobs = [
+                self._job(self._reward_file(c), self.run_dir / c.name / f"confirm_seed{s}", s)
+                for c in cands
+                for s in on
+            ]
+            results = iter(self._run_all([job.model_copy(update={"video": False}) for job in jobs]))
+            for cand in cands:
+                mine = again.setdefault(cand.name, [])
+                mine.extend(next(results) for _ in on)
+                fresh[cand.name] = [r.fitness if r.status == Status.OK else None for r in mine]
+                self.summary.confirmation[cand.name] = [cand.fitness, *fresh[cand.name]]
+                ranks = [self._ranking(cand.fitness, cand.result)]
+                ranks += [self._ranking(f, r) for f, r in zip(fresh[cand.name], mine, strict=True)]
+                scores[cand.name] = (
+                    statistics.fmean(r[0] for r in ranks),
+                    statistics.fmean(r[1] for r in ranks),
                 )
-                best = human
-            self.elite = self.trained[best]
-            (self.run_dir / BEST_FILE).write_text(self.elite.code)
-            self.summary.best = self.elite.outcome(self.elo.get(best))
-            self.report(
-                Progress("message", f"confirmed best: {best} (mean F {scores[best][0]:.4g} over 2 seeds)")
-            )
+
+        retrain(chosen, first)
+        best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
+        if human is not None:
+            racing = [
+                c.name
+                for c in chosen
+                if c is not human
+                and scores[c.name] > scores[human.name]
+                and self._beats_human(fresh[c.name], fresh[human.name])
+            ]
+            leader = max(racing, key=lambda name: scores[name]) if racing else None
+            if leader is not None and len(seeds) > 1:
+                retrain([self.trained[leader], human], seeds[1:])
+            if leader is None or not self._beats_human(fresh[leader], fresh[human.name]):
+                challenger = leader or next((c.name for c in chosen if c is not human), None)
+                if challenger is not None:
+                    mine = ", ".join("failed" if f is None else f"{f:.4g}" for f in fresh[challenger])
+                    theirs = ", ".join("failed" if f is None else f"{f:.4g}" for f in fresh[human.name])
+                    self.report(
+                        Progress(
+                            "message",
+                            f"the human reward goes on: {challenger} scored F {mine} on the fresh seeds, "
+                            f"not {CONFIRM_MARGIN:.0%} above the human reward's {theirs} on the mean and "
+                            "on most seeds",
+                        )
+                    )
+                leader = human.name
+            best = leader
+        self.elite = self.trained[best]
+        (self.run_dir / BEST_FILE).write_text(self.elite.code)
+        self.summary.best = self.elite.outcome(self.elo.get(best))
+        count = 1 + len(fresh[best])
+        self.report(
+            Progress("message", f"confirmed best: {best} (mean F {scores[best][0]:.4g} over {count} seeds)")
+        )
         self._save()
 
     # ------------------------------------------------------------ final evaluation
@@ -597,8 +641,10 @@ class Loop:
             reward = rewards[name]
             reward_file = None
             if reward is not None:
-                out.mkdir(parents=True, exist_ok=True)
                 reward_file = out / REWARD_FILE
+                if reward_file.is_file() and reward_file.read_text() != reward.read_text():
+                    shutil.rmtree(out)  # another reward's training (the best changed on a resume)
+                out.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(reward, reward_file)
             return self._job(reward_file, out, seed).model_copy(
                 update={"video": False, "reference_reward": None}

@@ -420,6 +420,10 @@ class SolveConfig(Strict):
     """Before the final evaluation, retrain this many rewards on one more seed and keep the best
     by its mean F over both seeds: the human reward (when it trained) and the best others by F
     (0: off; the best by one seed's F is kept). Guards against a lucky single-seed score."""
+    confirm_seeds: int = Field(default=1, ge=1)
+    """Fresh seeds each `confirm` reward is retrained on. A challenger replaces the human reward
+    only where it beats it by 10% on the mean over these seeds and on more than half of them:
+    more seeds, fewer lucky challengers."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     group: int = Field(default=1, ge=1)
@@ -718,7 +722,7 @@ class Summary(BaseModel):
     iterations: list[IterationSummary] = Field(default_factory=list)
     best: Candidate | None = None
     confirmation: dict[str, list[float | None]] = Field(default_factory=dict)
-    """`confirm`: each retrained reward's F on the training seed, then on the extra seed."""
+    """`confirm`: each retrained reward's F on the training seed, then on each fresh seed."""
     final: FinalEvaluation | None = None
     llm_calls: int = 0
     tokens_in: int = 0

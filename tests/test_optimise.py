@@ -184,20 +184,21 @@ def compute_reward(
 
 
 @pytest.mark.slow
-def test_model_none_improves_on_a_misled_human_reward_on_two_seeds_and_resumes(tmp_path: Path) -> None:
+def test_model_none_improves_on_a_misled_human_reward_on_three_seeds_and_resumes(tmp_path: Path) -> None:
     """End to end with no LLM (`--model none`): from a human reward with one wrong term, an
     optimiser trial and a structure operator train (with seed 2 the drop operator's first pick is
-    the wrong term); the confirmation retrains the best and the human reward on a second seed, and
-    the best beats the human reward by a wide margin on both seeds (the misled reward never swings
-    up: F = -500). The trials are stored; a resumed run retrains nothing and asks the study for
-    nothing new."""
+    the wrong term); the confirmation retrains the best and the human reward on a fresh seed and,
+    as the best beat it there, on another, and the best beats the human reward by a wide margin on
+    all three seeds (the misled reward never swings up: F = -500). The trials are stored; a resumed
+    run retrains nothing and asks the study for nothing new."""
     import shutil
 
     folder = tmp_path / "misled" / "acrobot"
     shutil.copytree(REPO / "tasks/acrobot", folder)
     (folder / "human_reward.py").write_text(MISLED)
     args = ["solve", str(folder), "--model", "none", "--iterations", "2", "--tune", "1", "--structure", "1"]
-    args += ["--confirm", "2", "--seed", "2", "--timesteps", "30000", "--eval-seeds", "0", "--no-video"]
+    args += ["--confirm", "2", "--confirm-seeds", "2", "--seed", "2", "--timesteps", "30000"]
+    args += ["--eval-seeds", "0", "--no-video"]
     result = runner.invoke(app, [*args, "--workers", "2", "--backend", "batched"])
     assert result.exit_code == 0, result.output
     (run_dir,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("acrobot/*")
@@ -208,13 +209,14 @@ def test_model_none_improves_on_a_misled_human_reward_on_two_seeds_and_resumes(t
     assert [c.origin for c in second.candidates] == ["tune", "drop"]
     dropped = TrainResult.model_validate_json((run_dir / "iter_1/cand_1/metrics.json").read_text())
     assert [c.name for c in dropped.components] == ["time_cost", "climb", "goal"]  # the wrong term went
-    scores = summary.confirmation  # F on the search seed and the confirmation seed
+    scores = summary.confirmation  # F on the search seed and the confirmation's two fresh seeds
     assert "iter_0/cand_0" in scores and len(scores) == 2  # the human reward and one other
+    assert all(len(values) == 3 for values in scores.values()), scores  # it beat it on seed 3: raced on 4
 
     def mean(values: list[float | None]) -> float:
         return sum(-500.0 if v is None else v for v in values) / len(values)
 
-    # a statistic with margin over two seeds, not one training's threshold
+    # a statistic with margin over three seeds, not one training's threshold
     other = next(name for name in scores if name != "iter_0/cand_0")
     assert mean(scores[other]) > mean(scores["iter_0/cand_0"]) + 100, scores
     assert summary.best is not None and summary.best.name == other  # the best by mean F over both
@@ -250,14 +252,24 @@ def test_the_confirmation_ranks_by_f_then_by_how_soon_the_reward_learned() -> No
     assert Loop._ranking(None, sooner) < Loop._ranking(-500.0, None)  # a failed training ranks last
 
 
-def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_seed() -> None:
+def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_seeds() -> None:
     from eureka.loop import CONFIRM_MARGIN, Loop
 
+    def beats(fresh: float | None, human: float | None) -> bool:
+        return Loop._beats_human([fresh], [human])
+
     assert CONFIRM_MARGIN == 0.1
-    # fetch_reach's recorded confirmation: 1.0 and 0.8 against the human reward's 0.25 and 0.75
-    assert not Loop._beats_human(0.8, 0.75)
-    assert not Loop._beats_human(0.7, 0.7)  # a tie (point_maze's) keeps the human reward
-    assert Loop._beats_human(0.9, 0.75)
-    assert Loop._beats_human(-300.0, -378.0) and not Loop._beats_human(-350.0, -378.0)  # |F| for negative F
-    assert Loop._beats_human(0.01, 0.0) and not Loop._beats_human(0.0, 0.0)
-    assert Loop._beats_human(0.5, None) and not Loop._beats_human(None, 0.5)
+    # one fresh seed: fetch_reach's recorded confirmation, 0.8 against the human reward's 0.75
+    assert not beats(0.8, 0.75)
+    assert not beats(0.7, 0.7)  # a tie (point_maze's) keeps the human reward
+    assert beats(0.9, 0.75)
+    assert beats(-300.0, -378.0) and not beats(-350.0, -378.0)  # |F| for negative F
+    assert beats(0.01, 0.0) and not beats(0.0, 0.0)
+    assert beats(0.5, None) and not beats(None, 0.5)
+    # several: the mean by the margin and more than half of the seeds won
+    assert Loop._beats_human([0.8, 0.6], [0.7, 0.5])
+    assert not Loop._beats_human([0.8, 0.3], [0.7, 0.65])  # pusher's challenger, had a 2nd seed said 0.3
+    assert not Loop._beats_human([1.0, 0.45], [0.2, 0.5])  # the mean alone would pass: 1 of 2 seeds won
+    assert Loop._beats_human([1.0, 0.45, 0.9], [0.2, 0.5, 0.7])  # 2 of 3 won, mean 0.78 > 1.1 x 0.47
+    assert not Loop._beats_human([0.9, None], [0.5, 0.5])  # a failed training: a loss
+    assert Loop._beats_human([0.9, 0.6], [None, 0.5])
