@@ -200,17 +200,18 @@ def test_a_batch_without_a_model_gets_the_offline_defaults_of_solve() -> None:
     line set stays, and a provider's model is left alone."""
     from eureka.llm.client import LOCAL_MODEL, NO_MODEL
     from eureka.runs.batch import solve_config
-    from eureka.training.optimise import DEFAULT_CONFIRM, DEFAULT_STRUCTURE, DEFAULT_TUNE, offline_defaults
+    from eureka.training import optimise
 
     no_key = solve_config(SuiteEntry(task="cartpole"), {}, LOCAL_MODEL)
-    assert (no_key.human_init, no_key.tune, no_key.structure, no_key.confirm) == (
+    assert (no_key.human_init, no_key.tune, no_key.structure, no_key.confirm, no_key.confirm_seeds) == (
         True,
-        DEFAULT_TUNE,
-        DEFAULT_STRUCTURE,
-        DEFAULT_CONFIRM,
+        optimise.DEFAULT_TUNE,
+        optimise.DEFAULT_STRUCTURE,
+        optimise.DEFAULT_CONFIRM,
+        optimise.DEFAULT_CONFIRM_SEEDS,
     )
     assert no_key.model in (LOCAL_MODEL, NO_MODEL)  # none when the embedded model is not installed
-    cli_way = offline_defaults(no_key.model_copy(update={"model": LOCAL_MODEL}), set())
+    cli_way = optimise.offline_defaults(no_key.model_copy(update={"model": LOCAL_MODEL}), set())
     assert cli_way.model_copy(update={"task": no_key.task}) == no_key  # the same rule as solve
     kept = solve_config(
         SuiteEntry(task="cartpole", options={"model": "none", "tune": 3}), {"structure": 0}, "gpt-4o"

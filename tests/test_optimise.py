@@ -223,7 +223,8 @@ def test_model_none_improves_on_a_misled_human_reward_on_three_seeds_and_resumes
     trials = optimise.all_trials(run_dir / optimise.STUDY_FILE)
     assert [t.state for t in trials] == ["COMPLETE"] * 2  # the human reward's start, then the trial
     assert trials[0].fitness == first.candidates[0].fitness
-    assert 'id="optimiser"' in (run_dir / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert 'id="optimiser"' in page and 'id="confirmation"' in page and "fresh seed 2" in page
 
     again = runner.invoke(app, ["solve", "--resume", str(run_dir)])
     assert again.exit_code == 0, again.output

@@ -192,6 +192,31 @@ def _candidates_table(info: RunInfo) -> str:
     return f'<table id="candidates">{head}{"".join(rows)}</table>'
 
 
+def _confirmation_table(info: RunInfo) -> str:
+    """The confirmation (`--confirm`): each retrained reward's F on the training seed and on the
+    fresh seeds, the one that went on to the final evaluation marked."""
+    scores = info.summary.confirmation
+    if not scores:
+        return ""
+    origins = {c.name: c.origin for c in info.candidates}
+    best = info.summary.best.name if info.summary.best else None
+    fresh = max(len(values) for values in scores.values()) - 1
+    rows = []
+    for name, values in scores.items():
+        cells = "".join(f"<td>{_fmt(v)}</td>" for v in [*values, *[None] * (fresh + 1 - len(values))])
+        row_class = "best" if name == best else ""
+        label = f"<td>{html.escape(name)}</td><td>{origins.get(name, '–')}</td>"
+        rows.append(f'<tr class="{row_class}">{label}{cells}</tr>')
+    head = "<tr><th>reward</th><th>origin</th><th>F, training seed</th>"
+    head += "".join(f"<th>F, fresh seed {k + 1}</th>" for k in range(fresh)) + "</tr>"
+    caption = (
+        "a challenger replaces the human reward only where it beats it by 10% on the fresh seeds' "
+        "mean and on most of them; the marked row went on"
+    )
+    table = f'<table id="confirmation"><caption>{caption}</caption>{head}{"".join(rows)}</table>'
+    return f"<h2>Confirmation</h2>{table}"
+
+
 def _optimiser_table(info: RunInfo) -> str:
     """The optimiser's trials (F of each, by study) and the parameters of each study's best."""
     trials = optimise.all_trials(info.run_dir / optimise.STUDY_FILE)
@@ -319,6 +344,7 @@ def render(run_dir: Path) -> str:
         "</div>",
         "<h2>Candidates</h2>",
         _candidates_table(info),
+        _confirmation_table(info),
         _optimiser_table(info),
         _feedback_list(info),
     ]

@@ -308,8 +308,11 @@ DEFAULT_TUNE = 8
 DEFAULT_STRUCTURE = 2
 """Structure-operator candidates per iteration in that case."""
 DEFAULT_CONFIRM = 2
-"""Rewards retrained on a second seed before the final evaluation in that case (the best and the
-human reward: the run hands on the human reward unless another beats it on both seeds' mean)."""
+"""Rewards retrained on a fresh seed before the final evaluation in that case (the best and the
+human reward: the run hands on the human reward unless the other beats it on the fresh seeds)."""
+DEFAULT_CONFIRM_SEEDS = 2
+"""Fresh seeds of that confirmation: a best that beats the human reward on the first trains on a
+second beside it, and must beat it there too (pusher's lucky best did not: 0.8, then 0.1)."""
 EMBEDDED_SAMPLES = 2
 """Rewards the embedded model proposes per iteration when it is the no-key default."""
 
@@ -319,7 +322,7 @@ def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig
     `--model none`: the human reward, the optimiser and the structure operators. No key and no
     --model: the same, with the embedded model as an extra proposer, so the run ends with a
     reward at least as good as the human one (the confirmation keeps the human reward unless
-    another beats it over two seeds). What the user set stays as set."""
+    another beats it on two fresh seeds). What the user set stays as set."""
     offline = config.model == NO_MODEL or (config.model == LOCAL_MODEL and "model" not in given)
     if not offline:
         return config
@@ -328,6 +331,7 @@ def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig
         "tune": DEFAULT_TUNE,
         "structure": DEFAULT_STRUCTURE,
         "confirm": DEFAULT_CONFIRM,
+        "confirm_seeds": DEFAULT_CONFIRM_SEEDS,
     }
     if config.model == LOCAL_MODEL and importlib.util.find_spec("llama_cpp") is None:
         defaults["model"] = NO_MODEL  # the embedded model is not installed: the run still serves
