@@ -65,6 +65,18 @@ SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.
     return total, {"component_1": component_1, "component_2": component_2}"""
 
 
+def place_reward(reward: Path, out: Path) -> Path:
+    """`reward` copied into the training folder `out`, as its reward file. A folder that holds
+    another reward's training (the best reward changed on a resume) is emptied first, so its
+    result is not read back as this reward's."""
+    reward_file = out / REWARD_FILE
+    if reward_file.is_file() and reward_file.read_text() != reward.read_text():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reward, reward_file)
+    return reward_file
+
+
 class Loop:
     """One run of `eureka solve` over a run directory."""
 
@@ -639,13 +651,7 @@ class Loop:
         def job(name: str, seed: int) -> TrainJob:
             out = final_dir / f"{name}_seed{seed}"
             reward = rewards[name]
-            reward_file = None
-            if reward is not None:
-                reward_file = out / REWARD_FILE
-                if reward_file.is_file() and reward_file.read_text() != reward.read_text():
-                    shutil.rmtree(out)  # another reward's training (the best changed on a resume)
-                out.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(reward, reward_file)
+            reward_file = None if reward is None else place_reward(reward, out)
             return self._job(reward_file, out, seed).model_copy(
                 update={"video": False, "reference_reward": None}
             )

@@ -274,3 +274,20 @@ def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_
     assert Loop._beats_human([1.0, 0.45, 0.9], [0.2, 0.5, 0.7])  # 2 of 3 won, mean 0.78 > 1.1 x 0.47
     assert not Loop._beats_human([0.9, None], [0.5, 0.5])  # a failed training: a loss
     assert Loop._beats_human([0.9, 0.6], [None, 0.5])
+
+
+def test_the_final_evaluation_retrains_a_best_that_changed_on_a_resume(tmp_path: Path) -> None:
+    """On a resume whose confirmation picks another best (other confirmation settings), the final
+    evaluation's folder of the old best is emptied, not read back as the new best's result."""
+    from eureka.loop import place_reward
+    from eureka.types import METRICS_FILE
+
+    old, new = tmp_path / "old.py", tmp_path / "new.py"
+    old.write_text("def compute_reward(x):\n    return x, {'x': x}\n")
+    new.write_text("def compute_reward(x):\n    return -x, {'x': -x}\n")
+    out = tmp_path / "final" / "best_seed1000"
+    place_reward(old, out)
+    (out / METRICS_FILE).write_text("{}")  # the old best's training
+    assert place_reward(old, out).read_text() == old.read_text() and (out / METRICS_FILE).is_file()
+    assert place_reward(new, out).read_text() == new.read_text()
+    assert not (out / METRICS_FILE).exists()  # trains again
