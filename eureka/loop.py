@@ -575,7 +575,8 @@ class Loop:
                 for c in cands
                 for s in on
             ]
-            results = iter(self._run_all([job.model_copy(update={"video": False}) for job in jobs]))
+            trusted = [c.origin == "human" for c in cands for _ in on]  # never in a model's reward's process
+            results = iter(self._run_all([job.model_copy(update={"video": False}) for job in jobs], trusted))
             for cand in cands:
                 mine = again.setdefault(cand.name, [])
                 mine.extend(next(results) for _ in on)

@@ -317,6 +317,28 @@ def test_the_loop_smoke_tests_alone_then_trains_in_groups(tmp_path: Path) -> Non
     assert trained[0].fitness == trained[2].fitness  # one reward and seed, in a group and alone
 
 
+def test_under_group_the_confirmation_never_trains_the_human_reward_beside_a_challenger(
+    tmp_path: Path,
+) -> None:
+    """`--group 2` with the confirmation: the search may group candidates, but on the fresh seeds
+    the human reward (the task's own code) trains in a process of its own, never in a model's
+    reward's, whose code could change the figures it is compared with."""
+    stronger = HUMAN.replace("0.5 * upright", "2.0 * upright")
+    settings = {"group": 2, "human_init": True, "confirm": 2, "confirm_seeds": 2, "eval_seeds": 0}
+    config = solve_config(iterations=1, samples=1, timesteps=1000, **settings)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(run_dir, config)
+    executor = InProcess()
+    llm = LLM(QueuedBackend([fenced(stronger)]), transcript=run_dir / "transcript.jsonl")
+    summary = Loop(config, run_dir, llm, lambda _: None, executor=executor).run()
+    assert summary.status == "ok", summary.message
+    assert len(summary.confirmation) == 2  # the human reward and the other, retrained
+    assert executor.groups == [["iter_0/cand_0", "iter_0/cand_1"]]  # the search's group only
+    confirmed = sorted(str(p.relative_to(run_dir)) for p in run_dir.glob("iter_0/*/confirm_seed*"))
+    assert confirmed[:2] == ["iter_0/cand_0/confirm_seed1", "iter_0/cand_1/confirm_seed1"]
+
+
 def test_the_final_evaluation_trains_the_tasks_own_rewards_in_shared_processes(tmp_path: Path) -> None:
     """Without --group, the human and sparse rewards of the final evaluation (the task's own code,
     not a model's) share processes on a CPU, never with a model's reward: the plan that ends
