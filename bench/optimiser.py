@@ -22,6 +22,14 @@ and the next two (about 45 minutes for the optimiser's arm, 18 for random's):
     nice -n 10 python bench/optimiser.py --tasks hopper_jump,half_cheetah_flip --trainings 31
         --iterations 3 --confirm 3
 
+and the suite with the race of the confirmation at 32 trainings (about 95 minutes idle):
+
+    nice -n 10 python bench/optimiser.py --arms optuna --trainings 32 --iterations 3 --confirm 5
+        --confirm-seeds 2 --tasks point_maze,fetch_reach,hopper_jump,half_cheetah_flip,pusher,ant_turn
+
+`--reconfirm DIR,...` decides finished optimiser runs again with other `--confirm` settings,
+reading back every training they made.
+
 Arms: `optuna` = TPE trials plus structure operators (crossover/drop/add) and the confirmation;
 `cmaes` = the same with CMA-ES; `random` = today's random perturbation alone (no structure, no
 confirmation). Every arm gets the same trainings: 1 (the human reward) + iterations x proposals
