@@ -18,7 +18,7 @@ from eureka.loop import Loop, save_config
 from eureka.training import group_worker, groups, train
 from eureka.training.executors import LocalExecutor, Watched
 from eureka.training.worker import write_result
-from eureka.types import Status, TrainJob, TrainResult
+from eureka.types import Status, Summary, TrainJob, TrainResult
 
 CARTPOLE = REPO / "tasks/cartpole"
 HUMAN = (CARTPOLE / "human_reward.py").read_text()
@@ -298,17 +298,22 @@ class InProcess:
     def close(self) -> None: ...
 
 
-def test_the_loop_smoke_tests_alone_then_trains_in_groups(tmp_path: Path) -> None:
-    stronger = HUMAN.replace("0.5 * upright", "2.0 * upright")
-    backend = QueuedBackend([fenced(HUMAN), fenced(stronger), fenced(HUMAN)])
-    config = solve_config(iterations=1, samples=3, group=2, eval_seeds=1, timesteps=1000)
+def _solve(tmp_path: Path, replies: list[str], **settings: Any) -> tuple[Summary, InProcess, Path]:
+    """A loop run on cartpole in this process (groups recorded): its summary, executor, folder."""
+    config = solve_config(iterations=1, samples=len(replies), timesteps=1000, **settings)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     save_config(run_dir, config)
     executor = InProcess()
-    llm = LLM(backend, transcript=run_dir / "transcript.jsonl")
+    llm = LLM(QueuedBackend([fenced(r) for r in replies]), transcript=run_dir / "transcript.jsonl")
     summary = Loop(config, run_dir, llm, lambda _: None, executor=executor).run()
     assert summary.status == "ok", summary.message
+    return summary, executor, run_dir
+
+
+def test_the_loop_smoke_tests_alone_then_trains_in_groups(tmp_path: Path) -> None:
+    stronger = HUMAN.replace("0.5 * upright", "2.0 * upright")
+    summary, executor, _ = _solve(tmp_path, [HUMAN, stronger, HUMAN], group=2, eval_seeds=1)
     first, final = executor.groups  # the third candidate, a group of one, trained alone
     assert first == ["iter_0/cand_0", "iter_0/cand_1"]
     assert len(final) == 2 and all(name.startswith("final/") for name in final)
@@ -325,14 +330,7 @@ def test_under_group_the_confirmation_never_trains_the_human_reward_beside_a_cha
     reward's, whose code could change the figures it is compared with."""
     stronger = HUMAN.replace("0.5 * upright", "2.0 * upright")
     settings = {"group": 2, "human_init": True, "confirm": 2, "confirm_seeds": 2, "eval_seeds": 0}
-    config = solve_config(iterations=1, samples=1, timesteps=1000, **settings)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    save_config(run_dir, config)
-    executor = InProcess()
-    llm = LLM(QueuedBackend([fenced(stronger)]), transcript=run_dir / "transcript.jsonl")
-    summary = Loop(config, run_dir, llm, lambda _: None, executor=executor).run()
-    assert summary.status == "ok", summary.message
+    summary, executor, run_dir = _solve(tmp_path, [stronger], **settings)
     assert len(summary.confirmation) == 2  # the human reward and the other, retrained
     assert executor.groups == [["iter_0/cand_0", "iter_0/cand_1"]]  # the search's group only
     confirmed = sorted(str(p.relative_to(run_dir)) for p in run_dir.glob("iter_0/*/confirm_seed*"))
@@ -350,14 +348,7 @@ def test_the_final_evaluation_trains_the_tasks_own_rewards_in_shared_processes(t
     assert groups.plan_trusted(batch, trusted, 2, workers=4) == [[0, 1], [2, 3], [4, 5]]  # never mixed
     assert groups.plan_trusted(batch, trusted, 1, workers=2, on_cpu=False) == [[i] for i in range(6)]
     assert groups.plan_trusted(batch[:2], [True, True], 1, workers=2) == [[0], [1]]  # no slower
-    config = solve_config(iterations=1, samples=1, workers=2, eval_seeds=2, timesteps=1000)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    save_config(run_dir, config)
-    executor = InProcess()
-    llm = LLM(QueuedBackend([fenced(HUMAN)]), transcript=run_dir / "transcript.jsonl")
-    summary = Loop(config, run_dir, llm, lambda _: None, executor=executor).run()
-    assert summary.status == "ok", summary.message
+    summary, executor, _ = _solve(tmp_path, [HUMAN], workers=2, eval_seeds=2)
     assert sorted(executor.groups) == [  # the best reward is the human one here: trained once
         ["final/human_seed1000", "final/human_seed1001"],
         ["final/sparse_seed1000", "final/sparse_seed1001"],
