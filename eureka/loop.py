@@ -528,16 +528,16 @@ class Loop:
     def _beats_human(fresh: list[float | None], human: list[float | None]) -> bool:
         """Whether a challenger's F on the confirmation's fresh seeds beats the human reward's
         there: by CONFIRM_MARGIN of the human's |F| on the mean, and on more than half of the
-        seeds (a seed where the challenger's training failed is a loss, one where the human
-        reward's failed a win). Only those seeds are fresh: the challenger's F on the training
+        seeds (a challenger whose training failed on any of them does not; a seed where the human
+        reward's failed is a win). Only those seeds are fresh: the challenger's F on the training
         seed is the best of many trainings, so it is high partly by luck."""
-        if not fresh or any(f is None for f in fresh):
+        scores = [f for f in fresh if f is not None]
+        if not scores or len(scores) < len(fresh):
             return False
-        pairs = list(zip(fresh, human, strict=True))
-        wins = sum(h is None or (f is not None and f > h) for f, h in pairs)
-        if 2 * wins <= len(pairs):
+        pairs = list(zip(scores, human, strict=True))
+        if 2 * sum(h is None or f > h for f, h in pairs) <= len(pairs):
             return False
-        known = [(f, h) for f, h in pairs if f is not None and h is not None]
+        known = [(f, h) for f, h in pairs if h is not None]
         if not known:
             return True
         mine, theirs = statistics.fmean(f for f, _ in known), statistics.fmean(h for _, h in known)
@@ -551,8 +551,8 @@ class Loop:
         race: the challengers that beat the human reward on the first fresh seed by CONFIRM_MARGIN
         and on the mean F so far are in it; the best of them and the human reward train on the
         other fresh seeds, and the challenger replaces the human reward only where it beats it on
-        all fresh seeds (`_beats_human`). So the confirmation costs `confirm` trainings, plus
-        2 x (confirm_seeds - 1) where a challenger is in the race."""
+        the fresh seeds' mean and on most of them (`_beats_human`). So the confirmation costs
+        `confirm` trainings, plus 2 x (confirm_seeds - 1) where a challenger is in the race."""
         assert self.elite is not None
         ranked = sorted(self.trained.values(), key=lambda c: self._ranking(c.fitness, c.result), reverse=True)
         chosen: list[Candidate] = []

@@ -421,9 +421,10 @@ class SolveConfig(Strict):
     by its mean F over both seeds: the human reward (when it trained) and the best others by F
     (0: off; the best by one seed's F is kept). Guards against a lucky single-seed score."""
     confirm_seeds: int = Field(default=1, ge=1)
-    """Fresh seeds each `confirm` reward is retrained on. A challenger replaces the human reward
-    only where it beats it by 10% on the mean over these seeds and on more than half of them:
-    more seeds, fewer lucky challengers."""
+    """Fresh seeds of the confirmation. With the human reward among the `confirm` rewards, all
+    train on the first; the best challenger that beat it there by 10% trains on the others beside
+    it, and replaces it only where it beats it by 10% on the mean over these seeds and on more
+    than half of them: more seeds, fewer lucky challengers. Without it, each trains on all."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     group: int = Field(default=1, ge=1)
