@@ -55,9 +55,6 @@ from eureka.types import (
 
 SUMMARY_FILE = "summary.json"
 BEST_FILE = "best_reward.py"
-CONFIRM_MARGIN = 0.1
-"""How much better than the human reward (a share of its |F|) a challenger must score on the
-confirmation's fresh seeds (their mean) to replace it: the HNS of 1.1 that counts as a gain."""
 ANALYSIS_FILE = "analysis.json"
 SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.Tensor, action: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -541,7 +538,7 @@ class Loop:
         if not known:
             return True
         mine, theirs = statistics.fmean(f for f, _ in known), statistics.fmean(h for _, h in known)
-        return mine > theirs + CONFIRM_MARGIN * abs(theirs)
+        return mine > theirs + optimise.CONFIRM_MARGIN * abs(theirs)
 
     def _confirm(self) -> None:
         """`confirm`: retrain the elite, the human reward and the next best others by F on a fresh
@@ -611,8 +608,8 @@ class Loop:
                         Progress(
                             "message",
                             f"the human reward goes on: {challenger} scored F {mine} on the fresh seeds, "
-                            f"not {CONFIRM_MARGIN:.0%} above the human reward's {theirs} on the mean and "
-                            "on most seeds",
+                            f"not {optimise.CONFIRM_MARGIN:.0%} above the human reward's {theirs} on the "
+                            "mean and on most seeds",
                         )
                     )
                 leader = human.name

@@ -254,7 +254,8 @@ def test_the_confirmation_ranks_by_f_then_by_how_soon_the_reward_learned() -> No
 
 
 def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_seeds() -> None:
-    from eureka.loop import CONFIRM_MARGIN, Loop
+    from eureka.loop import Loop
+    from eureka.training.optimise import CONFIRM_MARGIN
 
     def beats(fresh: float | None, human: float | None) -> bool:
         return Loop._beats_human([fresh], [human])

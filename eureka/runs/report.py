@@ -209,10 +209,8 @@ def _confirmation_table(info: RunInfo) -> str:
         rows.append(f'<tr class="{row_class}">{label}{cells}</tr>')
     head = "<tr><th>reward</th><th>origin</th><th>F, training seed</th>"
     head += "".join(f"<th>F, fresh seed {k + 1}</th>" for k in range(fresh)) + "</tr>"
-    from eureka.loop import CONFIRM_MARGIN  # not at the top: the loop imports this module to write reports
-
     caption = (
-        f"a challenger replaces the human reward only where it beats it by {CONFIRM_MARGIN:.0%} on the "
+        f"a challenger replaces the human reward only where it beats it by {optimise.CONFIRM_MARGIN:.0%} on the "
         "fresh seeds' mean and on most of them; the marked row went on"
     )
     table = f'<table id="confirmation"><caption>{caption}</caption>{head}{"".join(rows)}</table>'

@@ -301,6 +301,11 @@ class Proposer:
         self._studies[proposed.study].tell(proposed.number, fitness, pruned)
 
 
+CONFIRM_MARGIN = 0.1
+"""How much better than the human reward (a share of its |F|) a challenger must score on the
+confirmation's fresh seeds (their mean) to replace it: the HNS of 1.1 that counts as a gain."""
+
+
 # ---------------------------------------------------------------- runs without a provider's model
 
 DEFAULT_TUNE = 8
