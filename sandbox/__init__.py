@@ -6,8 +6,8 @@ Small on purpose and importable without the rest of eureka. `run` starts a comma
   `isolation="unshare"`, util-linux's `unshare`, where bwrap is missing): its own PID, network,
   IPC and UTS namespaces, no network at all, `/` read-only, the usual places of secrets
   (`/home`, `/root`, `/run`, `/var`, `/tmp`, ...) hidden, the working directory the only
-  writable path that outlives the run (`_fs.plan`, the same for both); as `nobody` when the
-  caller is root, else in a user namespace;
+  writable path that outlives the run (`_fs.plan`, the same for both); as an unprivileged uid
+  of its own (`_limits.UID_POOL`) when the caller is root, else in a user namespace;
 - with a clean environment (an allow-list: no API keys or tokens);
 - under resource limits set in the child just before the command (CPU time, memory, file size,
   open files, processes, no core files) plus a cap on what it writes into its directory;
@@ -101,7 +101,7 @@ class Policy:
     """RLIMIT_NOFILE."""
     processes: int = 512
     """Processes and threads the command may add (RLIMIT_NPROC, which binds only when the
-    command does not run as root: it runs as `nobody` when the caller is root)."""
+    command does not run as root: it runs as a uid of its own when the caller is root)."""
 
     def cpu_limit(self) -> int:
         return int(self.cpu_s if self.cpu_s is not None else self.timeout_s * max(1, self.threads) + 60)
@@ -404,12 +404,29 @@ def run(
     """Run `argv` in `workdir`, output appended to `log_path`, under `policy`; `on_tick` is
     called about twice a second while it runs (progress display)."""
     isolation = resolve_isolation(policy.isolation)
+    if isolation != "none" and _limits.privileged():
+        with _limits.run_uid() as uid:  # a uid of its own: its own RLIMIT_NPROC budget
+            return _run(argv, workdir, log_path, policy, on_tick, isolation, uid)
+    return _run(argv, workdir, log_path, policy, on_tick, isolation, None)
+
+
+def _run(
+    argv: list[str],
+    workdir: Path,
+    log_path: Path,
+    policy: Policy,
+    on_tick: Callable[[], None] | None,
+    isolation: str,
+    uid: int | None,
+) -> Outcome:
+    """`run` with the mechanism chosen and, for a root caller, the uid the command runs as."""
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
     env = clean_environment(workdir, policy)
+    if uid is not None:  # a pool uid has no passwd entry: getpass.getuser() (torch asks) reads these
+        env.update(USER="sandbox", LOGNAME="sandbox")
     owner: tuple[int, int] | None = None
-    uid: int | None = None
-    gid: int | None = None
+    gid = uid
     info_read = info_write = life_read = life_write = -1
     if isolation != "none":
         read_paths = [
@@ -429,8 +446,7 @@ def run(
         else:  # unshare has no --die-with-parent: its init watches a pipe only we hold open
             life_read, life_write = os.pipe()
             command = _unshare.build_args(workdir, read_paths, info_fd=info_write, life_fd=life_read)
-        if _limits.privileged():
-            uid = gid = _limits.SANDBOX_UID
+        if uid is not None and gid is not None:
             info = workdir.stat()
             owner = (info.st_uid, info.st_gid)
             _chown_tree(workdir, uid, gid)

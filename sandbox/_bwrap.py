@@ -20,7 +20,7 @@ def bwrap_path() -> str | None:
 
 
 def namespace_args() -> list[str]:
-    """Root runs bwrap without a user namespace and drops to `nobody` inside (the launcher);
+    """Root runs bwrap without a user namespace and drops to a uid of the pool inside (the launcher);
     anyone else gets bwrap's unprivileged mode (a user namespace mapping their own uid)."""
     if _limits.privileged():
         return [

@@ -13,12 +13,21 @@ the namespaces' inits do).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 SANDBOX_UID = 65534
-"""`nobody`: the uid the command runs as when the orchestrator is root, so that RLIMIT_NPROC
-applies (it never does to root) and root-only files stay unreadable."""
+"""`nobody`: the uid a command runs as when the orchestrator is root and every uid of UID_POOL
+is taken (or not mapped in this user namespace)."""
+UID_POOL = range(65280, 65534)
+"""The uids commands run as when the orchestrator is root, one per concurrent run, machine-wide:
+RLIMIT_NPROC binds only below root and counts every task of a uid on the machine, so runs that
+shared one uid would share one budget, and a candidate's fork bomb would starve the candidates
+training beside it of threads. Debian reserves 65000-65533; a uid with tasks is skipped."""
 
 
 def privileged() -> bool:
@@ -88,6 +97,42 @@ def task_count(uid: int) -> int:
             except OSError:
                 continue
     return count
+
+
+def _mapped(uid: int) -> bool:
+    """`uid` exists in this process's user namespace (setresuid to it would work)."""
+    try:
+        lines = Path("/proc/self/uid_map").read_text().splitlines()
+    except OSError:
+        return uid == SANDBOX_UID
+    for line in lines:
+        inside, _, count = (int(field) for field in line.split())
+        if inside <= uid < inside + count:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def run_uid() -> Iterator[int]:
+    """A uid of UID_POOL that no other run on this machine holds while the block runs (held by
+    binding an abstract unix socket named after it, which the kernel releases when the holder
+    exits, however it ends), with no tasks of its own; SANDBOX_UID when none is free."""
+    for uid in UID_POOL:
+        hold = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            hold.bind(f"\0eureka-sandbox-uid-{uid}")
+        except OSError:
+            hold.close()
+            continue
+        if not _mapped(uid) or task_count(uid):
+            hold.close()
+            continue
+        try:
+            yield uid
+        finally:
+            hold.close()
+        return
+    yield SANDBOX_UID
 
 
 def launcher_argv(

@@ -8,7 +8,7 @@ the new PID namespace, is `SETUP` (Python's `-I -S` mode, stdlib only), which ap
 masks, the read paths and the working directory bound from file descriptors opened before
 anything was masked. It then brings loopback up, sets the hostname, sets no_new_privs, and
 forks the command as PID 2 with the capability bounding set cleared (only CAP_SETUID/SETGID
-are left when the caller is root, for the launcher's switch to `nobody`). As init it reaps
+are left when the caller is root, for the launcher's switch to a pool uid). As init it reaps
 orphans, exits with the command's status (128 + N for a signal, as bwrap does) -- the kernel
 then kills whatever is left in the namespace -- and exits at once when the orchestrator is
 gone (the `life` pipe's write end closes).
@@ -211,7 +211,7 @@ def unshare_path() -> str | None:
 
 
 def namespace_args() -> list[str]:
-    """Root needs no user namespace (the launcher drops the command to `nobody`); anyone else
+    """Root needs no user namespace (the launcher drops the command to a pool uid); anyone else
     is mapped to root in a new one, which the command leaves with no capabilities."""
     args = ["--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts"]
     if os.path.exists("/proc/self/ns/cgroup"):

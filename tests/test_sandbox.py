@@ -7,6 +7,7 @@ Each limit is first shown to hold on a harmless, bounded case here; the hostile 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -349,15 +350,18 @@ def test_filesystem_is_read_only_except_the_workdir(tmp_path: Path, isolation: s
 
 @pytest.mark.parametrize("isolation", ISOLATED)
 @pytest.mark.skipif(not IS_ROOT, reason="the uid switch applies when the caller is root")
-def test_root_caller_runs_the_command_as_nobody(tmp_path: Path, isolation: str) -> None:
+def test_root_caller_runs_the_command_as_an_unprivileged_uid(tmp_path: Path, isolation: str) -> None:
     code = (
-        "import os\n"
+        "import os, getpass\n"
         "print('uid', os.getuid(), os.geteuid(), os.getgroups())\n"
+        "print('user', getpass.getuser())\n"
         "print([ln for ln in open('/proc/self/status') if ln.startswith(('CapEff', 'NoNewPrivs'))])\n"
         "open('made.txt', 'w').write('x')\n"
     )
     out = _run(code, tmp_path, isolation=isolation)
-    assert f"uid {_limits.SANDBOX_UID} {_limits.SANDBOX_UID} []" in out.output_tail
+    uid = int(out.output_tail.split("uid ")[1].split()[0])
+    assert uid in _limits.UID_POOL and f"uid {uid} {uid} []" in out.output_tail, out.output_tail
+    assert "user sandbox" in out.output_tail  # no passwd entry, yet getpass works (torch asks it)
     assert "CapEff:\\t0000000000000000" in out.output_tail and "NoNewPrivs:\\t1" in out.output_tail
     # the caller gets its files back
     assert (tmp_path / "work/made.txt").stat().st_uid == os.getuid()
@@ -383,6 +387,84 @@ def test_process_limit_stops_a_bounded_fork_loop(tmp_path: Path, isolation: str)
     assert "fork stopped: Resource temporarily unavailable" in out.output_tail
     made = int(out.output_tail.split("made ")[1].split()[0])
     assert 0 < made <= 40
+
+
+def test_runs_at_once_hold_distinct_uids_of_the_pool() -> None:
+    with _limits.run_uid() as first, _limits.run_uid() as second, _limits.run_uid() as third:
+        assert len({first, second, third}) == 3 and {first, second, third} <= set(_limits.UID_POOL)
+
+
+@pytest.mark.parametrize("isolation", ISOLATED)
+@pytest.mark.skipif(not IS_ROOT, reason="the uid switch applies when the caller is root")
+def test_a_run_that_fills_its_process_budget_leaves_a_running_neighbour_its_own(
+    tmp_path: Path, isolation: str
+) -> None:
+    """RLIMIT_NPROC counts a uid's tasks machine-wide. Runs that shared one uid shared one budget:
+    a candidate's fork loop, started while another candidate trained, left that one no threads
+    (MuJoCo's compiler then failed with "unknown exception"). Each run has a uid of its own."""
+    if isolation in STATUS and not STATUS[isolation][0]:
+        pytest.skip(f"{isolation} unavailable: {STATUS[isolation][1]}")
+    neighbour = (
+        "import os, threading, time\n"
+        "print('waiting', flush=True)\n"
+        "while not os.path.exists('go'):\n"
+        "    time.sleep(0.05)\n"
+        "stop, started = threading.Event(), 0\n"
+        "try:\n"
+        "    for _ in range(30):\n"
+        "        threading.Thread(target=stop.wait).start()\n"
+        "        started += 1\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', exc, flush=True)\n"
+        "stop.set()\n"
+        "print('uid', os.getuid(), 'threads', started, flush=True)\n"
+    )
+    filler = (  # the bounded fork loop of test_process_limit_stops_a_bounded_fork_loop, held
+        "import os, time\n"
+        "made = 0\n"
+        "try:\n"
+        "    for _ in range(100):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        made += 1\n"
+        "except OSError as exc:\n"
+        "    print('fork stopped:', exc.strerror, flush=True)\n"
+        "print('uid', os.getuid(), 'made', made, flush=True)\n"
+        "open('held', 'w').close()\n"
+        "while not os.path.exists('release'):\n"
+        "    time.sleep(0.05)\n"
+    )
+
+    def start(name: str, code: str, processes: int) -> concurrent.futures.Future[sandbox.Outcome]:
+        policy = sandbox.Policy(timeout_s=60, isolation=isolation, processes=processes)  # type: ignore[arg-type]
+        argv = [sys.executable, "-c", code]
+        return pool.submit(sandbox.run, argv, tmp_path / name, tmp_path / f"{name}.log", policy)
+
+    def wait_for(path: Path) -> None:
+        deadline = time.monotonic() + 45
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.exists(), path
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        running = start("neighbour", neighbour, processes=40)
+        deadline = time.monotonic() + 45
+        while "waiting" not in (sandbox.read_text(tmp_path / "neighbour.log") or ""):
+            assert time.monotonic() < deadline, "the neighbour never started"
+            time.sleep(0.05)
+        filling = start("filler", filler, processes=20)
+        try:
+            wait_for(tmp_path / "filler/held")
+            (tmp_path / "neighbour/go").touch()
+            beside = running.result(timeout=60)
+        finally:
+            (tmp_path / "filler/release").touch()
+        full = filling.result(timeout=60)
+    assert "fork stopped: Resource temporarily unavailable" in full.output_tail, full.output_tail
+    assert 0 < int(full.output_tail.split("made ")[1].split()[0]) <= 20
+    assert "threads 30" in beside.output_tail, beside.output_tail
+    assert full.output_tail.split("uid ")[1].split()[0] != beside.output_tail.split("uid ")[1].split()[0]
 
 
 @pytest.mark.parametrize("isolation", ISOLATED)
