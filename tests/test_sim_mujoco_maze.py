@@ -9,6 +9,7 @@ float64 values (checked to 1e-6 relative + 1e-6 absolute, positions are at most 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -171,3 +172,22 @@ def test_the_task_trains_on_the_port_with_its_state_fields() -> None:
     with pytest.raises(ValueError, match="set_state of PointMaze_Large-v3 takes besides qpos and qvel: goal"):
         env.set_state(np.zeros((4, 2)), np.zeros((4, 2)))
     env.close()
+
+
+def test_making_a_maze_leaves_no_scratch_xml_in_the_temporary_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from eureka.training.envs import make_env
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    task = tasks.load("point_maze")
+    env = make_env(task)
+    batch = MujocoBatch(task.spec.env.id, 2, **task.spec.env.kwargs)
+    env.reset(seed=0)
+    batch.reset(seed=0)
+    env.close()
+    assert list(tmp_path.iterdir()) == []  # gymnasium-robotics alone leaves ant_maze<time>.xml
+    gym.make(task.spec.env.id, **task.spec.env.kwargs).close()
+    assert [p.name[:8] for p in tmp_path.iterdir()] == ["ant_maze"]

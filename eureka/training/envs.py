@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,10 +44,22 @@ def make_env(
     if "gymnasium_robotics" in sys.modules:  # imported elsewhere, which registers its envs too
         _patch_robotics_joint_types()
     try:
-        env = gym.make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
+        env = gym_make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
         raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
     return numeric_observations(env)
+
+
+def gym_make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
+    """`gym.make`, less the scratch file gymnasium-robotics' mazes leave behind: each maze
+    writes its MuJoCo XML to `$TMPDIR/ant_maze<time>.xml` and never deletes it (thousands
+    pile up in /tmp); the model is loaded by then, so it goes here."""
+    env = gym.make(env_id, **kwargs)
+    scratch = getattr(env.unwrapped, "tmp_xml_file_path", None)
+    if isinstance(scratch, str) and os.path.dirname(scratch) == tempfile.gettempdir():
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+    return env
 
 
 ONE_HOT_LIMIT = 1024

@@ -15,11 +15,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from eureka.errors import did_you_mean
+from eureka.training.envs import gym_make
 from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 from eureka.training.sim.mujoco import SIM_FIELDS, body_id, options_of
 
@@ -171,7 +171,7 @@ class MjxBatch(BatchedEnv):
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         jax, mjx = _import()
         self._jax = jax
-        made = gym.make(env_id, **kwargs)
+        made = gym_make(env_id, **kwargs)
         env: Any = made.unwrapped
         self.env_id = env_id
         self.model = env.model

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from eureka.errors import did_you_mean
-from eureka.training.envs import register_robotics
+from eureka.training.envs import gym_make, register_robotics
 from eureka.training.sim.base import ActionSpec, BatchedEnv, Step
 
 Snapshot = dict[str, np.ndarray]
@@ -739,7 +739,7 @@ class MujocoBatch(BatchedEnv):
             raise ValueError("MujocoBatch does not render; leave out render_mode")
         if num_envs < 1 or threads < 1:
             raise ValueError(f"num_envs and threads must be at least 1, got {num_envs} and {threads}")
-        made = gym.make(env_id, **kwargs)
+        made = gym_make(env_id, **kwargs)
         env: Any = made.unwrapped
         self.env_id = env_id
         self.port = port(env, options_of(env, kwargs))
