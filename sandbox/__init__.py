@@ -478,6 +478,7 @@ def _run(
         for fd in (info_read, life_write):
             if fd >= 0:
                 os.close(fd)
+        _sanitize(workdir, owner)  # the caller gets its directory back
         raise
     finally:
         os.close(log_fd)

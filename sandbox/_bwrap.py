@@ -31,7 +31,7 @@ def namespace_args() -> list[str]:
             "--unshare-cgroup-try",
             "--cap-drop",
             "ALL",
-            # only so the launcher can switch to SANDBOX_UID; gone once it has
+            # only so the launcher can switch to a pool uid; gone once it has
             "--cap-add",
             "CAP_SETUID",
             "--cap-add",

@@ -14,8 +14,11 @@ the namespaces' inits do).
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
+import pwd
+import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +30,15 @@ UID_POOL = range(65280, 65534)
 """The uids commands run as when the orchestrator is root, one per concurrent run, machine-wide:
 RLIMIT_NPROC binds only below root and counts every task of a uid on the machine, so runs that
 shared one uid would share one budget, and a candidate's fork bomb would starve the candidates
-training beside it of threads. Debian reserves 65000-65533; a uid with tasks is skipped."""
+training beside it of threads. Debian reserves 65000-65533; a uid with tasks, a passwd or group
+entry (systemd's DynamicUser range overlaps) is skipped. "Machine-wide" holds within one network
+namespace (the abstract sockets that hold the uids live there): orchestrators in containers that
+share the host's uids but not its network start their search at random places in the pool."""
 
 
 def privileged() -> bool:
     """The orchestrator is root: namespaces need no user namespace, and the launcher drops the
-    command to SANDBOX_UID."""
+    command to a uid of UID_POOL (`run_uid`)."""
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -100,16 +106,26 @@ def task_count(uid: int) -> int:
 
 
 def _mapped(uid: int) -> bool:
-    """`uid` exists in this process's user namespace (setresuid to it would work)."""
-    try:
-        lines = Path("/proc/self/uid_map").read_text().splitlines()
-    except OSError:
-        return uid == SANDBOX_UID
-    for line in lines:
-        inside, _, count = (int(field) for field in line.split())
-        if inside <= uid < inside + count:
-            return True
-    return False
+    """`uid` exists as a uid and as a gid in this process's user namespace (the launcher's
+    setresuid and setresgid to it would work)."""
+    for which in ("uid_map", "gid_map"):
+        try:
+            lines = Path(f"/proc/self/{which}").read_text().splitlines()
+        except OSError:
+            return uid == SANDBOX_UID
+        ranges = [[int(field) for field in line.split()] for line in lines]
+        if not any(inside <= uid < inside + count for inside, _, count in ranges):
+            return False
+    return True
+
+
+def _unused(uid: int) -> bool:
+    """No passwd or group entry names `uid`, and it has no tasks here."""
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        with contextlib.suppress(KeyError):
+            lookup(uid)
+            return False
+    return _mapped(uid) and not task_count(uid)
 
 
 @contextlib.contextmanager
@@ -117,14 +133,15 @@ def run_uid() -> Iterator[int]:
     """A uid of UID_POOL that no other run on this machine holds while the block runs (held by
     binding an abstract unix socket named after it, which the kernel releases when the holder
     exits, however it ends), with no tasks of its own; SANDBOX_UID when none is free."""
-    for uid in UID_POOL:
+    start = random.randrange(len(UID_POOL))
+    for uid in [*UID_POOL[start:], *UID_POOL[:start]]:
         hold = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             hold.bind(f"\0eureka-sandbox-uid-{uid}")
         except OSError:
             hold.close()
             continue
-        if not _mapped(uid) or task_count(uid):
+        if not _unused(uid):
             hold.close()
             continue
         try:

@@ -180,7 +180,7 @@ def test_cpu_limit_kills_a_busy_loop(tmp_path: Path, isolation: str) -> None:
 @pytest.mark.parametrize("isolation", MODES)
 def test_limits_cannot_be_raised_and_open_files_are_capped(tmp_path: Path, isolation: str) -> None:
     if isolation == "none" and IS_ROOT:
-        pytest.skip("root may raise its own limits; only bwrap (as nobody) holds them")
+        pytest.skip("root may raise its own limits; only isolation (as an unprivileged uid) holds them")
     code = (
         "import resource\n"
         "try:\n"

@@ -7,6 +7,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,15 +51,20 @@ def make_env(
     return numeric_observations(env)
 
 
+_MAKING = threading.Lock()
+
+
 def gym_make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
     """`gym.make`, less the scratch file gymnasium-robotics' mazes leave behind: each maze
-    writes its MuJoCo XML to `$TMPDIR/ant_maze<time>.xml` and never deletes it (thousands
-    pile up in /tmp); the model is loaded by then, so it goes here."""
-    env = gym.make(env_id, **kwargs)
-    scratch = getattr(env.unwrapped, "tmp_xml_file_path", None)
-    if isinstance(scratch, str) and os.path.dirname(scratch) == tempfile.gettempdir():
-        with contextlib.suppress(OSError):
-            os.unlink(scratch)
+    writes its MuJoCo XML to `$TMPDIR/ant_maze<time>.xml` (AntMaze v3: `ant_maze.xml`, one
+    name for all, hence the lock) and never deletes it (thousands pile up in /tmp); the model
+    is loaded by then, so it goes here."""
+    with _MAKING:
+        env = gym.make(env_id, **kwargs)
+        scratch = getattr(env.unwrapped, "tmp_xml_file_path", None)
+        if isinstance(scratch, str) and os.path.dirname(scratch) == tempfile.gettempdir():
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)
     return env
 
 

@@ -32,6 +32,7 @@ from eureka.errors import ConfigError
 from eureka.training.envs import (
     NumericObservation,
     batch_tensors,
+    gym_make,
     make_state_env,
     numeric_observations,
     register_robotics,
@@ -135,7 +136,7 @@ def _make(env: str, folder: Path) -> tuple[gym.Env[Any, Any], dict[str, Any]]:
     if env not in gym.registry:
         register_robotics()  # gymnasium-robotics' ids (Fetch, mazes, hands), where it is installed
     try:
-        return gym.make(env), {"id": env}
+        return gym_make(env), {"id": env}
     except gym.error.Error as exc:
         raise ConfigError(f"--env {env}: {exc}") from None
 

@@ -1,5 +1,5 @@
 """kill(-1, SIGKILL): every process it may signal but itself. Inside the PID namespace that
-is only the sandbox's own processes, so nothing outside is touched; running as `nobody`, it
+is only the sandbox's own processes, so nothing outside is touched; running as an unprivileged uid, it
 may signal none of them (ESRCH, so the reward raises and the candidate crashes)."""
 
 # expect: ok|crashed

@@ -1,5 +1,5 @@
 """SIGKILLs its parent process: inside the PID namespace that is the namespace's init (root:
-not permitted for `nobody`; otherwise ignored); the orchestrator is out of reach."""
+not permitted for the unprivileged uid it runs as; otherwise ignored); the orchestrator is out of reach."""
 
 # expect: ok|crashed
 # guard: pidns
