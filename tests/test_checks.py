@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from eureka.reward.checks import check_source
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from eureka.reward import compose, parametrise
+from eureka.reward.checks import AST_LOCK, check_source
+from eureka.reward.contract import compile_reward
 
 FIELDS = ["pole_angle", "cart_position"]
 GOOD = "import torch\n\ndef compute_reward(pole_angle):\n    return pole_angle, {'a': pole_angle}\n"
@@ -63,3 +70,27 @@ def test_imports_and_forbidden_names() -> None:
         "line 4: `open` is not allowed in reward code",
         "line 5: dunder attribute `__class__` is not allowed in reward code",
     ]
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        lambda: check_source(GOOD, FIELDS),
+        lambda: compose.parse(GOOD),
+        lambda: parametrise.substitute(GOOD.replace("pole_angle, {", "2.0 * pole_angle, {"), [3.0]),
+        lambda: compile_reward(GOOD, "reward.py", FIELDS, path="<lock test>"),
+    ],
+    ids=["check_source", "compose", "parametrise", "compile_reward"],
+)
+def test_reward_source_is_parsed_one_thread_at_a_time(parse: Callable[[], object]) -> None:
+    """CPython 3.11's AST converter keeps its recursion depth interpreter-wide: two threads
+    converting at once can fail with "SystemError: AST constructor recursion depth mismatch"
+    (it ended a solve whose candidates were checked in threads), so every parse takes AST_LOCK."""
+    done: list[object] = []
+    with AST_LOCK:  # another thread is parsing: this one waits for it
+        waiting = threading.Thread(target=lambda: done.append(parse()))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not done
+    waiting.join(30)
+    assert len(done) == 1

@@ -5,6 +5,7 @@ sandbox, not the security boundary."""
 from __future__ import annotations
 
 import ast
+import threading
 from collections.abc import Callable
 
 ENTRY = "compute_reward"
@@ -122,10 +123,24 @@ CHECKS: list[Check] = [
 ]
 
 
+AST_LOCK = threading.RLock()
+"""Held while a tree is built from source or compiled: CPython 3.11 keeps the AST converter's
+recursion depth in interpreter-wide state, so two threads converting at once (the loop checks
+candidates in threads; a garbage collection inside one conversion lets another thread run) can
+fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905): it
+ended a solve here, on fetch_reach's third iteration."""
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, one thread at a time (AST_LOCK)."""
+    with AST_LOCK:
+        return ast.parse(source, filename=filename)
+
+
 def check_source(source: str, fields: list[str], filename: str = "reward.py") -> list[str]:
     """Every problem the static checks find in reward source; empty when it passes."""
     try:
-        tree = ast.parse(source, filename=filename)
+        tree = parse(source, filename=filename)
     except SyntaxError as exc:
         return [f"{filename} line {exc.lineno}: syntax error: {exc.msg}"]
     problems: list[str] = []

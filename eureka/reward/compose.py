@@ -13,6 +13,7 @@ import ast
 import random
 from dataclasses import dataclass
 
+from eureka.reward import checks
 from eureka.reward.checks import ENTRY
 
 RETURN_TYPE = "tuple[torch.Tensor, dict[str, torch.Tensor]]"
@@ -47,7 +48,7 @@ def entry(tree: ast.Module) -> ast.FunctionDef:
 
 def parse(code: str) -> ast.Module:
     try:
-        tree = ast.parse(code)
+        tree = checks.parse(code)
     except SyntaxError as exc:
         raise ComposeError(f"syntax error: {exc.msg}") from None
     entry(tree)

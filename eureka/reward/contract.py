@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from eureka.reward.checks import ENTRY, valid_parameters
+from eureka.reward.checks import AST_LOCK, ENTRY, valid_parameters
 from eureka.types import Status
 
 
@@ -344,7 +344,8 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
     # so tracebacks can quote the reward's own lines
     linecache.cache[where] = (len(source), None, source.splitlines(True), where)
     try:
-        code = compile(without_compilers(ast.parse(source, where)), where, "exec")
+        with AST_LOCK:
+            code = compile(without_compilers(ast.parse(source, where)), where, "exec")
     except SyntaxError as exc:
         raise RewardError(
             Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"

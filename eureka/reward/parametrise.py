@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from eureka.reward import compose
+from eureka.reward import checks, compose
 from eureka.reward.checks import ENTRY
 
 LOG_SPAN = 3.0
@@ -67,7 +67,7 @@ def _tunable(tree: ast.AST) -> list[ast.Constant]:
 def substitute(code: str, values: list[float]) -> str:
     """`code` with its tunable constants (in source order) replaced by `values` (4 significant
     digits); constants past the end of `values` stay."""
-    tree = ast.parse(code)
+    tree = checks.parse(code)
     for node, value in zip(_tunable(tree), values, strict=False):
         node.value = float(f"{value:.4g}")
     return ast.unparse(tree) + "\n"
@@ -77,7 +77,7 @@ def perturb(code: str, rng: random.Random, spread: float = 2.0) -> str | None:
     """`code` with each tunable constant scaled by a log-uniform factor in [1/spread, spread]
     (today's random search, kept as the baseline); None when there is nothing to tune."""
     try:
-        constants = [n.value for n in _tunable(ast.parse(code))]
+        constants = [n.value for n in _tunable(checks.parse(code))]
     except SyntaxError:
         return None
     if not constants:
