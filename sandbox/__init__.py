@@ -426,7 +426,6 @@ def _run(
     if uid is not None:  # a pool uid has no passwd entry: getpass.getuser() (torch asks) reads these
         env.update(USER="sandbox", LOGNAME="sandbox")
     owner: tuple[int, int] | None = None
-    gid = uid
     info_read = info_write = life_read = life_write = -1
     if isolation != "none":
         read_paths = [
@@ -446,10 +445,10 @@ def _run(
         else:  # unshare has no --die-with-parent: its init watches a pipe only we hold open
             life_read, life_write = os.pipe()
             command = _unshare.build_args(workdir, read_paths, info_fd=info_write, life_fd=life_read)
-        if uid is not None and gid is not None:
+        if uid is not None:  # the pool uid is its own gid too
             info = workdir.stat()
             owner = (info.st_uid, info.st_gid)
-            _chown_tree(workdir, uid, gid)
+            _chown_tree(workdir, uid, uid)
         base_tasks = _limits.task_count(uid) if uid is not None else 0
     else:  # no namespace ends the command with us: the launcher watches the same kind of pipe
         command = []
@@ -458,7 +457,7 @@ def _run(
     supervise = life_read if isolation == "none" else -1
     full = [
         *command,
-        *_limits.launcher_argv(sys.executable, argv, _rlimits(policy, base_tasks), uid, gid, supervise),
+        *_limits.launcher_argv(sys.executable, argv, _rlimits(policy, base_tasks), uid, uid, supervise),
     ]
     start = time.monotonic()
     disk_over: str | None = None

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -402,8 +403,6 @@ def test_a_run_that_fills_its_process_budget_leaves_a_running_neighbour_its_own(
     """RLIMIT_NPROC counts a uid's tasks machine-wide. Runs that shared one uid shared one budget:
     a candidate's fork loop, started while another candidate trained, left that one no threads
     (MuJoCo's compiler then failed with "unknown exception"). Each run has a uid of its own."""
-    if isolation in STATUS and not STATUS[isolation][0]:
-        pytest.skip(f"{isolation} unavailable: {STATUS[isolation][1]}")
     neighbour = (
         "import os, threading, time\n"
         "print('waiting', flush=True)\n"
@@ -441,21 +440,21 @@ def test_a_run_that_fills_its_process_budget_leaves_a_running_neighbour_its_own(
         argv = [sys.executable, "-c", code]
         return pool.submit(sandbox.run, argv, tmp_path / name, tmp_path / f"{name}.log", policy)
 
-    def wait_for(path: Path) -> None:
+    def wait_for(ready: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 45
-        while not path.exists() and time.monotonic() < deadline:
+        while not ready():
+            assert time.monotonic() < deadline, f"{what} never happened"
             time.sleep(0.05)
-        assert path.exists(), path
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         running = start("neighbour", neighbour, processes=40)
-        deadline = time.monotonic() + 45
-        while "waiting" not in (sandbox.read_text(tmp_path / "neighbour.log") or ""):
-            assert time.monotonic() < deadline, "the neighbour never started"
-            time.sleep(0.05)
+        wait_for(
+            lambda: "waiting" in (sandbox.read_text(tmp_path / "neighbour.log") or ""),
+            "the neighbour's start",
+        )
         filling = start("filler", filler, processes=20)
         try:
-            wait_for(tmp_path / "filler/held")
+            wait_for((tmp_path / "filler/held").exists, "the filler's fork loop")
             (tmp_path / "neighbour/go").touch()
             beside = running.result(timeout=60)
         finally:
