@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
@@ -56,6 +57,7 @@ from eureka.types import (
 SUMMARY_FILE = "summary.json"
 BEST_FILE = "best_reward.py"
 ANALYSIS_FILE = "analysis.json"
+CHECK_ERROR_FILE = "check_error.log"
 SIGNATURE_EXAMPLE = """def compute_reward(field_a: torch.Tensor, field_b: torch.Tensor, action: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     ...
@@ -185,6 +187,23 @@ class Loop:
         return replies
 
     def _check(self, folder: Path, where: Path, code: str | None, response: str) -> CheckReport:
+        """`_verdict`; an error of eureka's own while checking one candidate (not the user's to
+        fix: those are EurekaErrors, and end the run) ends that candidate as crashed, with the
+        traceback in `where`/check_error.log, and the run goes on."""
+        try:
+            return self._verdict(folder, where, code, response)
+        except EurekaError:
+            raise
+        except Exception as exc:
+            where.mkdir(parents=True, exist_ok=True)
+            log = where / CHECK_ERROR_FILE
+            log.write_text(traceback.format_exc())
+            message = f"checking it failed: {type(exc).__name__}: {exc}"[:500]
+            shown = log.relative_to(self.run_dir) if log.is_relative_to(self.run_dir) else log
+            message += f" (traceback in {shown})"
+            return CheckReport(status=Status.CRASHED, message=message, stage="static")
+
+    def _verdict(self, folder: Path, where: Path, code: str | None, response: str) -> CheckReport:
         """The critic's verdict on an attempt (in `where`) at the candidate in `folder`. Unless
         the critic model may still revise the code, successive halving trains it in rungs or
         candidates train in groups (`group`), the smoke test's worker goes on to train the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -22,6 +23,21 @@ def test_good_code_passes() -> None:
 def test_syntax_error() -> None:
     assert check_source("def compute_reward(:\n", FIELDS) == [
         "reward.py line 1: syntax error: invalid syntax"
+    ]
+
+
+@pytest.mark.parametrize(
+    "expression", ["+".join(["pole_angle"] * 20000), "-" * 100000 + "pole_angle"], ids=["sum", "minus"]
+)
+def test_code_nested_past_the_parsers_limits_is_a_syntax_error_that_says_what_to_do(expression: str) -> None:
+    source = f"def compute_reward(pole_angle):\n    r = {expression}\n    return r, {{'a': r}}\n"
+    (problem,) = check_source(source, FIELDS)
+    # where the limit is met (the parser's RecursionError or MemoryError, or the checks' own
+    # recursion) depends on the Python version
+    nested = r"reward\.py: .*the code nests too deeply .*: compute long expressions in steps.*"
+    assert re.fullmatch(nested, problem), problem
+    assert check_source("def compute_reward(pole_angle):\n    return 1\x00\n", FIELDS) == [
+        "reward.py: syntax error: source code string cannot contain null bytes"
     ]
 
 

@@ -164,6 +164,20 @@ def test_an_empty_reply_arrives_as_an_empty_text() -> None:
 
 
 @pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
+def test_a_lone_surrogate_in_a_reply_is_kept_as_a_replacement_character(model: str, tmp_path: Path) -> None:
+    """JSON may escape half a UTF-16 pair (`\\ud800`); no UTF-8 file can hold it, and the reply
+    is written to the cache, the transcript and response.md."""
+    with FakeProvider(reply("x = 1  # \ud800 \udfff")) as p:  # sent as JSON escapes
+        llm = LLM(_backend(p, model), cache_dir=tmp_path / "cache", transcript=tmp_path / "t.jsonl")
+        (completion,) = llm.sample(MESSAGES, 1)
+    assert completion.text == "x = 1  # \ufffd \ufffd"
+    (tmp_path / "response.md").write_text(completion.text)
+    assert _entries(tmp_path / "t.jsonl")[0]["replies"] == [completion.text]
+    (cached,) = LLM(_backend(p, model), cache_dir=tmp_path / "cache").sample(MESSAGES, 1)
+    assert cached.cached and cached.text == completion.text
+
+
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
 def test_every_request_says_max_tokens(model: str) -> None:
     with FakeProvider(reply("ok")) as p:
         _backend(p, model).complete(MESSAGES, 1, 1.0)

@@ -139,6 +139,35 @@ def test_run_gives_up_after_failed_iterations(tmp_path: Path) -> None:
     assert summary.final is None
 
 
+def test_an_internal_error_checking_one_candidate_ends_that_candidate_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eureka.reward import critic
+
+    review = critic.review
+
+    def failing(code: str, *args: object, **kwargs: object) -> object:
+        if "BROKEN" in code:
+            raise RuntimeError("a fault of eureka's own")
+        return review(code, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(critic, "review", failing)
+    broken = fenced(HUMAN + "\n# BROKEN\n")
+    backend = QueuedBackend([fenced(HUMAN), broken, broken])  # the second's repair round: broken again
+    summary, run_dir, _ = _run(tmp_path, backend, iterations=1, eval_seeds=0, repair_rounds=1)
+    assert summary.status == "ok", summary.message
+    ok, crashed = summary.iterations[0].candidates
+    assert ok.status.value == "ok" and ok.fitness is not None
+    assert crashed.status.value == "crashed"
+    assert crashed.message == (
+        "checking it failed: RuntimeError: a fault of eureka's own "
+        "(traceback in iter_0/cand_1/repair/check_error.log)"
+    )
+    log = (run_dir / "iter_0/cand_1/repair/check_error.log").read_text()
+    assert log.startswith("Traceback") and "in failing" in log
+    assert "a fault of eureka's own" in (run_dir / "iter_0/cand_1/check_error.log").read_text()
+
+
 @pytest.mark.slow
 def test_human_init_and_tune_add_candidates(tmp_path: Path) -> None:
     backend = QueuedBackend(["no code"] * 8)  # 2 samples + 2 repairs, twice

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from eureka.errors import EurekaError, Interrupted
 from eureka.types import REPLY_TOKENS, REQUEST_RETRIES, REQUEST_TIMEOUT
@@ -52,6 +52,10 @@ class BudgetExceeded(LLMError):
     """A --max-cost or --max-tokens budget was reached; the run stops cleanly."""
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A UTF-16 surrogate on its own, which no UTF-8 file can hold."""
+
+
 class Completion(BaseModel):
     """One sampled reply and what it cost."""
 
@@ -62,6 +66,13 @@ class Completion(BaseModel):
     cost: float = 0.0
     latency: float = 0.0
     cached: bool = False
+
+    @field_validator("text")
+    @classmethod
+    def _encodable(cls, text: str) -> str:
+        """A lone UTF-16 surrogate (a provider's JSON may carry one as an escape, `\\ud800`) cannot
+        be written as UTF-8: the reply keeps U+FFFD in its place."""
+        return LONE_SURROGATE.sub("\ufffd", text)
 
 
 TRANSCRIPT_FILE = "transcript.jsonl"

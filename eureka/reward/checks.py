@@ -132,9 +132,17 @@ ended a solve here, on fetch_reach's third iteration."""
 
 
 def parse(source: str, filename: str = "<unknown>") -> ast.Module:
-    """`ast.parse`, one thread at a time (AST_LOCK)."""
+    """`ast.parse`, one thread at a time (AST_LOCK). Source nested past the parser's limits (a
+    sum of thousands of terms, thousands of unary minus signs) is a SyntaxError that says so, not
+    the RecursionError or MemoryError the parser raises for it."""
     with AST_LOCK:
-        return ast.parse(source, filename=filename)
+        try:
+            return ast.parse(source, filename=filename)
+        except (RecursionError, MemoryError) as exc:
+            raise SyntaxError(
+                f"the code nests too deeply for Python's parser ({type(exc).__name__}): "
+                "compute long expressions in steps, or with a loop or torch.stack(...).sum()"
+            ) from None
 
 
 def check_source(source: str, fields: list[str], filename: str = "reward.py") -> list[str]:
@@ -142,8 +150,12 @@ def check_source(source: str, fields: list[str], filename: str = "reward.py") ->
     try:
         tree = parse(source, filename=filename)
     except SyntaxError as exc:
-        return [f"{filename} line {exc.lineno}: syntax error: {exc.msg}"]
+        where = filename if exc.lineno is None else f"{filename} line {exc.lineno}"
+        return [f"{where}: syntax error: {exc.msg}"]
     problems: list[str] = []
-    for check in CHECKS:
-        problems += check(tree, fields)
+    try:
+        for check in CHECKS:
+            problems += check(tree, fields)
+    except RecursionError:
+        return [f"{filename}: the code nests too deeply to check: compute long expressions in steps"]
     return problems
