@@ -27,7 +27,7 @@ from eureka.llm.context import environment_context
 from eureka.runs import rundir as runs
 from eureka.training import jobs
 from eureka.training.train import path_note
-from eureka.types import METRICS_FILE, SolveConfig, Status, TrainJob, TrainResult
+from eureka.types import METRICS_FILE, SolveConfig, Status, TrainJob, TrainResult, write_whole
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show, check and create task folders.")
@@ -273,7 +273,7 @@ def _check_and_train(
     if report.status == Status.OK:
         return trained[-1]
     result = TrainResult(status=report.status, message=report.message)
-    (job.out_dir / METRICS_FILE).write_text(result.model_dump_json(indent=2))
+    write_whole(job.out_dir / METRICS_FILE, result.model_dump_json(indent=2))
     return result
 
 

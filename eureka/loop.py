@@ -52,6 +52,7 @@ from eureka.types import (
     TrainingProgress,
     TrainJob,
     TrainResult,
+    write_whole,
 )
 
 SUMMARY_FILE = "summary.json"
@@ -409,7 +410,7 @@ class Loop:
                 diagnosis = analyzer.diagnose(summary, self.task, self.llm, self.context)
             except BudgetExceeded as exc:
                 self.budget_spent = exc
-        saved.write_text(json.dumps({"summary": summary, "diagnosis": diagnosis}))
+        write_whole(saved, json.dumps({"summary": summary, "diagnosis": diagnosis}))
         return summary, diagnosis
 
     def _offer(self, cand: Candidate, previous_best: bool = False) -> feedback.Offer:
@@ -438,7 +439,7 @@ class Loop:
                 offered.append(self.elite)
             offers = [self._offer(c, previous_best=c.name == previous) for c in offered]
             fb = feedback.collect(self.config.feedback, number, offers, best, self.judge, self._analysis)
-            path.write_text(fb.model_dump_json(indent=2))
+            write_whole(path, fb.model_dump_json(indent=2))
         if fb.ranking is not None:
             self.elo = feedback.update_elo(self.elo, fb.ranking)
         self.feedback = fb
@@ -708,9 +709,7 @@ class Loop:
         self.summary.parts = self.ledger.parts
         for key in Totals.model_fields:  # the run's totals, over all its parts
             setattr(self.summary, key, getattr(total, key))
-        tmp = self.run_dir / (SUMMARY_FILE + ".tmp")
-        tmp.write_text(self.summary.model_dump_json(indent=2))
-        tmp.replace(self.run_dir / SUMMARY_FILE)
+        write_whole(self.run_dir / SUMMARY_FILE, self.summary.model_dump_json(indent=2))
 
     def stop(self) -> None:
         """Ctrl-C: end the running jobs and LLM calls; run() ends with status `interrupted`."""
@@ -816,6 +815,5 @@ def load_config(run_dir: Path) -> SolveConfig:
 def save_config(run_dir: Path, config: SolveConfig) -> None:
     import yaml
 
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
-    )
+    text = yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
+    write_whole(run_dir / "config.yaml", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -529,6 +530,18 @@ class Attempt(BaseModel):
     """What the critic found; `check.code` is the code it checked (empty: the reply had none)."""
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: through a file of this process and thread's
+    own beside it, renamed over `path`. A run killed mid-write, or a second process writing the
+    same file (two runs sharing the reply cache), never leaves half a file for a reader."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 CANDIDATE_FILE = "candidate.json"
 RESPONSE_FILE = "response.md"
 CHECK_FILE = "check.json"
@@ -621,12 +634,10 @@ class Candidate(BaseModel):
             where = self.attempt_dir(folder, k)
             where.mkdir(parents=True, exist_ok=True)
             (where / RESPONSE_FILE).write_text(attempt.response)
-            (where / CHECK_FILE).write_text(attempt.check.model_dump_json(indent=2))
+            write_whole(where / CHECK_FILE, attempt.check.model_dump_json(indent=2))
         if self.code:
             (folder / REWARD_FILE).write_text(self.code)
-        tmp = folder / (CANDIDATE_FILE + ".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        tmp.replace(folder / CANDIDATE_FILE)
+        write_whole(folder / CANDIDATE_FILE, self.model_dump_json(indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> Candidate | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import litellm
@@ -19,6 +20,7 @@ from eureka.llm.client import (
     default_model,
     first_difference,
 )
+from eureka.types import write_whole
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "write a reward"}]
 
@@ -77,6 +79,40 @@ def test_identical_requests_come_from_the_cache(tmp_path: Path) -> None:
     assert uncached.sample(MESSAGES, 2)[0].text == "z"
 
 
+def test_a_cache_entry_left_half_written_is_asked_again_and_entries_are_written_whole(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    LLM(QueuedBackend(["a", "b"]), cache_dir=cache).sample(MESSAGES, 2)
+    entries = sorted(cache.iterdir())
+    assert len(entries) == 2 and not [e for e in entries if not e.name.endswith(".json")]  # no temporaries
+    cut = entries[0].read_text()
+    entries[0].write_text(cut[: len(cut) // 2])  # what a plain write cut by a kill would leave
+    backend = QueuedBackend(["c", "d"])
+    assert [r.text for r in LLM(backend, cache_dir=cache).sample(MESSAGES, 2)] == ["c", "d"]
+    assert len(backend.history) == 1
+    assert [r.text for r in LLM(QueuedBackend([]), cache_dir=cache).sample(MESSAGES, 2)] == ["c", "d"]
+
+    # two runs sharing the cache: a reader never sees another's write half done
+    path, text = cache / "shared.json", json.dumps({"text": "x" * 500_000})
+    write_whole(path, text)
+    done = threading.Event()
+
+    def write() -> None:
+        for _ in range(100):
+            write_whole(path, text)
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reads = 0
+    while not done.is_set():
+        assert len(path.read_text()) == len(text)
+        reads += 1
+    writer.join()
+    assert reads > 0 and sorted(p.name for p in cache.iterdir()) == sorted(
+        [*(e.name for e in entries), path.name]
+    )
+
+
 def test_budgets_stop_before_the_next_call() -> None:
     llm = LLM(QueuedBackend(["a", "b"]), max_tokens=150)
     llm.sample(MESSAGES, 1)
@@ -105,6 +141,10 @@ def test_replay_serves_recorded_replies_and_names_differences(tmp_path: Path) ->
     )
     with pytest.raises(LLMError, match=r"replay: .* not found"):
         ReplayBackend(tmp_path / "missing")
+    # a run killed while writing its transcript, then resumed: the cut line is skipped
+    whole = transcript.read_text()
+    transcript.write_text(whole[: len(whole) // 2] + "\n" + whole)
+    assert [r.text for r in LLM(ReplayBackend(tmp_path)).sample(MESSAGES, 2)] == ["one", "two"]
 
 
 def test_replay_tolerates_drifting_statistics_but_not_words(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar, cast
 from pydantic import BaseModel, field_validator
 
 from eureka.errors import EurekaError, Interrupted
-from eureka.types import REPLY_TOKENS, REQUEST_RETRIES, REQUEST_TIMEOUT
+from eureka.types import REPLY_TOKENS, REQUEST_RETRIES, REQUEST_TIMEOUT, write_whole
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # importing litellm never goes online
 
@@ -506,7 +506,14 @@ class ReplayBackend:
             raise LLMError(f"replay: {path} not found; give a run directory or a transcript.jsonl")
         self.path = path
         self.strict = strict
-        exchanges = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        exchanges = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line cut by a kill (the run resumed and appended after it)
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("replies"), list):
+                exchanges.append(entry)
         self.exchanges = [e for e in exchanges if "error" not in e]  # failed calls have no replies
         self.used = [False] * len(self.exchanges)
         self.drifted = 0
@@ -693,9 +700,10 @@ class LLM:
         found = []
         for i in range(n):
             path = self.cache_dir / f"{self._key(messages, i, variant)}.json"
-            if not path.is_file():
+            try:
+                reply = Completion.model_validate_json(path.read_text())
+            except (OSError, ValueError):  # not cached, or an entry a killed run left unreadable
                 return None
-            reply = Completion.model_validate_json(path.read_text())
             found.append(
                 reply.model_copy(update={"cached": True, "cost": 0.0, "tokens_in": 0, "tokens_out": 0})
             )
@@ -706,7 +714,7 @@ class LLM:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         for i, reply in enumerate(replies):
-            (self.cache_dir / f"{self._key(messages, i, variant)}.json").write_text(reply.model_dump_json())
+            write_whole(self.cache_dir / f"{self._key(messages, i, variant)}.json", reply.model_dump_json())
 
     def _variant(self, messages: list[Message], n: int) -> int:
         """How often this exact request was made before by this client: a repeat gets new

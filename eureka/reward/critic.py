@@ -15,7 +15,7 @@ from eureka.llm import prompts
 from eureka.llm.client import LLM
 from eureka.llm.extract import extract_code
 from eureka.reward import checks
-from eureka.types import CHECK_FILE, CheckReport, Status, Task, TrainJob, TrainResult
+from eureka.types import CHECK_FILE, CheckReport, Status, Task, TrainJob, TrainResult, write_whole
 
 VERDICT_OK = "VERDICT: OK"
 SMOKE_TIMEOUT = 120.0
@@ -124,5 +124,5 @@ def review(
                 report = second.model_copy(update={"revised_by_critic": True, "stage": "passed"})
             else:
                 (cand_dir / "reward.py").write_text(code)
-    (cand_dir / CHECK_FILE).write_text(report.model_dump_json(indent=2))
+    write_whole(cand_dir / CHECK_FILE, report.model_dump_json(indent=2))
     return report

@@ -16,7 +16,15 @@ from eureka import tasks
 from eureka.errors import ConfigError, Interrupted
 from eureka.training import groups, jobs
 from eureka.training.gpus import local_slots
-from eureka.types import SolveConfig, Status, TrainingProgress, TrainJob, TrainResult
+from eureka.types import (
+    METRICS_FILE,
+    SolveConfig,
+    Status,
+    TrainingProgress,
+    TrainJob,
+    TrainResult,
+    write_whole,
+)
 
 OnProgress = Callable[[dict[str, Any]], None]
 """Called about once a second with a running job's progress file (training/files.py)."""
@@ -194,7 +202,7 @@ class RayExecutor:
                 message=f"the Ray worker running this job died ({kind}) after {attempts}: {first}",
             )
             job.out_dir.mkdir(parents=True, exist_ok=True)
-            (job.out_dir / "metrics.json").write_text(result.model_dump_json(indent=2))
+            write_whole(job.out_dir / METRICS_FILE, result.model_dump_json(indent=2))
             return result
         finally:
             with self._lock:

@@ -18,7 +18,7 @@ from eureka import tasks
 from eureka.errors import Interrupted
 from eureka.reward import checks
 from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE, SMOKE_FILE
-from eureka.types import Status, TrainJob, TrainResult
+from eureka.types import Status, TrainJob, TrainResult, write_whole
 
 INPUTS_DIR = "inputs"
 """Where a job's reward files and checkpoint are copied when they live outside its directory."""
@@ -195,4 +195,4 @@ def _with_inputs_inside(job: TrainJob) -> TrainJob:
 
 def _write(out_dir: Path, result: TrainResult) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / METRICS_FILE).write_text(result.model_dump_json(indent=2))
+    write_whole(out_dir / METRICS_FILE, result.model_dump_json(indent=2))

@@ -23,7 +23,7 @@ from typing import Any
 from eureka.llm.client import LOCAL_MODEL, NO_MODEL
 from eureka.reward.compose import ComposeError, Parent, propose
 from eureka.reward.parametrise import Family, perturb
-from eureka.types import SolveConfig
+from eureka.types import SolveConfig, write_whole
 
 STUDY_FILE = "optimiser.db"
 SAMPLERS = ("tpe", "cmaes", "random")
@@ -253,7 +253,7 @@ class Proposer:
         else:
             proposals = self._new(iteration, elite, others, human, tune, structure)
             saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(json.dumps([asdict(p) for p in proposals], indent=1))
+            write_whole(saved, json.dumps([asdict(p) for p in proposals], indent=1))
         for p in proposals:
             if p.study is not None:
                 self._lineage.setdefault(p.code, p.study)

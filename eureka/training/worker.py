@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eureka.training.files import METRICS_FILE
-from eureka.types import Status, TrainJob, TrainResult
+from eureka.types import Status, TrainJob, TrainResult, write_whole
 
 
 def _last_frame(exc: BaseException) -> str:
@@ -97,10 +97,7 @@ def failed(exc: Exception) -> TrainResult:
 
 def write_result(out_dir: Path, result: TrainResult) -> None:
     """metrics.json in `out_dir`, written whole or not at all."""
-    out = out_dir / METRICS_FILE
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.replace(out)
+    write_whole(out_dir / METRICS_FILE, result.model_dump_json(indent=2))
 
 
 if __name__ == "__main__":
