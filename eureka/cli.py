@@ -186,8 +186,9 @@ def tasks_new(
         )
 
 
-def _reward_file(task: tasks.Task, reward: str, run_dir: Path) -> Path | None:
-    """The reward the user asked for, copied into the run directory (None for sparse)."""
+def _reward_source(task: tasks.Task, reward: str) -> str | None:
+    """The text of the reward the user asked for (None for sparse), read before a run
+    directory is made for it."""
     if reward == "sparse":
         return None
     source = task.file(tasks.HUMAN_REWARD_FILE) if reward == "human" else Path(reward)
@@ -195,9 +196,14 @@ def _reward_file(task: tasks.Task, reward: str, run_dir: Path) -> Path | None:
         raise RewardFileError(
             f"reward '{reward}' is not a file; give a path to a .py file, 'human' or 'sparse'"
         )
-    target = run_dir / "reward.py"
-    shutil.copyfile(source, target)
-    return target
+    try:
+        return source.read_bytes().decode()
+    except UnicodeDecodeError as exc:
+        raise RewardFileError(
+            f"reward '{reward}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise RewardFileError(f"reward '{reward}' cannot be read: {exc.strerror or exc}") from None
 
 
 def _render_result(result: TrainResult, run_dir: Path) -> None:
@@ -314,8 +320,11 @@ def train(
         if backend not in ("auto", "sb3", "batched"):
             raise ConfigError(f"--backend {backend!r}: use auto, sb3 or batched")
         spec = tasks.load(task)
+        source = _reward_source(spec, reward)
         run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
-        reward_file = _reward_file(spec, reward, run_dir)
+        reward_file = None if source is None else run_dir / "reward.py"
+        if reward_file is not None and source is not None:
+            reward_file.write_text(source)
         job = TrainJob(
             task_folder=spec.folder,
             reward_file=reward_file,

@@ -136,6 +136,15 @@ def load(name_or_path: str, extra: list[Path] | None = None) -> Task:
         raise TaskError(f"{path}: name '{spec.name}' must match the folder name '{folder.name}'")
     if not spec.state:
         raise TaskError(f"{path}: 'state' must list at least one state field")
+    for source in sorted(p for p in folder.glob("*.py") if p.is_file()):  # read as text: rewards, TODOs
+        try:
+            source.read_bytes().decode()
+        except UnicodeDecodeError as exc:
+            raise TaskError(
+                f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+            ) from None
+        except OSError as exc:
+            raise TaskError(f"{source}: cannot be read: {exc.strerror or exc}") from None
     return Task(spec=spec, folder=folder)
 
 

@@ -106,6 +106,15 @@ def test_a_task_file_that_is_not_text_is_named(tmp_path: Path) -> None:
         tasks.load(str(folder))
 
 
+def test_a_task_python_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    folder = _cartpole_with(tmp_path)
+    (folder / "human_reward.py").write_bytes(b"# \xe9\ndef compute_reward(pole_angle):\n    return 1\n")
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    reason = "invalid continuation byte at byte 2"
+    assert str(err.value) == f"{folder / 'human_reward.py'}: not UTF-8 text ({reason}); save it as UTF-8"
+
+
 def test_name_must_match_folder(tmp_path: Path) -> None:
     _cartpole_with(tmp_path, name="other").rename(tmp_path / "renamed")
     with pytest.raises(TaskError) as err:

@@ -138,13 +138,22 @@ def test_reward_that_mutates_its_inputs_does_not_corrupt_training() -> None:
     assert code == 0 and out["status"] == "ok"
 
 
-def test_missing_reward_file_is_a_clear_error() -> None:
-    result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py"])
+def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py", *runs])
     assert result.exit_code == 2
     assert (
         "error: reward 'nope.py' is not a file; give a path to a .py file, 'human' or 'sparse'"
         in result.output
     )
+    latin1 = tmp_path / "latin1.py"
+    latin1.write_bytes(b"def compute_reward(pole_angle):\n    return pole_angle, {}  # \xe9t\xe9\n")
+    result = runner.invoke(app, ["train", "cartpole", "--reward", str(latin1), *runs])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        f"error: reward '{latin1}' is not UTF-8 text (invalid continuation byte at byte 61); save it as UTF-8"
+    )
+    assert not (tmp_path / "runs").exists()  # no run directory for a reward that cannot be read
 
 
 @pytest.mark.slow
