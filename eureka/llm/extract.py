@@ -16,6 +16,11 @@ FENCE = re.compile(
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "torch", "pytorch"}
 ENTRY_DEF = re.compile(r"^def compute_reward\s*\(", re.MULTILINE)
 CODE_START = re.compile(r"^(import |from \w[\w.]* import |def |@|class )")
+INVISIBLE = str.maketrans(
+    {"\ufeff": "", "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\u00a0": " "}
+)
+"""Characters a chat interface or a model leaves in text that Python rejects in code: a byte-order
+mark, zero-width spaces and joiners (removed), non-breaking spaces (made plain spaces)."""
 
 
 def _dedent(body: str, width: int) -> str:
@@ -65,7 +70,7 @@ def _defines_code(block: str) -> bool:
 def extract_code(reply: str) -> str | None:
     """The reward code in a reply: the last block defining `compute_reward`, preceded by the
     earlier blocks that hold helper functions or imports; None when there is no code."""
-    reply = reply.replace("\r\n", "\n").replace("\r", "\n")
+    reply = reply.replace("\r\n", "\n").replace("\r", "\n").translate(INVISIBLE)
     blocks = _blocks(reply)
     entries = [i for i, b in enumerate(blocks) if ENTRY_DEF.search(b)]
     if not entries:
