@@ -104,6 +104,25 @@ def test_exception_names_the_line_of_reward_code() -> None:
     assert err.message == "compute_reward raised KeyError: 'k' (reward.py line 3: return {}['k'], {})"
 
 
+@pytest.mark.parametrize(
+    ("raise_", "named"),
+    [
+        ("SystemExit(3)", "SystemExit: 3"),
+        ("KeyboardInterrupt", "KeyboardInterrupt"),
+        ("BaseException('x')", "BaseException: x"),
+    ],
+)
+def test_a_reward_that_raises_past_exception_is_crashed_with_the_raise_named(raise_: str, named: str) -> None:
+    """Not a worker that exits with code 3 and nothing to say."""
+    err = _error(f"def compute_reward(pole_angle):\n    raise {raise_}\n")
+    assert err.status == Status.CRASHED
+    assert err.message == f"compute_reward raised {named} (reward.py line 2: raise {raise_})"
+    at_import = _error(f"raise {raise_}\ndef compute_reward(pole_angle):\n    return pole_angle, {{}}\n")
+    assert (
+        at_import.message == f"running reward.py at import raised {named} (reward.py line 1: raise {raise_})"
+    )
+
+
 def test_nan_is_diverged_and_names_the_component() -> None:
     err = _error(
         "import torch\n"

@@ -31,6 +31,11 @@ class RewardError(Exception):
         self.message = message
 
 
+def _named(exc: BaseException) -> str:
+    """`KeyError: 'x'`, or the type alone when the exception says nothing (`KeyboardInterrupt`)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def _user_frame(exc: BaseException, filename: str, path: str) -> str:
     """` (reward.py line 7: x = a / b)` for the innermost frame in the reward's own file (compiled
     as `path`, its lines in linecache under that name: several rewards named reward.py may live
@@ -109,11 +114,10 @@ class RewardFunction:
         args = {p: batch[p].clone() for p in self.params}  # the reward may not mutate the state
         try:
             out = self.fn(**args)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the reward's own raise
             raise RewardError(
                 Status.CRASHED,
-                f"{self.entry} raised {type(exc).__name__}: {exc}"
-                + _user_frame(exc, self.filename, self.path),
+                f"{self.entry} raised {_named(exc)}" + _user_frame(exc, self.filename, self.path),
             ) from None
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:
@@ -352,11 +356,10 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
         ) from None
     try:
         exec(code, namespace)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the code's own raise
         raise RewardError(
             Status.CRASHED,
-            f"running {filename} at import raised {type(exc).__name__}: {exc}"
-            + _user_frame(exc, filename, where),
+            f"running {filename} at import raised {_named(exc)}" + _user_frame(exc, filename, where),
         ) from None
     fn = namespace.get(ENTRY)
     if not callable(fn):
