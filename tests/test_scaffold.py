@@ -170,3 +170,56 @@ def test_bad_input_is_one_clear_line(name: str, env: str, message: str, tmp_path
     with pytest.raises(ConfigError) as caught:
         new_task(name, env, tmp_path)
     assert str(caught.value).startswith(message)
+
+
+BROKEN_ENVS = """
+import gymnasium as gym
+import numpy as np
+
+
+class Steady(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 1.0, False, False, {}
+
+
+class NoLicence(Steady):
+    def __init__(self):
+        raise RuntimeError("no licence server")
+
+
+class Explodes(Steady):
+    def step(self, action):
+        raise ValueError("simulator exploded")
+
+
+class OldApi(Steady):
+    def reset(self, seed=None, options=None):
+        return np.zeros(3, np.float32)
+"""
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [
+        ("NoLicence", "raised RuntimeError: no licence server (broken.py line 20)"),
+        ("Explodes", "raised ValueError: simulator exploded (broken.py line 25)"),
+        ("OldApi", "gymnasium's env checker: The result returned by `env.reset()` was not a tuple"),
+    ],
+)
+def test_an_environment_that_fails_is_named_with_where_and_leaves_no_folder(
+    cls: str, message: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "broken.py"
+    source.write_text(BROKEN_ENVS)
+    with pytest.raises(ConfigError) as caught:
+        new_task("broken", f"{source}:{cls}", tmp_path / "tasks")
+    assert str(caught.value).startswith(f"--env {source}:{cls}: running the task's code raised ")
+    assert message in str(caught.value)
+    assert not (tmp_path / "tasks" / "broken").exists()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -49,6 +52,21 @@ def make_env(
     except gym.error.Error as exc:
         raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
     return numeric_observations(env)
+
+
+def task_code_raised(exc: BaseException, folder: Path | None = None) -> str:
+    """The task's own code (its environment, state.py, fitness.py) failed: what it raised, and
+    where: the innermost frame in the task's `folder` when one is, else the innermost."""
+    frames = list(traceback.extract_tb(exc.__traceback__))
+    if not frames:
+        return f"running the task's code raised {type(exc).__name__}: {exc}"
+    root = folder.resolve() if folder is not None else None
+    own = [f for f in frames if root is not None and Path(f.filename).resolve().is_relative_to(root)]
+    frame = (own or frames)[-1]
+    # raised outside the task's files (in a library it called): the whole path
+    name = frame.filename if root is not None and not own else Path(frame.filename).name
+    where = f" ({name} line {frame.lineno})"
+    return f"running the task's code raised {type(exc).__name__}: {exc}{where}"
 
 
 _MAKING = threading.Lock()
@@ -245,7 +263,9 @@ def _register_custom(task: Task) -> str:
     """Register the task folder's own environment class with gymnasium; return its id."""
     spec = task.spec.env
     module_name, _, class_name = spec.id.partition(":")
-    env_id = f"eureka-{task.name}-v0"
+    # one id per folder and class: two folders of one name (or a test's many) are not confused
+    digest = hashlib.sha1(f"{task.folder.resolve()}:{spec.id}".encode()).hexdigest()[:10]
+    env_id = f"eureka-{task.name}-{digest}-v0"
     if env_id in gym.registry:
         return env_id
     module = tasks.load_module(task, f"{module_name}.py")

@@ -18,6 +18,7 @@ import keyword
 import re
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import torch
 import yaml
 
 from eureka import tasks
-from eureka.errors import ConfigError
+from eureka.errors import ConfigError, EurekaError
 from eureka.training.envs import (
     NumericObservation,
     batch_tensors,
@@ -36,6 +37,7 @@ from eureka.training.envs import (
     make_state_env,
     numeric_observations,
     register_robotics,
+    task_code_raised,
 )
 from eureka.training.sim import mujoco
 from eureka.types import Task
@@ -131,7 +133,8 @@ def _make(env: str, folder: Path) -> tuple[gym.Env[Any, Any], dict[str, Any]]:
         cls = getattr(module, class_name, None)
         if cls is None:
             raise ConfigError(f"--env {env}: {source} defines no class {class_name}")
-        made = gym.wrappers.TimeLimit(cls(), CUSTOM_EPISODE_STEPS)
+        # gym.make's checker, as training has it: an old-API reset or step is named as such
+        made = gym.wrappers.TimeLimit(gym.wrappers.PassiveEnvChecker(cls()), CUSTOM_EPISODE_STEPS)
         return made, {"id": f"{source.stem}:{class_name}", "max_episode_steps": CUSTOM_EPISODE_STEPS}
     if env not in gym.registry:
         register_robotics()  # gymnasium-robotics' ids (Fetch, mazes, hands), where it is installed
@@ -635,13 +638,40 @@ def _todo_reward(env_name: str, terms: list[str]) -> str:
 
 
 def new_task(name: str, env_id: str, root: Path, force: bool = False) -> Scaffold:
-    """Write `root/name/` from the environment `env_id` (a gymnasium id or `path/env.py:Class`)."""
+    """Write `root/name/` from the environment `env_id` (a gymnasium id or `path/env.py:Class`).
+    When the environment fails (its constructor, reset or step raises), the error names what it
+    raised and where, and a folder made for it is removed."""
     if not name.isidentifier():
         raise ConfigError(f"task name {name!r}: use letters, digits and underscores (it names the folder)")
     folder = root / name
     if folder.exists() and any(folder.iterdir()) and not force:
         raise ConfigError(f"{folder} already exists and is not empty; choose another name or pass --force")
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            scaffold = _write(name, env_id, folder)
+        except BaseException as exc:
+            if made:
+                shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, Exception) and not isinstance(exc, EurekaError):
+                raised = task_code_raised(exc, folder)
+                checker = [_plain(w.message) for w in warned if "passive_env_checker" in w.filename]
+                hint = f"; gymnasium's env checker: {checker[0]}" if checker else ""
+                raise ConfigError(f"--env {env_id}: {raised}{hint}") from None
+            raise
+    for w in warned:  # as they would have shown
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return scaffold
+
+
+def _plain(message: Warning | str) -> str:
+    """A warning's text without gymnasium's colour codes and `WARN:` prefix."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(message)).removeprefix("WARN: ").strip()
+
+
+def _write(name: str, env_id: str, folder: Path) -> Scaffold:
     env, env_section = _make(env_id, folder)
     try:
         env = numeric_observations(env)

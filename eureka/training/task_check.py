@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import inspect
 import re
-import traceback
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -23,7 +21,13 @@ from eureka.errors import EurekaError, did_you_mean
 from eureka.reward import checks
 from eureka.reward.checks import valid_parameters
 from eureka.reward.contract import RewardError, compile_reward
-from eureka.training.envs import StateExtractor, batch_tensors, make_env, make_state_env
+from eureka.training.envs import (
+    StateExtractor,
+    batch_tensors,
+    make_env,
+    make_state_env,
+    task_code_raised,
+)
 from eureka.training.fitness import Fitness
 from eureka.training.sb3 import ALGORITHMS
 from eureka.training.train import path_note
@@ -160,13 +164,6 @@ def _check_custom_env(task: Task, report: TaskReport) -> None:
     env.close()
 
 
-def _raised(exc: Exception) -> str:
-    """The task's own code failed: what it raised, and where."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames else ""
-    return f"running the task's code raised {type(exc).__name__}: {exc}{where}"
-
-
 def check_task(name_or_path: str) -> TaskReport:
     """Every problem with a task folder, each with where it is and what to do; never raises."""
     report = TaskReport(name=name_or_path)
@@ -184,7 +181,7 @@ def check_task(name_or_path: str) -> TaskReport:
         report.problems.append(str(exc))
         return report
     except Exception as exc:
-        report.problems.append(_raised(exc))
+        report.problems.append(task_code_raised(exc, task.folder))
         return report
     try:
         Fitness(task)
@@ -193,7 +190,7 @@ def check_task(name_or_path: str) -> TaskReport:
     except RewardError as exc:  # success_signal breaks the reward contract (a parameter's name)
         report.problems.append(f"{task.folder / 'fitness.py'}: {exc.message}")
     except Exception as exc:
-        report.problems.append(_raised(exc))
+        report.problems.append(task_code_raised(exc, task.folder))
     report.notes.append(path_note(task))
     _check_training(task, env, report)
     _check_state(task, env, report)
@@ -209,5 +206,5 @@ def check_task(name_or_path: str) -> TaskReport:
     except RewardError as exc:
         report.problems.append(exc.message)
     except Exception as exc:  # the task's own code failed: say where
-        report.problems.append(_raised(exc))
+        report.problems.append(task_code_raised(exc, task.folder))
     return report
