@@ -728,6 +728,10 @@ class Loop:
         self._save()  # from the start, the run directory says it is a run
         try:
             while counted < self.config.iterations:
+                if number > 0 and self.elite is None and self.config.model == NO_MODEL:
+                    self.summary.status = "failed"  # the human reward failed: nothing else to try
+                    self.summary.message = self._nothing_to_try(failures)
+                    break
                 failures = self._iteration(number, failures, repeat=bool(failures))
                 number += 1
                 if self.budget_spent is not None:
@@ -793,6 +797,16 @@ class Loop:
             )
         self.report(Progress("final", self.summary.message, summary=self.summary))
         return self.summary
+
+    def _nothing_to_try(self, failures: list[Candidate]) -> str:
+        """Why a run with no model (only the human reward and the optimiser's proposals from the
+        best trained reward) has no candidate left to try."""
+        why = f"the human reward failed ({failures[0].message})" if failures else "no reward trained"
+        return (
+            f"{why}, and with no model (--model none) the optimiser has no trained reward to start "
+            f"from; fix the human reward (eureka train {self.task.name} --reward human shows it) or "
+            "give a --model"
+        )
 
 
 def human_normalized_score(best: float | None, human: float | None, sparse: float | None) -> float | None:

@@ -233,6 +233,27 @@ def test_model_none_improves_on_a_misled_human_reward_on_three_seeds_and_resumes
     assert resumed.confirmation == scores and resumed.env_steps == summary.env_steps
 
 
+def test_model_none_whose_human_reward_fails_says_so_and_stops(tmp_path: Path) -> None:
+    """Nothing else to try: not an iteration with no candidate, ending 'ok' with nothing trained."""
+    import shutil
+
+    folder = tmp_path / "broken" / "cartpole"
+    shutil.copytree(REPO / "tasks/cartpole", folder)
+    (folder / "human_reward.py").write_text("def compute_reward(pole_angle):\n    return {}['k'], {}\n")
+    args = ["solve", str(folder), "--model", "none", "--iterations", "2", "--timesteps", "1000", "--no-video"]
+    result = runner.invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    (run_dir,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*")
+    summary = Summary.model_validate_json((run_dir / "summary.json").read_text())
+    assert summary.status == "failed" and len(summary.iterations) == 1
+    assert summary.message == (
+        "the human reward failed (compute_reward raised KeyError: 'k' "
+        "(reward.py line 2: return {}['k'], {})), and with no model (--model none) the optimiser has no "
+        "trained reward to start from; fix the human reward (eureka train cartpole --reward human shows it) "
+        "or give a --model"
+    )
+
+
 def test_random_perturbation_scales_each_constant_within_its_spread() -> None:
     code = parametrise.perturb(WRITTEN, random.Random(0), spread=2.0)
     assert code is not None and "** 2" in code
