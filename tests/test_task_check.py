@@ -160,3 +160,60 @@ def test_unknown_env_without_robotics_says_how_to_install(
     assert problem.endswith(
         "(gymnasium-robotics is not installed; its environments need pip install 'eureka-rewards[robotics]')"
     )
+
+
+UNTRAINABLE = '''
+import gymnasium as gym
+import numpy as np
+
+
+class Cart(gym.Env):
+    """Four numbers like CartPole's; `nan_at` makes the observation NaN at that step."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    nan_at = 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(4, np.nan if self.t == self.nan_at else 0.1, np.float32)
+        return obs, 1.0, self.t >= 20, False, {}
+
+
+class NanCart(Cart):
+    nan_at = 7
+
+
+class Unbounded(Cart):
+    action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+'''
+
+
+@pytest.mark.parametrize(
+    ("cls", "problem"),
+    [
+        (
+            "NanCart",
+            "the environment returned an observation that is not finite (nan at index 0, step 7 of a random "
+            "rollout): the policy cannot learn from NaN or infinite inputs; fix the environment, or clip the "
+            "observation in env.py",
+        ),
+        (
+            "Unbounded",
+            "the action space Box(-inf, inf, (2,), float32) has bounds that are not finite: PPO, SAC, TD3 and "
+            "A2C sample and clip actions within them; give the Box finite low and high in env.py (the range "
+            "the actuators really take)",
+        ),
+    ],
+)
+def test_an_environment_no_policy_can_train_in_is_a_problem(cls: str, problem: str, tmp_path: Path) -> None:
+    """Found before training, where SB3 would say 'Expected parameter logits ... invalid values'
+    or assert on the bounds."""
+    folder = _broken(tmp_path, {"env.id": f"env:{cls}"}, {"env.py": UNTRAINABLE})
+    report = check_task(str(folder))
+    assert problem in report.problems, report.problems

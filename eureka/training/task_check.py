@@ -73,6 +73,15 @@ def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> N
             f"{where}: training.algorithm {training.algorithm} needs a continuous (Box) action space, "
             f"the environment has {env.action_space}; use PPO or A2C"
         )
+    space = env.action_space
+    if isinstance(space, gym.spaces.Box) and not (
+        np.isfinite(space.low).all() and np.isfinite(space.high).all()
+    ):
+        report.problems.append(
+            f"the action space {space} has bounds that are not finite: PPO, SAC, TD3 and A2C sample "
+            "and clip actions within them; give the Box finite low and high in env.py (the range "
+            "the actuators really take)"
+        )
     accepted = set(inspect.signature(algo.__init__).parameters) | {"policy", "action_noise_std"}
     for key in training.hyperparams:
         if key not in accepted:
@@ -100,26 +109,41 @@ def _check_state(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None
             )
 
 
-def _rollout_batch(task: Task, seed: int = 0) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Infos of random-action steps from a fresh environment, to call rewards on."""
+def _rollout_batch(task: Task, seed: int = 0) -> tuple[list[dict[str, Any]], np.ndarray, str | None]:
+    """Infos of random-action steps from a fresh environment, to call rewards on, and the first
+    observation that is not finite (where it was), if one was."""
     env = make_state_env(task)
     env.action_space.seed(seed)
-    env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
     infos, actions = [], []
-    for _ in range(ROLLOUT_STEPS):
+    bad = _not_finite(obs, "reset")
+    for step in range(ROLLOUT_STEPS):
         action = env.action_space.sample()
-        _, _, term, trunc, info = env.step(action)
+        obs, _, term, trunc, info = env.step(action)
+        bad = bad or _not_finite(obs, f"step {step + 1}")
         infos.append(info)
         actions.append(action)
         if term or trunc:
-            env.reset()
+            obs, _ = env.reset()
+            bad = bad or _not_finite(obs, f"reset after step {step + 1}")
     env.close()
-    return infos, np.stack(actions)
+    return infos, np.stack(actions), bad
+
+
+def _not_finite(obs: Any, when: str) -> str | None:
+    values = np.asarray(obs, dtype=np.float64).reshape(-1)
+    wrong = np.flatnonzero(~np.isfinite(values))
+    return f"{values[wrong[0]]} at index {wrong[0]}, {when} of a random rollout" if wrong.size else None
 
 
 def _check_functions(task: Task, report: TaskReport) -> None:
     fields = list(task.spec.state)
-    infos, actions = _rollout_batch(task)
+    infos, actions, bad = _rollout_batch(task)
+    if bad is not None:
+        report.problems.append(
+            f"the environment returned an observation that is not finite ({bad}): the policy cannot "
+            "learn from NaN or infinite inputs; fix the environment, or clip the observation in env.py"
+        )
     names = valid_parameters(fields)
     batch = batch_tensors(infos, actions, names, task.spec.state, torch.device("cpu"))
     n = len(infos)
