@@ -205,9 +205,9 @@ class Unbounded(Cart):
         ),
         (
             "Unbounded",
-            "the action space Box(-inf, inf, (2,), float32) has bounds that are not finite: PPO, SAC, TD3 and "
-            "A2C sample and clip actions within them; give the Box finite low and high in env.py (the range "
-            "the actuators really take)",
+            "the action space Box(-inf, inf, (2,), float32) has bounds that are not finite: PPO, SAC, "
+            "TD3 and A2C sample and clip actions within them; give the Box finite low and high in env.py "
+            "(the range the actuators really take)",
         ),
     ],
 )
