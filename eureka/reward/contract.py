@@ -22,6 +22,12 @@ from eureka.reward.checks import AST_LOCK, ENTRY, valid_parameters
 from eureka.types import Status
 
 
+class Stop(BaseException):
+    """Raised by eureka itself into running reward code (a job's time is up): passed on, never
+    taken for the reward's own raise. Not an Exception, so the reward's `except Exception` does
+    not stop it either."""
+
+
 class RewardError(Exception):
     """A reward broke its contract; `status` says how the candidate ends."""
 
@@ -114,6 +120,8 @@ class RewardFunction:
         args = {p: batch[p].clone() for p in self.params}  # the reward may not mutate the state
         try:
             out = self.fn(**args)
+        except Stop:
+            raise
         except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the reward's own raise
             raise RewardError(
                 Status.CRASHED,
@@ -356,6 +364,8 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
         ) from None
     try:
         exec(code, namespace)
+    except Stop:
+        raise
     except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the code's own raise
         raise RewardError(
             Status.CRASHED,

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from eureka import tasks
+from eureka.reward.contract import Stop
 from eureka.training.batched import BatchedTraining
 from eureka.training.files import LOG_FILE
 from eureka.training.groups import GroupFile
@@ -72,9 +73,9 @@ class ProcessState:
         torch.set_grad_enabled(self.grad)
 
 
-class _Overdue(BaseException):
-    """A job's turns have used up its wall-clock limit (not an Exception: the reward's own
-    `except Exception` does not stop it)."""
+class _Overdue(Stop):
+    """A job's turns have used up its wall-clock limit (a contract.Stop: neither the reward's own
+    `except Exception` nor the contract's report of what the reward raised stops it)."""
 
 
 @contextlib.contextmanager
