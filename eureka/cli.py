@@ -702,10 +702,17 @@ def batch(
         if overrides.get("device") is not None:
             overrides["device"] = _device(overrides["device"])
         fallback = default_model()
-        configs = {e.task: batching.solve_config(e, overrides, fallback) for e in todo}
+        configs: dict[str, SolveConfig | TaskError] = {}
+        for e in todo:  # options are checked before anything runs; a broken task fails alone
+            try:
+                configs[e.task] = batching.solve_config(e, overrides, fallback)
+            except TaskError as exc:
+                configs[e.task] = exc
 
         def solve_one(entry: batching.SuiteEntry) -> Path:
             config = configs[entry.task]
+            if isinstance(config, TaskError):
+                raise config
             use_sandbox(config.sandbox)
             run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
             loop.save_config(run_dir, config)

@@ -221,3 +221,24 @@ def test_a_batch_without_a_model_gets_the_offline_defaults_of_solve() -> None:
     assert (provider.human_init, provider.tune, provider.structure) == (False, 0, 0)
     named = solve_config(SuiteEntry(task="cartpole"), {"model": LOCAL_MODEL}, "gpt-4o")
     assert (named.model, named.tune) == (LOCAL_MODEL, 0)  # the embedded model asked for by name
+
+
+def test_a_broken_task_folder_fails_alone_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """A folder that does not load, or a name that is no task, is that task's error in the
+    results, not an error that stops the batch before any task ran."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "task.yaml").write_text("- not a mapping\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["batch", str(broken), "nosuchtask", "--model", "none", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    payload = json.loads((out / "results.json").read_text())
+    assert [(t["task"], t["outcome"]) for t in payload["tasks"]] == [
+        (str(broken), "error"),
+        ("nosuchtask", "error"),
+    ]
+    assert (
+        payload["tasks"][0]["message"]
+        == f"{broken / 'task.yaml'}: must be a mapping of keys to values, got list"
+    )
+    assert payload["tasks"][1]["message"].startswith("unknown task 'nosuchtask'")
