@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
+from pydantic import ValidationError
+
 from eureka import tasks
 from eureka.errors import EurekaError, Interrupted
 from eureka.feedback import analyzer, reflection
@@ -823,7 +825,20 @@ def load_config(run_dir: Path) -> SolveConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise EurekaError(f"{run_dir} is not a run directory of eureka solve (no config.yaml)")
-    return SolveConfig.model_validate(yaml.safe_load(path.read_text()))
+    fix = "the run wrote it when it started: restore it, or start a new run"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EurekaError(f"{path}: cannot be read ({first}); {fix}") from None
+    if not isinstance(raw, dict):
+        raise EurekaError(f"{path}: not a mapping of options; {fix}")
+    try:
+        return SolveConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(x) for x in error["loc"])
+        raise EurekaError(f"{path}: key '{key}': {error['msg']}; {fix}") from None
 
 
 def save_config(run_dir: Path, config: SolveConfig) -> None:

@@ -283,3 +283,19 @@ def test_a_run_whose_task_folder_moved_resumes_from_the_folder_given(tmp_path: P
     after = _summary(runs)
     assert after.status == before.status == "ok" and after.best == before.best  # nothing trained again
     assert runner.invoke(app, ["solve", "--resume", str(run_dir)]).exit_code == 0  # the new place is kept
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("iterations: [\n", "cannot be read (while parsing a flow node)"),
+        ("- a list\n", "not a mapping of options"),
+        ("task: cartpole\n", "key 'model': Field required"),
+    ],
+)
+def test_resuming_a_run_whose_config_is_damaged_names_the_file(text: str, why: str, tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(text)
+    result = runner.invoke(app, ["solve", "--resume", str(tmp_path)])
+    assert result.exit_code == 2
+    fix = "the run wrote it when it started: restore it, or start a new run"
+    assert " ".join(result.output.split()) == f"error: {tmp_path / 'config.yaml'}: {why}; {fix}"
