@@ -24,6 +24,10 @@ class RewardFileError(EurekaError):
     """A reward file given on the command line cannot be read."""
 
 
+class RunFileError(EurekaError):
+    """A file of a run directory does not hold what the run wrote there."""
+
+
 class Interrupted(EurekaError):
     """The user stopped the run (Ctrl-C): work in flight is abandoned, nothing of it saved."""
 

@@ -54,6 +54,7 @@ from eureka.types import (
     TrainingProgress,
     TrainJob,
     TrainResult,
+    read_record,
     write_whole,
 )
 
@@ -100,7 +101,7 @@ class Loop:
         self.summary = Summary(task=self.task.name, model=llm.model)
         previous = run_dir / SUMMARY_FILE
         if previous.is_file():  # resumed: the budget counts what the run spent before it stopped
-            before = Summary.model_validate_json(previous.read_text())
+            before = read_record(Summary, previous)
             llm.usage = Usage(
                 calls=before.llm_calls,
                 tokens_in=before.tokens_in,
@@ -222,7 +223,7 @@ class Loop:
             train = self._job(folder / REWARD_FILE, folder, self.config.seed)
             saved = where / CHECK_FILE
             if self._saved(folder) is not None and saved.is_file():  # checked and trained before a stop
-                return CheckReport.model_validate_json(saved.read_text())
+                return read_record(CheckReport, saved)
         return critic.review(
             code,
             self.task,
@@ -258,7 +259,7 @@ class Loop:
     def _saved(out_dir: Path) -> TrainResult | None:
         """The result of the training job that wrote `out_dir`, if it ran."""
         saved = out_dir / METRICS_FILE
-        return TrainResult.model_validate_json(saved.read_text()) if saved.is_file() else None
+        return read_record(TrainResult, saved) if saved.is_file() else None
 
     def _run(self, job: TrainJob) -> TrainResult:
         """A training job's result: read back when it ran before the run was stopped."""
@@ -433,7 +434,7 @@ class Loop:
         path = self.run_dir / f"iter_{number}" / feedback.FEEDBACK_FILE
         best = max(self.trained.values(), key=lambda c: c.fitness or float("-inf")).name
         if path.is_file():  # asked before the run was stopped: never ask again
-            fb = Feedback.model_validate_json(path.read_text())
+            fb = read_record(Feedback, path)
         else:
             previous = self.elite.name if self.elite is not None else None
             offered = list(fresh)

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from eureka.errors import RunFileError
 
 
 class Strict(BaseModel):
@@ -542,6 +544,22 @@ def write_whole(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def read_record(model: type[Record], path: Path) -> Record:
+    """The record saved in `path` (a run directory's JSON files); one that does not parse as its
+    record is a RunFileError naming the file and how to go on, not a validation traceback."""
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise RunFileError(
+            f"{path}: damaged ({first['msg']}{f' at {where}' if where else ''}); delete it and resume "
+            "to redo the step it records, or restore it"
+        ) from None
+
+
+Record = TypeVar("Record", bound=BaseModel)
+
 CANDIDATE_FILE = "candidate.json"
 RESPONSE_FILE = "response.md"
 CHECK_FILE = "check.json"
@@ -651,13 +669,11 @@ class Candidate(BaseModel):
             where = cls.attempt_dir(folder, len(attempts))
             if not (where / RESPONSE_FILE).is_file() or not (where / CHECK_FILE).is_file():
                 break
-            check = CheckReport.model_validate_json((where / CHECK_FILE).read_text())
+            check = read_record(CheckReport, where / CHECK_FILE)
             attempts.append(Attempt(response=(where / RESPONSE_FILE).read_text(), check=check))
         metrics = folder / METRICS_FILE
-        result = TrainResult.model_validate_json(metrics.read_text()) if metrics.is_file() else None
-        return cls.model_validate_json(path.read_text()).model_copy(
-            update={"attempts": attempts, "result": result}
-        )
+        result = read_record(TrainResult, metrics) if metrics.is_file() else None
+        return read_record(cls, path).model_copy(update={"attempts": attempts, "result": result})
 
 
 class HalvingReport(BaseModel):

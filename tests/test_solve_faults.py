@@ -299,3 +299,26 @@ def test_resuming_a_run_whose_config_is_damaged_names_the_file(text: str, why: s
     assert result.exit_code == 2
     fix = "the run wrote it when it started: restore it, or start a new run"
     assert " ".join(result.output.split()) == f"error: {tmp_path / 'config.yaml'}: {why}; {fix}"
+
+
+def test_a_damaged_run_file_is_named_and_deleting_it_redoes_only_its_step(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = ["solve", "cartpole", "--model", "none", "--iterations", "1", "--tune", "0", "--structure", "0"]
+    args += ["--confirm", "0", "--timesteps", "1000", "--eval-seeds", "0", "--no-video", "--workers", "1"]
+    assert runner.invoke(app, [*args, "--runs-dir", str(runs)]).exit_code == 0
+    run_dir = _run_dir(runs)
+    record = run_dir / "iter_0/cand_0/candidate.json"
+    metrics = run_dir / "iter_0/cand_0/metrics.json"
+    trained = metrics.stat().st_mtime_ns
+    record.write_text(record.read_text()[:40])
+    damaged = runner.invoke(app, ["solve", "--resume", str(run_dir)])
+    assert damaged.exit_code == 2
+    assert f"error: {record}: damaged (Invalid JSON: " in " ".join(damaged.output.split())
+    assert "delete it and resume to redo the step it records, or restore it" in " ".join(
+        damaged.output.split()
+    )
+    record.unlink()
+    again = runner.invoke(app, ["solve", "--resume", str(run_dir)])
+    assert again.exit_code == 0, again.output
+    assert record.is_file() and metrics.stat().st_mtime_ns == trained  # checked again, not retrained
+    assert _summary(runs).status == "ok"

@@ -14,7 +14,7 @@ import yaml
 
 from eureka.runs.display import status_text, wall_text
 from eureka.training import optimise
-from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult
+from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult, read_record
 
 REPORT_FILE = "report.html"
 MAX_VIDEO_BYTES = 20 << 20
@@ -26,17 +26,17 @@ class RunInfo:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.summary = Summary.model_validate_json((run_dir / "summary.json").read_text())
+        self.summary = read_record(Summary, run_dir / "summary.json")
         config = run_dir / "config.yaml"
         self.config: dict[str, Any] = yaml.safe_load(config.read_text()) if config.is_file() else {}
 
     def metrics(self, name: str) -> TrainResult | None:
         path = self.run_dir / name / "metrics.json"
-        return TrainResult.model_validate_json(path.read_text()) if path.is_file() else None
+        return read_record(TrainResult, path) if path.is_file() else None
 
     def feedback(self, iteration: int) -> Feedback | None:
         path = self.run_dir / f"iter_{iteration}" / "feedback.json"
-        return Feedback.model_validate_json(path.read_text()) if path.is_file() else None
+        return read_record(Feedback, path) if path.is_file() else None
 
     @property
     def candidates(self) -> list[Candidate]:
