@@ -321,14 +321,10 @@ def train(
             raise ConfigError(f"--backend {backend!r}: use auto, sb3 or batched")
         spec = tasks.load(task)
         source = _reward_source(spec, reward)
-        run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
-        reward_file = None if source is None else run_dir / "reward.py"
-        if reward_file is not None and source is not None:
-            reward_file.write_text(source)
-        job = TrainJob(
+        job = TrainJob(  # its options checked before a run directory is made for it
             task_folder=spec.folder,
-            reward_file=reward_file,
-            out_dir=run_dir,
+            reward_file=None,
+            out_dir=Path(),
             seed=seed,
             timesteps=timesteps,
             device=_device(device),
@@ -336,6 +332,11 @@ def train(
             backend=None if backend == "auto" else backend,
             sim_threads=threads or os.cpu_count() or 1,
         )
+        run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
+        reward_file = None if source is None else run_dir / "reward.py"
+        if reward_file is not None and source is not None:
+            reward_file.write_text(source)
+        job = job.model_copy(update={"reward_file": reward_file, "out_dir": run_dir})
         runs.write_config(
             run_dir, {"command": "train", "reward": reward, **json.loads(job.model_dump_json())}
         )

@@ -218,6 +218,10 @@ class Task(BaseModel):
 # ---------------------------------------------------------------- training jobs
 
 
+SEED_MAX = 2**32 - 1
+"""The largest seed numpy takes; a run's seed leaves room for the seeds derived from it."""
+
+
 class TrainJob(BaseModel):
     """Everything a training run depends on: it is a pure function of this record."""
 
@@ -227,8 +231,8 @@ class TrainJob(BaseModel):
     reward_file: Path | None
     """The reward code; `None` trains on the task's sparse success signal."""
     out_dir: Path
-    seed: int = 0
-    timesteps: int | None = None
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    timesteps: int | None = Field(default=None, gt=0)
     """Overrides the task's budget."""
     device: str = "auto"
     gpu_memory_fraction: float | None = Field(default=None, gt=0, le=1)
@@ -395,7 +399,7 @@ class SolveConfig(Strict):
     """Reward candidates sampled from the LLM per iteration (K)."""
     workers: int = Field(default_factory=_cores, ge=1)
     """Candidates trained at the same time (default: one per CPU core; `auto` on the command line)."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX - 100_000)
     """Random seed of training (the final evaluation uses seed + 1000, + 1001, ...)."""
     threads: int = Field(default=1, ge=1)
     """torch threads inside each training job. With the same seed, machine and thread counts a
@@ -403,7 +407,7 @@ class SolveConfig(Strict):
     sim_threads: int = Field(default=1, ge=1)
     """Threads of the batched MuJoCo simulator inside each training job (results do not depend
     on it: each environment steps alone)."""
-    timesteps: int | None = None
+    timesteps: int | None = Field(default=None, gt=0)
     """Training budget per candidate and per final-evaluation run (default: the task's)."""
     eval_seeds: int = Field(default=3, ge=0)
     """Seeds of the final evaluation of the best, human and sparse rewards (0 skips it)."""
@@ -447,10 +451,10 @@ class SolveConfig(Strict):
     """Consecutive iterations in which every candidate fails before the run gives up."""
     temperature: float = 1.0
     """Sampling temperature of the LLM."""
-    max_cost: float | None = None
+    max_cost: float | None = Field(default=None, gt=0)
     """Stop cleanly before an LLM call that could take the cost past this many dollars (its
     cost is estimated from the prompt and `reply_tokens` before it is sent)."""
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
     """Stop cleanly before an LLM call that could take the tokens used past this many."""
     reply_tokens: int = Field(default=REPLY_TOKENS, ge=1)
     """Most tokens of one reply (sent to the provider as max_tokens)."""

@@ -107,3 +107,27 @@ def test_run_directories_made_in_the_same_second_are_distinct(tmp_path) -> None:
     assert len(set(made)) == 16
     names = sorted(Path(p).name for p in made)
     assert sorted(p.name for p in (tmp_path / "cartpole").iterdir()) == names
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--timesteps", "0", "--timesteps: Input should be greater than 0"),
+        ("--timesteps", "-5", "--timesteps: Input should be greater than 0"),
+        ("--seed", "-3", "--seed: Input should be greater than or equal to 0"),
+        ("--max-cost", "-1", "--max-cost: Input should be greater than 0"),
+        ("--max-tokens", "0", "--max-tokens: Input should be greater than 0"),
+    ],
+)
+def test_an_option_out_of_range_is_refused_before_a_run_starts(
+    option: str, value: str, message: str, tmp_path: Path
+) -> None:
+    """Not a budget of 0 read as the task's default, a negative budget trained, or a negative
+    seed that fails every training."""
+    runs = ["--runs-dir", str(tmp_path / "runs"), "--no-video"]
+    solve = runner.invoke(app, ["solve", "cartpole", "--model", "none", option, value, *runs])
+    assert solve.exit_code == 2 and solve.output.strip() == f"error: {message}"
+    if option in ("--timesteps", "--seed"):
+        train = runner.invoke(app, ["train", "cartpole", option, value, *runs])
+        assert train.exit_code == 2 and train.output.strip() == f"error: {message}"
+    assert not (tmp_path / "runs").exists()
