@@ -89,26 +89,6 @@ def test_imports_and_forbidden_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "attribute"),
-    [
-        ("torch.os.system('curl x')", "os"),
-        ("torch.sys.exit(0)", "sys"),
-        ("torch.hub.load_state_dict_from_url('http://x')", "hub"),
-        ("torch.save(pole_angle, 'metrics.json')", "save"),
-        ("torch._C._log_api_usage_once('x')", "_C"),
-        ("torch.utils.cpp_extension.load_inline('x', 'y')", "utils"),
-    ],
-)
-def test_modules_reached_through_torchs_attributes_are_refused(line: str, attribute: str) -> None:
-    """Bare names (`os`) were refused, but torch's own modules reached them as attributes: a
-    reward could write its job's metrics.json and exit, and be taken as trained."""
-    source = f"import torch\ndef compute_reward(pole_angle):\n    {line}\n    return pole_angle, {{}}\n"
-    problems = check_source(source, FIELDS)
-    why = "it reaches the process, files or private internals; compute the reward from the tensors"
-    assert f"line 3: attribute `.{attribute}` is not allowed in reward code ({why})" in problems, problems
-
-
-@pytest.mark.parametrize(
     "parse",
     [
         lambda: check_source(GOOD, FIELDS),
