@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from eureka.errors import RunFileError
 
+RECORD = ConfigDict(ser_json_inf_nan="constants")
+"""Records saved as JSON and read back: a NaN or infinite float (a reward component's mean, a
+diverged statistic) is written as NaN/Infinity, which Python's json and pydantic read back, not
+as null, which a float field refuses (the training was then taken as crashed)."""
+
 
 class Strict(BaseModel):
     """Base for records read from files: unknown keys are errors, records are immutable."""
@@ -271,6 +276,8 @@ class TrainJob(BaseModel):
 class EvalEpisode(BaseModel):
     """One evaluation episode of a trained policy, as the Trajectory Analyzer reads it."""
 
+    model_config = RECORD
+
     length: int
     terminated: bool
     """Ended by a terminal condition (not the time limit)."""
@@ -287,6 +294,8 @@ class EvalEpisode(BaseModel):
 class ComponentStats(BaseModel):
     """Per-checkpoint mean of one reward component over training."""
 
+    model_config = RECORD
+
     name: str
     means: list[float | None]
     """None where the component was absent or not finite in that window."""
@@ -294,6 +303,8 @@ class ComponentStats(BaseModel):
 
 class TrainResult(BaseModel):
     """What a training job produced (metrics.json)."""
+
+    model_config = RECORD
 
     status: Status
     message: str = ""
@@ -355,6 +366,8 @@ class Episode:
 
 class CheckReport(BaseModel):
     """What the Reward Critic found before training (check.json)."""
+
+    model_config = RECORD
 
     status: Status
     message: str = ""
@@ -493,6 +506,8 @@ class SolveConfig(Strict):
 class Ranking(BaseModel):
     """A ranking of trained candidates by their behaviour (a human's, or the synthetic oracle's)."""
 
+    model_config = RECORD
+
     order: list[str]
     """Candidate names, most preferred first."""
     complete: bool = True
@@ -512,6 +527,8 @@ class Ranking(BaseModel):
 class Feedback(BaseModel):
     """What the next prompt learns about an iteration (iter_<i>/feedback.json)."""
 
+    model_config = RECORD
+
     iteration: int
     mode: Literal["auto", "critique", "rank", "synthetic"]
     elite: str | None = None
@@ -529,6 +546,8 @@ class Feedback(BaseModel):
 
 class Attempt(BaseModel):
     """One version of a candidate's code: the reply it came from and the critic's verdict."""
+
+    model_config = RECORD
 
     response: str
     """The LLM's reply (for a tuned or the human candidate: its code, fenced)."""
@@ -583,6 +602,8 @@ class Candidate(BaseModel):
     It saves itself to its folder and loads itself back, so a stopped run resumes from it.
     summary.json and the display see only how it ended (the fields up to `elo`); its attempts
     and result live in its folder."""
+
+    model_config = RECORD
 
     iteration: int
     index: int
@@ -683,6 +704,8 @@ class Candidate(BaseModel):
 class HalvingReport(BaseModel):
     """What successive halving did in one iteration."""
 
+    model_config = RECORD
+
     rungs: list[int]
     """Total steps at the end of each rung."""
     survivors: list[list[str]]
@@ -699,6 +722,8 @@ class HalvingReport(BaseModel):
 
 
 class IterationSummary(BaseModel):
+    model_config = RECORD
+
     iteration: int
     repeat: bool = False
     """Every candidate of the previous iteration failed; this one was asked with the errors."""
@@ -713,6 +738,8 @@ class IterationSummary(BaseModel):
 class EvalStats(BaseModel):
     """A reward retrained with several seeds."""
 
+    model_config = RECORD
+
     fitness: list[float | None] = Field(default_factory=list)
     fitness_mean: float | None = None
     fitness_std: float | None = None
@@ -721,6 +748,8 @@ class EvalStats(BaseModel):
 
 
 class FinalEvaluation(BaseModel):
+    model_config = RECORD
+
     seeds: list[int]
     timesteps: int
     best: EvalStats
@@ -732,6 +761,8 @@ class FinalEvaluation(BaseModel):
 
 class Totals(BaseModel):
     """What a run (or one part of it, between a start and a stop) used."""
+
+    model_config = RECORD
 
     llm_calls: int = 0
     tokens_in: int = 0
@@ -746,6 +777,8 @@ class Summary(BaseModel):
     """summary.json: the state of a run, rewritten as it goes. The usage fields (llm_calls ...
     wall_time) are totals over every part of the run (a resumed run adds its parts up);
     `part` is what the latest part alone used."""
+
+    model_config = RECORD
 
     task: str
     model: str

@@ -5,6 +5,7 @@ with its status and message."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,23 @@ def test_reward_that_never_returns_is_named_by_the_smoke_test(monkeypatch: pytes
 def test_reward_that_mutates_its_inputs_does_not_corrupt_training() -> None:
     code, out = train_json("cartpole", "--reward", str(REWARDS / "mutates_input.py"), "--timesteps", "1000")
     assert code == 0 and out["status"] == "ok"
+
+
+def test_a_component_that_is_nan_while_the_total_is_finite_trains_and_reads_back(tmp_path: Path) -> None:
+    """Its mean per episode is NaN: written as NaN (not null, which reading back refused, and the
+    training was taken as crashed with its F lost)."""
+    reward = tmp_path / "nan_part.py"
+    reward.write_text(
+        "import torch\ndef compute_reward(pole_angle):\n    r = 1 - pole_angle.abs()\n"
+        "    return r, {'upright': r, 'bad': r / 0 * 0}\n"
+    )
+    code, out = train_json(
+        "cartpole", "--reward", str(reward), "--timesteps", "1000", "--runs-dir", str(tmp_path)
+    )
+    assert code == 0 and out["status"] == "ok" and out["fitness"] is not None, out
+    saved = TrainResult.model_validate_json((Path(out["run_dir"]) / METRICS_FILE).read_text())
+    assert saved.status == Status.OK and saved.eval_episodes
+    assert all(math.isnan(e.components["bad"]) for e in saved.eval_episodes)
 
 
 def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
