@@ -154,3 +154,28 @@ def test_a_repaired_candidate_is_marked_live_in_plain_output_and_in_the_report(t
     shown, text = _console()
     shown.print(candidates_table(info.candidates))
     assert "ok (repaired: parameter `angular_vel`" in text.getvalue()
+
+
+def test_the_components_plot_takes_any_component_names_and_many_of_them() -> None:
+    """`$` is math to matplotlib (`$\\frac{$` stopped the report), control characters and CJK
+    glyphs the font lacks drew warnings onto the user's screen, and 3,000 components made a
+    61,316-pixel legend: names are escaped, the 12 largest drawn, nothing is warned."""
+    import warnings
+
+    from eureka.runs.report import PLOTTED_COMPONENTS, _components_plot
+    from eureka.types import ComponentStats, Status, TrainResult
+
+    names = ["$\\frac{$", "\x1b[31mred\nline", "直立", *(f"c{i}" for i in range(3000))]
+    result = TrainResult(
+        status=Status.OK,
+        checkpoint_steps=[100, 200],
+        fitness_curve=[1.0, 2.0],
+        components=[
+            ComponentStats(name=n, means=[1e6 if i < 3 else float(i), None]) for i, n in enumerate(names)
+        ],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = _components_plot(result)
+    assert png is not None and len(png) < 400_000  # base64 of a plot of normal size
+    assert PLOTTED_COMPONENTS == 12

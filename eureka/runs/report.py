@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,16 @@ import yaml
 
 from eureka.runs.display import status_text, wall_text
 from eureka.training import optimise
-from eureka.types import Candidate, Feedback, FinalEvaluation, Status, Summary, TrainResult, read_record
+from eureka.types import (
+    Candidate,
+    ComponentStats,
+    Feedback,
+    FinalEvaluation,
+    Status,
+    Summary,
+    TrainResult,
+    read_record,
+)
 
 REPORT_FILE = "report.html"
 MAX_VIDEO_BYTES = 20 << 20
@@ -66,7 +77,9 @@ def read_run(run_dir: Path) -> RunInfo | None:
 
 def _png(fig: Any) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    with warnings.catch_warnings():  # a glyph the font lacks (a CJK name) is drawn as a box, silently
+        warnings.simplefilter("ignore")
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -101,11 +114,13 @@ def _components_plot(result: TrainResult) -> str | None:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = result.checkpoint_steps
-    for comp in result.components:
+    shown = _largest(result.components)
+    for comp in shown:
         xs = [s for s, v in zip(steps, comp.means, strict=False) if v is not None]
         ys = [v for v in comp.means if v is not None]
-        left.plot(xs, ys, marker=".", label=comp.name)
-    left.set_title("reward components (mean per step)")
+        left.plot(xs, ys, marker=".", label=_label(comp.name))
+    more = len(result.components) - len(shown)
+    left.set_title("reward components (mean per step)" + (f", the {len(shown)} largest of {len(result.components)}" if more else ""))
     left.set_xlabel("env steps")
     left.grid(alpha=0.3)
     left.legend(fontsize="small")
@@ -115,6 +130,27 @@ def _components_plot(result: TrainResult) -> str | None:
     right.set_xlabel("env steps")
     right.grid(alpha=0.3)
     return _png(fig)
+
+
+PLOTTED_COMPONENTS = 12
+"""Components drawn in the components plot at most (the largest by mean |value|)."""
+
+
+def _largest(components: list[ComponentStats]) -> list[ComponentStats]:
+    def size(comp: ComponentStats) -> float:
+        values = [abs(v) for v in comp.means if v is not None and math.isfinite(v)]
+        return sum(values) / len(values) if values else 0.0
+
+    if len(components) <= PLOTTED_COMPONENTS:
+        return components
+    return sorted(components, key=size, reverse=True)[:PLOTTED_COMPONENTS]
+
+
+def _label(name: str) -> str:
+    """A component's name as a plot label: printable, short, and with `$` escaped (matplotlib
+    reads `$...$` as math, and a name like `$\\frac{$` stopped the report)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in name)[:40]
+    return text.replace("$", r"\$")
 
 
 def final_title(final: FinalEvaluation) -> str:
