@@ -8,12 +8,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eureka.errors import RunFileError
+
+MESSAGE_LIMIT = 2000
+"""Characters of a status message kept (a reward's exception text can be 100 KB)."""
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` as one line of printable characters, at most `limit` long: what a reward raised
+    reaches the terminal, the report and the next prompt, so no escape codes (a clear-screen),
+    no line breaks (a fake 'Traceback' line) and no 100 KB."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+Message = Annotated[str, AfterValidator(one_line)]
+"""A status message (of a training, a check, a candidate, a run), made one line on the way in."""
+
 
 RECORD = ConfigDict(ser_json_inf_nan="constants")
 """Records saved as JSON and read back: a NaN or infinite float (a reward component's mean, a
@@ -307,7 +323,7 @@ class TrainResult(BaseModel):
     model_config = RECORD
 
     status: Status
-    message: str = ""
+    message: Message = ""
     fitness: float | None = None
     """Mean F of the final policy over the evaluation episodes."""
     fitness_std: float | None = None
@@ -370,7 +386,7 @@ class CheckReport(BaseModel):
     model_config = RECORD
 
     status: Status
-    message: str = ""
+    message: Message = ""
     stage: Literal["extract", "static", "smoke", "llm", "passed"] = "passed"
     """The first stage that failed (`extract`: the reply holds no code), or `passed`."""
     code: str = ""
@@ -610,7 +626,7 @@ class Candidate(BaseModel):
     origin: Origin = "llm"
     """Who proposed it: the LLM, the optimiser (tune), a structure operator, or the task's human."""
     status: Status
-    message: str = ""
+    message: Message = ""
     fitness: float | None = None
     success_rate: float | None = None
     solved: bool = False
@@ -783,7 +799,7 @@ class Summary(BaseModel):
     task: str
     model: str
     status: Literal["running", "ok", "failed", "budget", "interrupted"] = "running"
-    message: str = ""
+    message: Message = ""
     iterations: list[IterationSummary] = Field(default_factory=list)
     best: Candidate | None = None
     confirmation: dict[str, list[float | None]] = Field(default_factory=dict)

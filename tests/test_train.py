@@ -156,6 +156,26 @@ def test_a_component_that_is_nan_while_the_total_is_finite_trains_and_reads_back
     assert all(math.isnan(e.components["bad"]) for e in saved.eval_episodes)
 
 
+def test_what_a_reward_raises_reaches_the_user_as_one_short_printable_line(tmp_path: Path) -> None:
+    """Not a clear-screen escape, not a fake 'Traceback' line, not 100 KB."""
+    reward = tmp_path / "loud.py"
+    reward.write_text(
+        "def compute_reward(pole_angle):\n"
+        "    raise ValueError('\\x1b[2J\\x1b[31mred' + 'x' * 100000 "
+        "+ '\\nTraceback (most recent call last):')\n"
+        "    return pole_angle, {}\n"
+    )
+    code, out = train_json(
+        "cartpole", "--reward", str(reward), "--timesteps", "1000", "--runs-dir", str(tmp_path)
+    )
+    assert code == 1 and out["status"] == "crashed"
+    message = out["message"]
+    assert message.startswith("compute_reward raised ValueError:  [2J [31mredxxx")
+    assert message.isprintable() and len(message) == 2000 and message.endswith("…")
+    saved = TrainResult.model_validate_json((Path(out["run_dir"]) / METRICS_FILE).read_text())
+    assert saved.message == message
+
+
 def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     runs = ["--runs-dir", str(tmp_path / "runs")]
     result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py", *runs])
