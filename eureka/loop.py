@@ -745,7 +745,8 @@ class Loop:
                         last = failures[0].message
                         self.summary.status = "failed"
                         self.summary.message = (
-                            f"every candidate failed in {failed_in_a_row} iterations in a row; "
+                            f"every candidate failed in {failed_in_a_row} "
+                            f"iteration{'s' if failed_in_a_row > 1 else ''} in a row; "
                             f"last error: {last}"
                         )
                         break

@@ -91,7 +91,7 @@ def test_batch_results_junit_markdown_and_exit_code(batch_run: tuple[Path, objec
     assert car["message"].startswith("human-normalised score") and "1e+09" in car["message"]
     pend = by_task["pendulum"]
     assert pend["outcome"] == "error" and pend["status"] == "failed"
-    assert "every candidate failed in 1 iterations in a row" in pend["message"]
+    assert "every candidate failed in 1 iteration in a row" in pend["message"]
     # the JUnit file is valid and says the same
     SCHEMA.validate(str(out / "junit.xml"))
     junit = SCHEMA.to_dict(str(out / "junit.xml"))

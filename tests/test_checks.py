@@ -110,3 +110,9 @@ def test_reward_source_is_parsed_one_thread_at_a_time(parse: Callable[[], object
         assert waiting.is_alive() and not done
     waiting.join(30)
     assert len(done) == 1
+
+
+def test_an_async_compute_reward_is_named_as_such() -> None:
+    assert check_source("async def compute_reward(pole_angle):\n    return pole_angle, {}\n", FIELDS) == [
+        "`compute_reward` must be a plain `def`, not `async def`: it is called, not awaited"
+    ]

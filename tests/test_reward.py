@@ -243,3 +243,20 @@ def test_a_constant_total_passes() -> None:
     with alive.varying():
         for _ in range(3):
             alive(_batch(), 4)
+
+
+def test_a_pair_whose_second_item_is_no_dict_and_too_many_components_are_named() -> None:
+    none = _error("def compute_reward(pole_angle):\n    return pole_angle, None\n")
+    assert none.status == Status.CHECK_FAILED
+    assert none.message == (
+        "the second item compute_reward returns must be a dict of named component tensors "
+        "(e.g. {'upright': upright}), got NoneType"
+    )
+    many = _error(
+        "def compute_reward(pole_angle):\n    return pole_angle, {f'c{i}': pole_angle for i in range(3000)}\n"
+    )
+    assert many.status == Status.CHECK_FAILED
+    assert many.message == (
+        "compute_reward returns 3000 components; return at most 64 named terms (each is shown to the "
+        "model and plotted: group small terms into one)"
+    )

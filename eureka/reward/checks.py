@@ -52,6 +52,8 @@ def _entry_functions(tree: ast.Module) -> list[ast.FunctionDef]:
 
 def _check_single_entry(tree: ast.Module, fields: list[str]) -> list[str]:
     found = _entry_functions(tree)
+    if not found and any(isinstance(n, ast.AsyncFunctionDef) and n.name == ENTRY for n in tree.body):
+        return [f"`{ENTRY}` must be a plain `def`, not `async def`: it is called, not awaited"]
     if not found:
         return [f"the code defines no top-level function `{ENTRY}`"]
     if len(found) > 1:

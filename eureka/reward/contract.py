@@ -254,11 +254,27 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device, scalars: bool
     return value.detach().to(torch.float32)
 
 
+MAX_COMPONENTS = 64
+"""Named components a reward may return (every one goes into the next prompt's statistics)."""
+
+
 def validate_output(
     out: Any, n: int, device: torch.device, finite: bool = True
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Check `(total, components)` against the reward contract (with `finite`, that the total
     holds no NaN or infinity too)."""
+    if isinstance(out, (tuple, list)) and len(out) == 2 and not isinstance(out[1], dict):
+        raise RewardError(
+            Status.CHECK_FAILED,
+            "the second item compute_reward returns must be a dict of named component tensors "
+            f"(e.g. {{'upright': upright}}), got {type(out[1]).__name__}",
+        )
+    if isinstance(out, (tuple, list)) and len(out) == 2 and len(out[1]) > MAX_COMPONENTS:
+        raise RewardError(
+            Status.CHECK_FAILED,
+            f"compute_reward returns {len(out[1])} components; return at most {MAX_COMPONENTS} named "
+            "terms (each is shown to the model and plotted: group small terms into one)",
+        )
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], dict)):
         got = (
             type(out).__name__
