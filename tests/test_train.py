@@ -176,6 +176,23 @@ def test_what_a_reward_raises_reaches_the_user_as_one_short_printable_line(tmp_p
     assert saved.message == message
 
 
+@pytest.mark.parametrize("backend", ["batched", "sb3"])
+def test_a_reward_that_assumes_the_number_of_environments_fails_the_smoke_test(
+    backend: str, tmp_path: Path
+) -> None:
+    """It passed a smoke test on one batch size and crashed in training, where the evaluation
+    steps another number of environments."""
+    reward = tmp_path / "fixed.py"
+    reward.write_text(
+        "import torch\ndef compute_reward(pole_angle):\n    r = torch.ones(64)\n    return r, {'a': r}\n"
+    )
+    args = ["--timesteps", "1000", "--backend", backend, "--runs-dir", str(tmp_path)]
+    _, out = train_json("cartpole", "--reward", str(reward), *args)
+    assert out["status"] == "check_failed", out["message"]
+    # on the batched path the smoke test's own batch is 64 environments: the half batch finds it
+    assert "got [64]" in out["message"]
+
+
 def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     runs = ["--runs-dir", str(tmp_path / "runs")]
     result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py", *runs])

@@ -135,8 +135,36 @@ class RewardFunction:
             self._batch = n
             self._unchecked.add(total, components)
         if self._seen is not None:
+            if not self._seen and n > 1:
+                self._fewer(batch, n, device)
             self._seen.append(total.detach().flatten().cpu())
         return total, components
+
+    def _fewer(self, batch: Mapping[str, torch.Tensor], n: int, device: torch.device) -> None:
+        """The smoke test's first states again, half as many: a reward that assumes the number
+        of environments (`torch.ones(64)`) passes a test on one batch size and fails in
+        training, where the evaluation steps another number of them."""
+        m = max(1, n // 2)
+        args = {
+            p: batch[p][:m].clone() if batch[p].shape[:1] == (n,) else batch[p].clone() for p in self.params
+        }
+        try:
+            out = self.fn(**args)
+            validate_output(out, m, device, finite=False)
+        except Stop:
+            raise
+        except RewardError as exc:
+            raise RewardError(
+                exc.status,
+                f"{exc.message} (called on {m} environments instead of {n}: the reward must follow "
+                "the state tensors' shapes, not assume a number of environments)",
+            ) from None
+        except BaseException as exc:
+            raise RewardError(
+                Status.CRASHED,
+                f"{self.entry} raised {_named(exc)} when called on {m} environments instead of {n}"
+                + _user_frame(exc, self.filename, self.path),
+            ) from None
 
     def defer_finite_check(self, on: bool = True) -> None:
         """From now on (until called with False), count each output's NaN and infinity on the
