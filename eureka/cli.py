@@ -39,7 +39,8 @@ PIPED_WIDTH = 160
 def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+    # no emoji codes: a path like `env.py:X:` in a message is the user's text, not `:x:` (❌)
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None, emoji=False)
 
 
 console = _console()

@@ -131,3 +131,30 @@ def test_an_option_out_of_range_is_refused_before_a_run_starts(
         train = runner.invoke(app, ["train", "cartpole", option, value, *runs])
         assert train.exit_code == 2 and train.output.strip() == f"error: {message}"
     assert not (tmp_path / "runs").exists()
+
+
+def test_everyday_mistakes_are_one_line(tmp_path: Path) -> None:
+    """A file given as --runs-dir, an env.py without its class, a path that looks like an emoji
+    code (`:x:` became ❌), a runs directory holding a damaged run (it hid the whole list)."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    result = runner.invoke(app, ["train", "cartpole", "--timesteps", "1000", "--runs-dir", str(a_file)])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        f"error: cannot make run directories under {a_file / 'cartpole'}: a part of that path is a file"
+    )
+    env_py = tmp_path / "env.py"
+    env_py.write_text("")
+    result = runner.invoke(app, ["tasks", "new", "x", "--env", str(env_py), "--dir", str(tmp_path)])
+    assert (
+        " ".join(result.output.split())
+        == f"error: --env {env_py}: name the class in it too, as {env_py}:ClassName"
+    )
+    missing = tmp_path / "missing.py"
+    result = runner.invoke(app, ["tasks", "new", "x", "--env", f"{missing}:X", "--dir", str(tmp_path)])
+    assert " ".join(result.output.split()) == f"error: --env {missing}:X: {missing} is not a file"
+    damaged = tmp_path / "runs" / "cartpole" / "20260101-000000"
+    damaged.mkdir(parents=True)
+    (damaged / "summary.json").write_text("{")
+    listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "runs")])
+    assert listed.exit_code == 0 and "Traceback" not in listed.output

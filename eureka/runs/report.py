@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from eureka.errors import RunFileError
 from eureka.runs.display import status_text, wall_text
 from eureka.training import optimise
 from eureka.types import (
@@ -68,7 +69,7 @@ def read_run(run_dir: Path) -> RunInfo | None:
     """The run in `run_dir`, or None when it is not a solve run (no valid summary.json)."""
     try:
         return RunInfo(run_dir)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RunFileError):  # a damaged summary.json: not listed, not shown
         return None
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from eureka.errors import ConfigError
+
 
 def runs_root(override: Path | None = None) -> Path:
     """`--runs-dir`, else $EUREKA_RUNS_DIR, else ./runs."""
@@ -21,7 +23,12 @@ def new_run_dir(task: str, root: Path | None = None, label: str = "") -> Path:
     """Create a fresh run directory for `task`; never reuses an existing one, also when other
     processes create theirs in the same second (each takes the next free suffix)."""
     base = runs_root(root) / task
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder must go
+        raise ConfigError(f"cannot make run directories under {base}: a part of that path is a file") from None
+    except PermissionError:
+        raise ConfigError(f"cannot make run directories under {base}: permission denied") from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}-{label}" if label else stamp
     path, suffix = base / name, 1

@@ -112,6 +112,8 @@ def _unique(fields: list[Field]) -> list[Field]:
 
 def _make(env: str, folder: Path) -> tuple[gym.Env[Any, Any], dict[str, Any]]:
     """The environment to probe and task.yaml's `env` section; an env.py is copied in."""
+    if env.endswith(".py"):
+        raise ConfigError(f"--env {env}: name the class in it too, as {env}:ClassName")
     if ":" in env and env.split(":", 1)[0].endswith(".py"):
         path_text, class_name = env.rsplit(":", 1)
         source = Path(path_text)
