@@ -214,6 +214,21 @@ class Unbounded(Cart):
 def test_an_environment_no_policy_can_train_in_is_a_problem(cls: str, problem: str, tmp_path: Path) -> None:
     """Found before training, where SB3 would say 'Expected parameter logits ... invalid values'
     or assert on the bounds."""
-    folder = _broken(tmp_path, {"env.id": f"env:{cls}"}, {"env.py": UNTRAINABLE})
+    folder = _broken(tmp_path, {"env.id": f"env:{cls}", "env.max_episode_steps": 50}, {"env.py": UNTRAINABLE})
     report = check_task(str(folder))
     assert problem in report.problems, report.problems
+
+
+def test_an_environment_with_no_time_limit_is_a_problem(tmp_path: Path) -> None:
+    """A policy that never reaches a terminal state would be evaluated forever (CliffWalking-v1
+    registers no limit); `tasks new` writes one for such ids."""
+    folder = _broken(tmp_path, {"env.id": "env:Cart", "env.max_episode_steps": None}, {"env.py": UNTRAINABLE})
+    problem = (
+        f"{folder / 'task.yaml'}: the environment has no time limit, so an episode of a policy that never "
+        "reaches a terminal state never ends (its evaluation would wait forever); set env.max_episode_steps"
+    )
+    assert problem in check_task(str(folder)).problems
+    limited = _broken(
+        tmp_path / "limited", {"env.id": "env:Cart", "env.max_episode_steps": 50}, {"env.py": UNTRAINABLE}
+    )
+    assert not [p for p in check_task(str(limited)).problems if "time limit" in p]

@@ -685,6 +685,8 @@ def _write(name: str, env_id: str, folder: Path) -> Scaffold:
         episode_steps = (
             int(env.spec.max_episode_steps or CUSTOM_EPISODE_STEPS) if env.spec else CUSTOM_EPISODE_STEPS
         )
+        if "max_episode_steps" not in env_section and not (env.spec and env.spec.max_episode_steps):
+            env_section["max_episode_steps"] = episode_steps  # registered with no limit (CliffWalking)
         threshold = env.spec.reward_threshold if env.spec and env.spec.reward_threshold else None
         dt = float(getattr(env.unwrapped, "dt", 0.0) or 0.0) or None
         discrete = isinstance(env.action_space, gym.spaces.Discrete)

@@ -73,6 +73,13 @@ def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> N
             f"{where}: training.algorithm {training.algorithm} needs a continuous (Box) action space, "
             f"the environment has {env.action_space}; use PPO or A2C"
         )
+    limited = task.spec.env.max_episode_steps or (env.spec is not None and env.spec.max_episode_steps)
+    if not limited:
+        report.problems.append(
+            f"{task.folder / 'task.yaml'}: the environment has no time limit, so an episode of a policy "
+            "that never reaches a terminal state never ends (its evaluation would wait forever); set "
+            "env.max_episode_steps"
+        )
     space = env.action_space
     if isinstance(space, gym.spaces.Box) and not (
         np.isfinite(space.low).all() and np.isfinite(space.high).all()
