@@ -232,3 +232,20 @@ def test_an_environment_with_no_time_limit_is_a_problem(tmp_path: Path) -> None:
         tmp_path / "limited", {"env.id": "env:Cart", "env.max_episode_steps": 50}, {"env.py": UNTRAINABLE}
     )
     assert not [p for p in check_task(str(limited)).problems if "time limit" in p]
+
+
+def test_keyword_field_names_and_a_discrete_action_space_not_from_zero_are_problems(tmp_path: Path) -> None:
+    folder = _broken(tmp_path, {"state.lambda": {"obs": 0, "description": "a keyword"}})
+    where = folder / "task.yaml"
+    assert (
+        f"{where}: state field 'lambda' must be a Python identifier (not a keyword) other than 'action' "
+        "that does not start with 'prev_'"
+    ) in check_task(str(folder)).problems
+    shifted = UNTRAINABLE + "\n\nclass FromOne(Cart):\n    action_space = gym.spaces.Discrete(3, start=1)\n"
+    folder = _broken(
+        tmp_path / "shifted", {"env.id": "env:FromOne", "env.max_episode_steps": 50}, {"env.py": shifted}
+    )
+    assert (
+        "the action space Discrete(3, start=1) starts at 1: the policies act in 0..n-1; make the "
+        "environment's Discrete start at 0 (and add the offset in env.py)"
+    ) in check_task(str(folder)).problems

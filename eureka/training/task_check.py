@@ -7,6 +7,7 @@ and human_reward.py. Reward code written by an LLM never comes here.
 from __future__ import annotations
 
 import inspect
+import keyword
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -73,6 +74,11 @@ def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> N
             f"{where}: training.algorithm {training.algorithm} needs a continuous (Box) action space, "
             f"the environment has {env.action_space}; use PPO or A2C"
         )
+    if isinstance(env.action_space, gym.spaces.Discrete) and int(env.action_space.start) != 0:
+        report.problems.append(
+            f"the action space {env.action_space} starts at {int(env.action_space.start)}: the policies "
+            "act in 0..n-1; make the environment's Discrete start at 0 (and add the offset in env.py)"
+        )
     limited = task.spec.env.max_episode_steps or (env.spec is not None and env.spec.max_episode_steps)
     if not limited:
         report.problems.append(
@@ -103,10 +109,10 @@ def _check_state(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None
     shape = env.observation_space.shape or ()
     size = int(np.prod(shape)) if shape else 0
     for name, spec in task.spec.state.items():
-        if not name.isidentifier() or name.startswith("prev_") or name == "action":
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("prev_") or name == "action":
             report.problems.append(
-                f"{where}: state field '{name}' must be a Python identifier other than 'action' "
-                "that does not start with 'prev_'"
+                f"{where}: state field '{name}' must be a Python identifier (not a keyword) other than "
+                "'action' that does not start with 'prev_'"
             )
         index = spec.obs
         stop = index + 1 if isinstance(index, int) else (index[1] if index else 0)
