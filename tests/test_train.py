@@ -193,6 +193,40 @@ def test_a_reward_that_assumes_the_number_of_environments_fails_the_smoke_test(
     assert "got [64]" in out["message"]
 
 
+@pytest.mark.parametrize(
+    ("returns", "message"),
+    [
+        ('float("nan")', "episode_fitness returned nan; it must return the episode's F as one finite number"),
+        ('"good"', "episode_fitness returned 'good'; it must return the episode's F as one finite number"),
+        (
+            "1 / 0",
+            "episode_fitness: running the task's code raised ZeroDivisionError: division by zero "
+            "(fitness.py line 5)",
+        ),
+    ],
+)
+def test_a_custom_fitness_that_returns_no_number_is_named(returns: str, message: str, tmp_path: Path) -> None:
+    """Not an F of NaN taken as the policy's score (or a crash pointing at eureka's own fitness.py)."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "cartpole"
+    shutil.copytree(REPO / "tasks/cartpole", folder)
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    spec["fitness"]["metric"] = "custom"
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec))
+    fitness = (folder / "fitness.py").read_text()
+    (folder / "fitness.py").write_text(
+        f"\n\n\ndef episode_fitness(episode):\n    return {returns}\n\n" + fitness
+    )
+    _, out = train_json(
+        str(folder), "--reward", "human", "--timesteps", "1000", "--runs-dir", str(tmp_path / "runs")
+    )
+    assert out["status"] == "crashed" and out["fitness"] is None
+    assert out["message"] == f"{folder / 'fitness.py'}: {message}"
+
+
 def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     runs = ["--runs-dir", str(tmp_path / "runs")]
     result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py", *runs])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from eureka import tasks
 from eureka.errors import TaskError
 from eureka.reward.contract import RewardFunction
+from eureka.training.envs import task_code_raised
 from eureka.types import Episode, Task
 
 SIGNAL_METRICS = {"signal_sum", "signal_mean", "signal_any", "signal_at_end"}
@@ -23,7 +25,7 @@ class Fitness:
         self.spec = task.spec.fitness
         module = tasks.load_module(task, "fitness.py")
         fields = list(task.spec.state)
-        where = task.folder / "fitness.py"
+        where = self.where = task.folder / "fitness.py"
         signal_fn = getattr(module, "success_signal", None) if module else None
         self.signal = (
             RewardFunction(signal_fn, str(where), fields, entry="success_signal", pair=False)
@@ -55,7 +57,7 @@ class Fitness:
             return float(ep.length)
         if metric == "custom":
             assert self.custom is not None
-            return float(self.custom(ep))
+            return self._custom(ep)
         sig = ep.signal if ep.signal is not None else np.zeros(1)
         if metric == "signal_sum":
             return float(np.sum(sig))
@@ -64,6 +66,27 @@ class Fitness:
         if metric == "signal_any":
             return float(np.any(sig > 0.5))
         return float(sig[-1] > 0.5)
+
+    def _custom(self, ep: Episode) -> float:
+        """fitness.py's episode_fitness of `ep`: a finite number, or a TaskError that says what
+        it returned or raised, and where."""
+        assert self.custom is not None
+        try:
+            value = self.custom(ep)
+        except Exception as exc:
+            raise TaskError(
+                f"{self.where}: episode_fitness: {task_code_raised(exc, self.where.parent)}"
+            ) from None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not math.isfinite(number):
+            raise TaskError(
+                f"{self.where}: episode_fitness returned {value!r:.80}; it must return the episode's F as "
+                "one finite number"
+            )
+        return number
 
     def succeeded(self, value: float) -> bool:
         return value >= self.spec.threshold

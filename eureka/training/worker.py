@@ -14,6 +14,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+from eureka.errors import EurekaError
 from eureka.training.files import METRICS_FILE
 from eureka.types import Status, TrainJob, TrainResult, write_whole
 
@@ -89,6 +90,8 @@ def failed(exc: Exception) -> TrainResult:
     if isinstance(exc, MemoryError):
         return TrainResult(status=Status.KILLED_RESOURCE, message="training ran out of memory")
     traceback.print_exc()
+    if isinstance(exc, EurekaError):  # the task's own code, named by the message: no frame of eureka's
+        return TrainResult(status=Status.CRASHED, message=str(exc)[:500])
     return TrainResult(
         status=Status.CRASHED,
         message=f"training raised {type(exc).__name__}: {exc}{_last_frame(exc)}".strip()[:500],
