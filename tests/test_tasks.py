@@ -115,6 +115,21 @@ def test_a_task_python_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     assert str(err.value) == f"{folder / 'human_reward.py'}: not UTF-8 text ({reason}); save it as UTF-8"
 
 
+def test_a_key_given_twice_is_named_not_merged(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys silently: a state field defined twice lost one."""
+    folder = _cartpole_with(tmp_path)
+    text = (folder / "task.yaml").read_text()
+    (folder / "task.yaml").write_text(
+        text.replace("state:\n", "state:\n  cart_position: {obs: 1, description: again}\n", 1)
+    )
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert str(err.value).startswith(
+        f"{folder / 'task.yaml'}: not valid YAML: key 'cart_position' is given twice (line "
+    )
+    assert str(err.value).endswith("); keep one")
+
+
 def test_name_must_match_folder(tmp_path: Path) -> None:
     _cartpole_with(tmp_path, name="other").rename(tmp_path / "renamed")
     with pytest.raises(TaskError) as err:
