@@ -227,6 +227,23 @@ def test_a_custom_fitness_that_returns_no_number_is_named(returns: str, message:
     assert out["message"] == f"{folder / 'fitness.py'}: {message}"
 
 
+def test_a_reward_that_ends_its_process_quietly_is_named(tmp_path: Path) -> None:
+    """Not 'the worker exited with code 0: ' and nothing more."""
+    reward = tmp_path / "exits.py"
+    reward.write_text(
+        "import torch\ndef compute_reward(pole_angle):\n    if pole_angle.numel() > 0:\n"
+        "        torch.os._exit(0)\n    return pole_angle, {}\n"
+    )
+    _, out = train_json(
+        "cartpole", "--reward", str(reward), "--timesteps", "1000", "--runs-dir", str(tmp_path)
+    )
+    assert out["status"] == "crashed"
+    assert out["message"] == (
+        "the worker exited with code 0 before it wrote its result, saying nothing (the reward's code "
+        "may have ended the process: os._exit, sys.exit)"
+    )
+
+
 def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     runs = ["--runs-dir", str(tmp_path / "runs")]
     result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py", *runs])

@@ -169,7 +169,17 @@ def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
     else:
         result = TrainResult(
             status=Status.CRASHED,
-            message=f"the worker exited with code {outcome.returncode}: {_last_lines(outcome.output_tail)}",
+            message=f"the worker exited with code {outcome.returncode}"
+            + (
+                f": {tail}"
+                if (tail := _last_lines(outcome.output_tail))
+                else " before it wrote its result, saying nothing"
+            )
+            + (
+                " (the reward's code may have ended the process: os._exit, sys.exit)"
+                if outcome.returncode == 0
+                else ""
+            ),
             wall_time=outcome.wall_time,
         )
     _write(job.out_dir, result)
