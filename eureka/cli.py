@@ -197,14 +197,7 @@ def _reward_source(task: tasks.Task, reward: str) -> str | None:
         raise RewardFileError(
             f"reward '{reward}' is not a file; give a path to a .py file, 'human' or 'sparse'"
         )
-    try:
-        return source.read_bytes().decode()
-    except UnicodeDecodeError as exc:
-        raise RewardFileError(
-            f"reward '{reward}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise RewardFileError(f"reward '{reward}' cannot be read: {exc.strerror or exc}") from None
+    return tasks.read_utf8(source, f"reward '{reward}'", RewardFileError)
 
 
 def _render_result(result: TrainResult, run_dir: Path) -> None:

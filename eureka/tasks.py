@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from eureka.errors import TaskError, did_you_mean
+from eureka.errors import EurekaError, TaskError, did_you_mean
 from eureka.types import Task, TaskSpec
 
 TASK_FILE = "task.yaml"
@@ -158,15 +158,18 @@ def load(name_or_path: str, extra: list[Path] | None = None) -> Task:
     if not spec.state:
         raise TaskError(f"{path}: 'state' must list at least one state field")
     for source in sorted(p for p in folder.glob("*.py") if p.is_file()):  # read as text: rewards, TODOs
-        try:
-            source.read_bytes().decode()
-        except UnicodeDecodeError as exc:
-            raise TaskError(
-                f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
-            ) from None
-        except OSError as exc:
-            raise TaskError(f"{source}: cannot be read: {exc.strerror or exc}") from None
+        read_utf8(source, str(source), TaskError)
     return Task(spec=spec, folder=folder)
+
+
+def read_utf8(path: Path, name: str, error: type[EurekaError]) -> str:
+    """The text of `path`, or `error` saying that `name` is not UTF-8 or cannot be read."""
+    try:
+        return path.read_bytes().decode()
+    except UnicodeDecodeError as exc:
+        raise error(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise error(f"{name}: cannot be read: {exc.strerror or exc}") from None
 
 
 def load_module(task: Task, filename: str) -> ModuleType | None:

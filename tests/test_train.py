@@ -32,6 +32,15 @@ def train_json(*args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(lines[-1])
 
 
+def train_reward(tmp_path: Path, code: str, *args: str) -> tuple[int, dict[str, Any]]:
+    """`eureka train cartpole` on `code` written to a file, run directories under `tmp_path`."""
+    reward = tmp_path / "reward_under_test.py"
+    reward.write_text(code)
+    return train_json(
+        "cartpole", "--reward", str(reward), "--timesteps", "1000", "--runs-dir", str(tmp_path), *args
+    )
+
+
 @pytest.mark.parametrize(
     ("backend", "policy"),
     [pytest.param("sb3", "policy.zip", marks=pytest.mark.slow), ("batched", "policy.pt")],
@@ -142,13 +151,10 @@ def test_reward_that_mutates_its_inputs_does_not_corrupt_training() -> None:
 def test_a_component_that_is_nan_while_the_total_is_finite_trains_and_reads_back(tmp_path: Path) -> None:
     """Its mean per episode is NaN: written as NaN (not null, which reading back refused, and the
     training was taken as crashed with its F lost)."""
-    reward = tmp_path / "nan_part.py"
-    reward.write_text(
+    code, out = train_reward(
+        tmp_path,
         "import torch\ndef compute_reward(pole_angle):\n    r = 1 - pole_angle.abs()\n"
-        "    return r, {'upright': r, 'bad': r / 0 * 0}\n"
-    )
-    code, out = train_json(
-        "cartpole", "--reward", str(reward), "--timesteps", "1000", "--runs-dir", str(tmp_path)
+        "    return r, {'upright': r, 'bad': r / 0 * 0}\n",
     )
     assert code == 0 and out["status"] == "ok" and out["fitness"] is not None, out
     saved = TrainResult.model_validate_json((Path(out["run_dir"]) / METRICS_FILE).read_text())
@@ -229,13 +235,10 @@ def test_a_custom_fitness_that_returns_no_number_is_named(returns: str, message:
 
 def test_a_reward_that_ends_its_process_quietly_is_named(tmp_path: Path) -> None:
     """Not 'the worker exited with code 0: ' and nothing more."""
-    reward = tmp_path / "exits.py"
-    reward.write_text(
+    _, out = train_reward(
+        tmp_path,
         "import torch\ndef compute_reward(pole_angle):\n    if pole_angle.numel() > 0:\n"
-        "        torch.os._exit(0)\n    return pole_angle, {}\n"
-    )
-    _, out = train_json(
-        "cartpole", "--reward", str(reward), "--timesteps", "1000", "--runs-dir", str(tmp_path)
+        "        torch.os._exit(0)\n    return pole_angle, {}\n",
     )
     assert out["status"] == "crashed"
     assert out["message"] == (
@@ -257,7 +260,7 @@ def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "cartpole", "--reward", str(latin1), *runs])
     assert result.exit_code == 2
     assert " ".join(result.output.split()) == (
-        f"error: reward '{latin1}' is not UTF-8 text (invalid continuation byte at byte 61); save it as UTF-8"
+        f"error: reward '{latin1}': not UTF-8 text (invalid continuation byte at byte 61); save it as UTF-8"
     )
     assert not (tmp_path / "runs").exists()  # no run directory for a reward that cannot be read
 
