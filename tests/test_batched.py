@@ -95,7 +95,8 @@ def _nan_late(tmp_path: Path, name: str, device: str) -> TrainResult:
         backend="batched",
         device=device,
     )
-    job.reward_file.write_text(NAN_LATE.format(limit=smoke_steps(job) + bad_step))
+    # the smoke test's calls (and its one call on half a batch), then bad_step rollout steps
+    job.reward_file.write_text(NAN_LATE.format(limit=smoke_steps(job) + 1 + bad_step))
     job.out_dir.mkdir()
     torch.set_num_threads(1)
     torch.manual_seed(0)
