@@ -247,6 +247,22 @@ def test_a_reward_that_ends_its_process_quietly_is_named(tmp_path: Path) -> None
     )
 
 
+def test_a_log_filled_by_prints_keeps_its_start_and_end(tmp_path: Path) -> None:
+    """A reward that prints in a loop fills train.log to the sandbox's 512 MiB limit, per candidate."""
+    from eureka.training.jobs import LOG_HEAD, LOG_TAIL, trim_log
+
+    log = tmp_path / "train.log"
+    log.write_bytes(b"start\n" + b"spam " * 2_000_000 + b"\nthe last line\n")
+    trim_log(log)
+    text = log.read_bytes()
+    assert text.startswith(b"start\n") and text.endswith(b"the last line\n")
+    assert len(text) < LOG_HEAD + LOG_TAIL + 100 and b"bytes of this log cut by eureka" in text
+    short = tmp_path / "short.log"
+    short.write_text("all of it\n")
+    trim_log(short)
+    assert short.read_text() == "all of it\n"
+
+
 def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     runs = ["--runs-dir", str(tmp_path / "runs")]
     result = runner.invoke(app, ["train", "cartpole", "--reward", "nope.py", *runs])

@@ -28,6 +28,28 @@ class _SmokeOverdue(Exception):
     """A `smoke_first` job's smoke test has not passed within its own limit."""
 
 
+LOG_HEAD = 1 << 20
+LOG_TAIL = 3 << 20
+"""Bytes of a job's train.log kept from its start and from its end: a reward that prints in a
+loop fills it up to the sandbox's file-size limit (512 MiB), for every candidate of a run."""
+
+
+def trim_log(path: Path) -> None:
+    """Cut the middle out of a log longer than LOG_HEAD + LOG_TAIL, saying how much went."""
+    with contextlib.suppress(OSError):
+        size = path.stat().st_size
+        if size <= LOG_HEAD + LOG_TAIL:
+            return
+        with path.open("rb") as fh:
+            head = fh.read(LOG_HEAD)
+            fh.seek(size - LOG_TAIL)
+            tail = fh.read()
+        cut = f"\n[... {size - len(head) - len(tail):,} bytes of this log cut by eureka ...]\n".encode()
+        tmp = path.with_name(path.name + ".trim")
+        tmp.write_bytes(head + cut + tail)
+        tmp.replace(path)
+
+
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(lines[-n:])[-400:]
@@ -85,6 +107,7 @@ def run_training(
     else:  # the last progress, whether or not a tick came after the worker wrote it
         report_progress(progress_file, on_progress)
     shutil.rmtree(job.out_dir / "tmp", ignore_errors=True)  # the worker's scratch space
+    trim_log(job.out_dir / LOG_FILE)
     if outcome is None:
         assert smoke_limit is not None
         result = TrainResult(
