@@ -327,8 +327,9 @@ def train(
             sim_threads=threads or os.cpu_count() or 1,
         )
         run_dir = runs.new_run_dir(spec.name, runs_dir, label="train")
-        reward_file = None if source is None else run_dir / "reward.py"
-        if reward_file is not None and source is not None:
+        reward_file = None
+        if source is not None:
+            reward_file = run_dir / "reward.py"
             reward_file.write_text(source)
         job = job.model_copy(update={"reward_file": reward_file, "out_dir": run_dir})
         runs.write_config(

@@ -583,6 +583,9 @@ def write_whole(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+Record = TypeVar("Record", bound=BaseModel)
+
+
 def read_record(model: type[Record], path: Path) -> Record:
     """The record saved in `path` (a run directory's JSON files); one that does not parse as its
     record is a RunFileError naming the file and how to go on, not a validation traceback."""
@@ -596,8 +599,6 @@ def read_record(model: type[Record], path: Path) -> Record:
             "to redo the step it records, or restore it"
         ) from None
 
-
-Record = TypeVar("Record", bound=BaseModel)
 
 CANDIDATE_FILE = "candidate.json"
 RESPONSE_FILE = "response.md"

@@ -291,19 +291,7 @@ def validate_output(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Check `(total, components)` against the reward contract (with `finite`, that the total
     holds no NaN or infinity too)."""
-    if isinstance(out, (tuple, list)) and len(out) == 2 and not isinstance(out[1], dict):
-        raise RewardError(
-            Status.CHECK_FAILED,
-            "the second item compute_reward returns must be a dict of named component tensors "
-            f"(e.g. {{'upright': upright}}), got {type(out[1]).__name__}",
-        )
-    if isinstance(out, (tuple, list)) and len(out) == 2 and len(out[1]) > MAX_COMPONENTS:
-        raise RewardError(
-            Status.CHECK_FAILED,
-            f"compute_reward returns {len(out[1])} components; return at most {MAX_COMPONENTS} named "
-            "terms (each is shown to the model and plotted: group small terms into one)",
-        )
-    if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], dict)):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
         got = (
             type(out).__name__
             if not isinstance(out, (tuple, list))
@@ -312,6 +300,18 @@ def validate_output(
         raise RewardError(
             Status.CHECK_FAILED,
             f"compute_reward must return a pair (total reward tensor, dict of component tensors), got {got}",
+        )
+    if not isinstance(out[1], dict):
+        raise RewardError(
+            Status.CHECK_FAILED,
+            "the second item compute_reward returns must be a dict of named component tensors "
+            f"(e.g. {{'upright': upright}}), got {type(out[1]).__name__}",
+        )
+    if len(out[1]) > MAX_COMPONENTS:
+        raise RewardError(
+            Status.CHECK_FAILED,
+            f"compute_reward returns {len(out[1])} components; return at most {MAX_COMPONENTS} named "
+            "terms (each is shown to the model and plotted: group small terms into one)",
         )
     total = _as_batch(out[0], n, "the total reward", device)
     components: dict[str, torch.Tensor] = {}

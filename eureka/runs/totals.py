@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from eureka.llm.client import TRANSCRIPT_FILE, Usage
-from eureka.types import Totals
+from eureka.types import Totals, write_whole
 
 PARTS_FILE = "parts.json"
 """One Totals per part of the run, in order."""
@@ -98,9 +98,7 @@ class Ledger:
         """(this part, all parts) so far; this part's entry is written."""
         part = self.part()
         with self._lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(_PARTS.dump_json([*self.before, part], indent=2))
-            tmp.replace(self.path)
+            write_whole(self.path, _PARTS.dump_json([*self.before, part], indent=2).decode())
             llm = self.transcript()
         total = Totals(
             llm_calls=llm.calls,

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -52,6 +53,11 @@ def make_env(
     except gym.error.Error as exc:
         raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
     return numeric_observations(env)
+
+
+def checker_text(message: Warning | str) -> str:
+    """A warning of gymnasium's env checker without its colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(message))
 
 
 def task_code_raised(exc: BaseException, folder: Path | None = None) -> str:

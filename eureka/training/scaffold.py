@@ -33,6 +33,7 @@ from eureka.errors import ConfigError, EurekaError
 from eureka.training.envs import (
     NumericObservation,
     batch_tensors,
+    checker_text,
     gym_make,
     make_state_env,
     numeric_observations,
@@ -659,18 +660,17 @@ def new_task(name: str, env_id: str, root: Path, force: bool = False) -> Scaffol
                 shutil.rmtree(folder, ignore_errors=True)
             if isinstance(exc, Exception) and not isinstance(exc, EurekaError):
                 raised = task_code_raised(exc, folder)
-                checker = [_plain(w.message) for w in warned if "passive_env_checker" in w.filename]
+                checker = [
+                    checker_text(w.message).removeprefix("WARN: ").strip()
+                    for w in warned
+                    if "passive_env_checker" in w.filename
+                ]
                 hint = f"; gymnasium's env checker: {checker[0]}" if checker else ""
                 raise ConfigError(f"--env {env_id}: {raised}{hint}") from None
             raise
     for w in warned:  # as they would have shown
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return scaffold
-
-
-def _plain(message: Warning | str) -> str:
-    """A warning's text without gymnasium's colour codes and `WARN:` prefix."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(message)).removeprefix("WARN: ").strip()
 
 
 def _write(name: str, env_id: str, folder: Path) -> Scaffold:

@@ -23,7 +23,7 @@ from eureka.errors import ConfigError
 from eureka.reward.contract import RewardError, RewardFunction, compile_reward
 from eureka.training.files import PROGRESS_FILE, SMOKE_FILE
 from eureka.training.fitness import Fitness
-from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult
+from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult, write_whole
 
 Filmed = TypeVar("Filmed")
 
@@ -474,18 +474,13 @@ class ProgressFile:
             return
         self._last = elapsed
         fitness = [f for f in recorder.fitness if f is not None]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "env_steps": steps,
-                    "total": self.total,
-                    "fitness": fitness[-1] if fitness else None,
-                    "elapsed": elapsed,
-                }
-            )
-        )
-        tmp.replace(self.path)
+        progress = {
+            "env_steps": steps,
+            "total": self.total,
+            "fitness": fitness[-1] if fitness else None,
+            "elapsed": elapsed,
+        }
+        write_whole(self.path, json.dumps(progress))
 
 
 def trained_result(

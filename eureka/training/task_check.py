@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import keyword
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from eureka.reward.contract import RewardError, compile_reward
 from eureka.training.envs import (
     StateExtractor,
     batch_tensors,
+    checker_text,
     make_env,
     make_state_env,
     task_code_raised,
@@ -196,8 +196,7 @@ def _check_custom_env(task: Task, report: TaskReport) -> None:
         except Exception as exc:
             report.problems.append(f"gymnasium's env checker: {type(exc).__name__}: {exc}")
     for w in caught:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(w.message))
-        report.notes.append(f"gymnasium's env checker: {text}")
+        report.notes.append(f"gymnasium's env checker: {checker_text(w.message)}")
     env.close()
 
 
