@@ -27,6 +27,7 @@ from eureka.llm.client import LLM, NO_MODEL, BudgetExceeded, LLMError, Message, 
 from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
+from eureka.reward.parametrise import Peak
 from eureka.runs.totals import Ledger
 from eureka.training import groups, optimise
 from eureka.training import halving as schedule
@@ -498,8 +499,10 @@ class Loop:
 
     @staticmethod
     def _as_elite(cand: Candidate) -> optimise.Elite:
-        names = tuple(c.name for c in cand.result.components) if cand.result else ()
-        return optimise.Elite(cand.code, names, cand.fitness or 0.0)
+        stats = cand.result.components if cand.result else []
+        peaks = (Peak.of(c.name, c.means) for c in stats)
+        names = tuple(c.name for c in stats)
+        return optimise.Elite(cand.code, names, cand.fitness or 0.0, tuple(p for p in peaks if p is not None))
 
     def _proposals(self, number: int) -> list[optimise.Proposed]:
         """The optimiser's trials and the structure operators' recombinations of the elite."""

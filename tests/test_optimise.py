@@ -313,3 +313,71 @@ def test_the_final_evaluation_retrains_a_best_that_changed_on_a_resume(tmp_path:
     assert place_reward(old, out).read_text() == old.read_text() and (out / METRICS_FILE).is_file()
     assert place_reward(new, out).read_text() == new.read_text()
     assert not (out / METRICS_FILE).exists()  # trains again
+
+
+def test_a_peak_is_offered_on_costs_only_and_sized_by_their_training_means() -> None:
+    peak = parametrise.Peak.of("reach", [-0.4, None, -0.1, float("nan"), -0.05])
+    assert peak == parametrise.Peak("reach", size=0.4, width=0.05)  # widest early, last where it ends
+    assert parametrise.Peak.of("reach", [-0.4, -0.0]) == parametrise.Peak("reach", size=0.4, width=0.4)
+    assert parametrise.Peak.of("turn", [-0.4, 0.2]) is None  # not a cost: it went above 0
+    assert parametrise.Peak.of("zero", [0.0, 0.0]) is None and parametrise.Peak.of("none", [None]) is None
+    tiny = parametrise.Peak.of("close", [-2.0, -1e-9])
+    assert tiny is not None and tiny.width == 0.02  # never narrower than a hundredth of its size
+
+
+def test_a_family_adds_a_peak_to_a_cost_only_where_the_search_turns_it_on(tmp_path: Path) -> None:
+    """Off at the start (the elite's own code), on at a weight: `weight x size x exp(cost / width)`
+    added to the total and shown as its own component; the result passes the critic."""
+    import torch
+
+    peaks = (parametrise.Peak("calm", size=2.0, width=0.5), parametrise.Peak("elsewhere", 1.0, 1.0))
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN, peaks=peaks)
+    assert family.peaks == peaks[:1]  # a peak on a component the reward does not return is dropped
+    assert [(p.name, p.start, p.low, p.high, p.log) for p in family.params][-2:] == [
+        ("p_calm", 0.0, 0.0, parametrise.PEAK_WEIGHT, False),
+        ("s_calm", 0.5, 0.5 / 3, 1.5, True),
+    ]
+    assert family.render(family.start) == parametrise.substitute(WRITTEN, [0.5, 0.05, 2.0])
+    code = family.render({"p_calm": 1.5, "s_calm": 0.25})
+    space: dict[str, object] = {}
+    exec(compile(code, "peaked", "exec"), space)  # our own rendering, in a test
+    angle, speed = torch.tensor([0.1, 1.0]), torch.tensor([0.0, 2.0])
+    total, parts = space["compute_reward"](pole_angle=angle, angular_velocity=speed)  # type: ignore[operator]
+    calm = -0.05 * speed**2
+    expected_peak = 1.5 * 2.0 * torch.exp(calm / 0.25)
+    assert torch.allclose(parts["calm_peak"], expected_peak)
+    assert torch.allclose(total, 2.0 * torch.exp(-angle.abs() / 0.5) + calm + expected_peak)
+    assert set(parts) == {"upright", "calm", "calm_peak"}
+    report = review(code, TASK, tmp_path / "cand", environment_context(TASK), run_training, backend="batched")
+    assert report.status == Status.OK, report.message
+    # the peaked reward's own family tunes the peak's numbers as constants and peaks no cost twice
+    again = parametrise.Family.of(code, ("upright", "calm", "calm_peak"), peaks=peaks[:1])
+    assert "'calm_peak_'" in again.render({"p_calm": 1.0})
+
+
+def test_a_study_with_peaks_resumes_with_them(tmp_path: Path) -> None:
+    peaks = (parametrise.Peak("calm", size=2.0, width=0.5),)
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN, peaks=peaks)
+    store = tmp_path / optimise.STUDY_FILE
+    first = optimise.Optimiser(store, family, seed=0)
+    assert first.name != optimise.family_key(parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN))
+    asked = first.ask(5)
+    assert any(p.values["p_calm"] > 0 and "calm_peak" in p.code for p in asked)
+    again = optimise.Optimiser.load(store, first.name)
+    assert again.family.peaks == peaks and again.family.params == family.params
+
+
+def test_the_loop_offers_the_optimiser_a_peak_on_each_cost_of_the_elite() -> None:
+    from eureka.loop import Loop
+    from eureka.types import Candidate, ComponentStats
+
+    stats = [
+        ComponentStats(name="upright", means=[0.2, 0.8]),
+        ComponentStats(name="calm", means=[-0.3, -0.1]),
+        ComponentStats(name="idle", means=[0.0, None]),
+    ]
+    result = TrainResult(status=Status.OK, fitness=0.5, components=stats)
+    cand = Candidate(iteration=1, index=0, origin="tune", status=Status.OK, fitness=0.5, result=result)
+    elite = Loop._as_elite(cand)
+    assert elite.components == ("upright", "calm", "idle")
+    assert elite.peaks == (parametrise.Peak("calm", size=0.3, width=0.1),)

@@ -1,7 +1,8 @@
 """A reward as a family of rewards to search (BARFI / R*): its numeric constants (weights,
 temperatures, thresholds) on a log scale around their values, plus blend weights over its named
-components (log-scale multipliers) and the human reward's total, rendered back into ordinary
-reward code.
+components (log-scale multipliers) and the human reward's total, plus a peak on each cost (a
+component that stayed <= 0 in training: a distance, an effort) that the search may switch on,
+rendered back into ordinary reward code.
 
     family = Family.of(elite_code, components=("upright", "centred"), human=human_code)
     code = family.render({"c0": 0.3, "w_upright": 2.0, "w_human": 0.2})
@@ -13,6 +14,7 @@ source is rewritten here; the results are checked by the critic before they trai
 from __future__ import annotations
 
 import ast
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,36 @@ the elite (a tenfold span put most trials far from it, where they scored worse).
 MAX_CONSTANTS = 12
 """At most this many constants are searched (the first ones in the code); the rest stay."""
 NO_TUNE_KEYWORDS = {"dim", "axis", "keepdim", "p"}
+PEAK_WEIGHT = 2.0
+"""A peak's weight is searched in [0, PEAK_WEIGHT] times its cost's typical size (0: no peak)."""
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A cost component (<= 0 throughout training) and its sizes there, so the family can add
+    `weight * exp(cost / width)`: a bounded bonus that grows sharply as the cost nears 0, the
+    shape of Eureka's and DeepMind Control's `exp(-distance / temperature)` terms (a linear
+    distance pulls as hard from far as from near, and leaves the last centimetres unrewarded)."""
+
+    component: str
+    size: float
+    """The cost's largest magnitude over the training's checkpoints (the peak's weight unit)."""
+    width: float
+    """The cost's magnitude at the last checkpoint (where the trained policy keeps it): the width
+    the search starts from, so the peak sharpens what the policy already achieves."""
+
+    @classmethod
+    def of(cls, component: str, means: list[float | None]) -> Peak | None:
+        """The peak of a component from its per-checkpoint means; None unless every finite mean
+        is <= 0 and one is below 0."""
+        finite = [m for m in means if m is not None and math.isfinite(m)]
+        if not finite or any(m > 0 for m in finite):
+            return None
+        size = max(-m for m in finite)
+        width = next((-m for m in reversed(finite) if m < 0), 0.0)
+        if size <= 0 or width <= 0:
+            return None
+        return cls(component, float(f"{size:.4g}"), float(f"{max(width, size / 100):.4g}"))
 
 
 @dataclass(frozen=True)
@@ -98,12 +130,20 @@ class Family:
     components: tuple[str, ...] = ()
     human: str | None = None
     params: list[Param] = field(default_factory=list)
+    peaks: tuple[Peak, ...] = ()
 
     @classmethod
-    def of(cls, code: str, components: tuple[str, ...] = (), human: str | None = None) -> Family:
+    def of(
+        cls,
+        code: str,
+        components: tuple[str, ...] = (),
+        human: str | None = None,
+        peaks: tuple[Peak, ...] = (),
+    ) -> Family:
         """The family around `code`: its constants, a multiplier per component (the blend adds
-        (m - 1) x the component to the total: m = 2 counts it twice) and, when `human` is another
-        reward, a weight on the human reward's total. The total's own weight stays 1 (`w_total`
+        (m - 1) x the component to the total: m = 2 counts it twice), when `human` is another
+        reward a weight on the human reward's total, and for each of `peaks` (costs among the
+        components) a weight (0: off) and a width. The total's own weight stays 1 (`w_total`
         renders but is not searched: the learners scale rewards by their running spread, so only
         the weights relative to the total matter)."""
         tree = compose.parse(code)
@@ -118,7 +158,12 @@ class Family:
             params.append(Param("w_human", 0.0, 0.0, 2.0, log=False))
         else:
             human = None
-        return cls(code, tuple(components), human, params)
+        peaks = tuple(p for p in peaks if p.component in components)
+        for peak in peaks:
+            name, width = _identifier(peak.component), peak.width
+            params.append(Param(f"p_{name}", 0.0, 0.0, PEAK_WEIGHT, log=False))
+            params.append(Param(f"s_{name}", width, width / LOG_SPAN, width * LOG_SPAN, log=True))
+        return cls(code, tuple(components), human, params, peaks)
 
     @property
     def start(self) -> dict[str, float]:
@@ -132,11 +177,24 @@ class Family:
         weights = {n: point[f"w_{_identifier(n)}"] - 1.0 for n in self.components}
         w_total = point["w_total"]
         w_human = point.get("w_human", 0.0)
-        if w_total == 1.0 and not any(weights.values()) and not w_human:
+        peaks = {}
+        for peak in self.peaks:
+            name = _identifier(peak.component)
+            weight, width = point[f"p_{name}"] * peak.size, point[f"s_{name}"]
+            if weight > 0 and width > 0:
+                peaks[peak.component] = (weight, width)
+        if w_total == 1.0 and not any(weights.values()) and not w_human and not peaks:
             return code
-        return self._blend(code, w_total, weights, w_human)
+        return self._blend(code, w_total, weights, w_human, peaks)
 
-    def _blend(self, code: str, w_total: float, weights: dict[str, float], w_human: float) -> str:
+    def _blend(
+        self,
+        code: str,
+        w_total: float,
+        weights: dict[str, float],
+        w_human: float,
+        peaks: dict[str, tuple[float, float]],
+    ) -> str:
         imports, body = compose.prefixed(code, "_base_")
         params = compose.parameters(code)
         lists = [params]
@@ -160,6 +218,19 @@ class Family:
                     f"    if {name!r} in components:",
                     f"        blended = blended + {weight:.4g} * _as_vector(components[{name!r}], {like})",
                 ]
+        if peaks:
+            lines.append("    components = dict(components)")
+        for name, (weight, width) in peaks.items():
+            label = name + "_peak"
+            while label in self.components:
+                label += "_"
+            value = f"_as_vector(components[{name!r}], {like})"
+            lines += [
+                f"    if {name!r} in components:",
+                f"        peak = {weight:.4g} * torch.exp({value} / {width:.4g})",
+                f"        components[{label!r}] = peak",
+                "        blended = blended + peak",
+            ]
         if len(lists) > 1:
             human_call = compose.call(f"_human_{ENTRY}", lists[1])
             lines += [

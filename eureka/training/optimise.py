@@ -22,7 +22,7 @@ from typing import Any
 
 from eureka.llm.client import LOCAL_MODEL, NO_MODEL
 from eureka.reward.compose import ComposeError, Parent, propose
-from eureka.reward.parametrise import Family, perturb
+from eureka.reward.parametrise import Family, Peak, perturb
 from eureka.types import SolveConfig, write_whole
 
 STUDY_FILE = "optimiser.db"
@@ -61,14 +61,15 @@ def _storage(path: Path) -> Any:
     return _optuna().storages.RDBStorage(f"sqlite:///{path}")
 
 
-FAMILY_VERSION = 2
+FAMILY_VERSION = 3
 """Bumped when a family's parameters change meaning (v2: component weights became log-scale
-multipliers), so a resumed older run starts a new study instead of reading old trials wrongly
-(Optuna refuses a parameter whose scale changed)."""
+multipliers; v3: peaks on the costs), so a resumed older run starts a new study instead of
+reading old trials wrongly (Optuna refuses a parameter whose scale changed)."""
 
 
 def family_key(family: Family) -> str:
-    text = "\0".join([family.code, ",".join(family.components), family.human or ""])
+    peaks = ",".join(f"{p.component}:{p.size}:{p.width}" for p in family.peaks)
+    text = "\0".join([family.code, ",".join(family.components), family.human or "", peaks])
     return f"family{FAMILY_VERSION}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -104,12 +105,14 @@ class Optimiser:
             self.study.set_user_attr("code", family.code)
             self.study.set_user_attr("components", list(family.components))
             self.study.set_user_attr("human", family.human)
+            self.study.set_user_attr("peaks", [asdict(p) for p in family.peaks])
 
     @classmethod
     def load(cls, path: Path, name: str, sampler: str = "tpe", seed: int = 0) -> Optimiser:
         """The stored study `name`, with the family it was made for."""
         attrs = _optuna().load_study(study_name=name, storage=_storage(path)).user_attrs
-        family = Family.of(attrs["code"], tuple(attrs["components"]), attrs["human"])
+        peaks = tuple(Peak(**p) for p in attrs.get("peaks", []))
+        family = Family.of(attrs["code"], tuple(attrs["components"]), attrs["human"], peaks)
         return cls(path, family, sampler, seed)
 
     def seed_with(self, fitness: float) -> None:
@@ -204,6 +207,8 @@ class Elite:
     code: str
     components: tuple[str, ...]
     fitness: float
+    peaks: tuple[Peak, ...] = ()
+    """Its costs (components <= 0 throughout its training), which its family may add a peak to."""
 
 
 class Proposer:
@@ -230,7 +235,7 @@ class Proposer:
             if name not in self._studies:
                 self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
             return self._studies[name]
-        family = Family.of(elite.code, elite.components, human)
+        family = Family.of(elite.code, elite.components, human, elite.peaks)
         key = family_key(family)
         if key not in self._studies:
             self._studies[key] = Optimiser(self.path, family, self.sampler, self.seed)
