@@ -191,6 +191,13 @@ def _reward_source(task: tasks.Task, reward: str) -> str | None:
     """The text of the reward the user asked for (None for sparse), read before a run
     directory is made for it."""
     if reward == "sparse":
+        from eureka.training.fitness import Fitness
+
+        if Fitness(task).signal is None:
+            raise RewardFileError(
+                f"task {task.name} has no success_signal in fitness.py, so it has no sparse reward; "
+                "give --reward human or a reward file, or add success_signal(...) to fitness.py"
+            )
         return None
     source = task.file(tasks.HUMAN_REWARD_FILE) if reward == "human" else Path(reward)
     if source is None or not source.is_file():

@@ -281,6 +281,24 @@ def test_missing_reward_file_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()  # no run directory for a reward that cannot be read
 
 
+def test_a_sparse_reward_on_a_task_without_a_success_signal_is_refused_before_a_run(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "cartpole"  # F is the episode's length: it needs no success signal
+    shutil.copytree(REPO / "tasks/cartpole", folder)
+    fitness = (folder / "fitness.py").read_text()
+    (folder / "fitness.py").write_text(fitness.replace("def success_signal(", "def _unused_signal("))
+    result = runner.invoke(
+        app, ["train", str(folder), "--reward", "sparse", "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "error: task cartpole has no success_signal in fitness.py, so it has no sparse reward; give "
+        "--reward human or a reward file, or add success_signal(...) to fitness.py"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_human_readable_output() -> None:
     result = runner.invoke(app, ["train", "cartpole", "--timesteps", "2000", "--no-video"])
