@@ -120,7 +120,8 @@ def tasks_list() -> None:
                 if tasks.training_path(task) == "batched"
                 else f"{spec.training.algorithm} (SB3)",
                 f"{tasks.budget(task):,}",
-                f"{spec.fitness.threshold:g} ({spec.fitness.metric})",
+                f"{'none' if spec.fitness.threshold is None else f'{spec.fitness.threshold:g}'}"
+                f" ({spec.fitness.metric})",
                 spec.machine_note,
             )
         console.print(table)

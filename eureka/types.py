@@ -102,9 +102,10 @@ class FitnessSpec(Strict):
     `custom` (fitness.py `episode_fitness`)."""
     description: str
     """What F measures, shown to the LLM as the name of the task score."""
-    threshold: float
+    threshold: float | None = None
     """The task is solved when mean F over evaluation episodes reaches this; an episode
-    counts as a success when its own F reaches it."""
+    counts as a success when its own F reaches it. None (a task made by `tasks new` from an env
+    that registers no reward_threshold, until one is set): nothing counts as solved."""
 
 
 class BatchedSpec(Strict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 import yaml
 from conftest import REPO, human_job
@@ -72,6 +73,8 @@ def test_scaffold_passes_check(env_id: str, tmp_path: Path) -> None:
     assert spec["name"] == name == made.folder.name
     assert fields <= set(spec["state"]), sorted(spec["state"])
     assert spec["fitness"]["metric"] == "env_return"
+    registered = gym.spec(env_id).reward_threshold
+    assert spec["fitness"].get("threshold") == (float(registered) if registered else None)  # no placeholder
     state_py = made.folder / "state.py"
     if any("obs" not in f for f in spec["state"].values()):
         assert "def get_state(env, obs)" in state_py.read_text()
@@ -223,3 +226,34 @@ def test_an_environment_that_fails_is_named_with_where_and_leaves_no_folder(
     assert str(caught.value).startswith(f"--env {source}:{cls}: running the task's code raised ")
     assert message in str(caught.value)
     assert not (tmp_path / "tasks" / "broken").exists()
+
+
+def test_a_task_without_a_threshold_counts_nothing_as_solved(tmp_path: Path) -> None:
+    """What `tasks new` writes for an env that registers no reward_threshold: not a placeholder 0
+    that every positive return would pass."""
+    import shutil
+
+    from eureka.llm.context import environment_context
+    from eureka.training.fitness import Fitness
+    from eureka.training.session import SolveClock
+
+    folder = tmp_path / "cartpole"
+    shutil.copytree(REPO / "tasks/cartpole", folder)
+    text = (folder / tasks.TASK_FILE).read_text()
+    (folder / tasks.TASK_FILE).write_text(
+        "\n".join(line for line in text.splitlines() if "threshold:" not in line)
+    )
+    task = tasks.load(str(folder))
+    assert task.spec.fitness.threshold is None
+    assert not Fitness(task).succeeded(500.0)
+    clock = SolveClock(None, window=2)
+    for steps in (10, 20, 30):
+        clock.on_episode(500.0, steps)
+    assert not clock.solved
+    assert "solved" not in environment_context(task)
+    report = check_task(str(folder))
+    assert report.ok, report.problems
+    assert (
+        "task.yaml sets no fitness.threshold, so no policy counts as solved; set the F that means solved"
+        in (report.notes)
+    )

@@ -132,8 +132,9 @@ def analyze(result: TrainResult, task: Task) -> str:
     succeeded = sum(e.success for e in episodes)
     score = task.spec.fitness
     lines = [
-        f"Evaluation rollouts of the trained policy: {n} episodes, {succeeded} succeeded "
-        f"(task_score ≥ {score.threshold:g}); task_score per episode: "
+        f"Evaluation rollouts of the trained policy: {n} episodes"
+        + ("" if score.threshold is None else f", {succeeded} succeeded (task_score ≥ {score.threshold:g})")
+        + "; task_score per episode: "
         + ", ".join(_fmt(e.fitness) for e in episodes[:10])
         + ("" if n <= 10 else ", …"),
         "How the episodes ended:",

@@ -35,7 +35,12 @@ def environment_context(task: Task) -> str:
         "",
         f"Episode end: {spec.termination.strip()}",
         "",
-        f"Task score: {spec.fitness.description.strip()} (higher is better; "
-        f"the task counts as solved at {spec.fitness.threshold:g}).",
+        f"Task score: {spec.fitness.description.strip()} (higher is better"
+        + (
+            ""
+            if spec.fitness.threshold is None
+            else f"; the task counts as solved at {spec.fitness.threshold:g}"
+        )
+        + ").",
     ]
     return "\n".join(lines)

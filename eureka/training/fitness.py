@@ -89,7 +89,7 @@ class Fitness:
         return number
 
     def succeeded(self, value: float) -> bool:
-        return value >= self.spec.threshold
+        return self.spec.threshold is not None and value >= self.spec.threshold
 
 
 class EpisodeTracker:

@@ -197,7 +197,7 @@ class SolveClock:
     """When training first reached the success threshold: the mean F of the last `window`
     training episodes at or above it (time to solve, for benchmarks and early stopping)."""
 
-    def __init__(self, threshold: float, window: int = 20) -> None:
+    def __init__(self, threshold: float | None, window: int = 20) -> None:
         self.threshold = threshold
         self.window = window
         self.recent: list[float] = []
@@ -207,6 +207,8 @@ class SolveClock:
 
     def on_episode(self, fitness: float, num_steps: int) -> None:
         self.recent = [*self.recent[-(self.window - 1) :], fitness]
+        if self.threshold is None:
+            return  # a task with no threshold is never solved
         solved = len(self.recent) == self.window and sum(self.recent) / self.window >= self.threshold
         if solved and self.steps is None:
             self.steps = num_steps

@@ -170,6 +170,10 @@ def _check_functions(task: Task, report: TaskReport) -> None:
             report.problems.append(f"{task.folder / 'fitness.py'}: {exc.message}")
     else:
         report.notes.append("fitness.py defines no success_signal, so the task has no sparse baseline")
+    if task.spec.fitness.threshold is None:
+        report.notes.append(
+            "task.yaml sets no fitness.threshold, so no policy counts as solved; set the F that means solved"
+        )
     human = task.file(tasks.HUMAN_REWARD_FILE)
     if human is None:
         return
