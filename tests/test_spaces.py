@@ -343,3 +343,62 @@ def test_multidiscrete_actions_train_on_sb3_and_an_env_that_cannot_render_trains
     assert batched.status == Status.CRASHED
     assert "the batched path takes Box and Discrete actions, not MultiDiscrete([3 3])" in batched.message
     assert "--backend sb3" in batched.message
+
+
+SCALAR_ENV = '''
+import gymnasium as gym
+import numpy as np
+
+
+class Scalar(gym.Env):
+    """One number observed (a Box of shape ()), pushed by the action."""
+
+    def __init__(self, render_mode=None):
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, shape=(), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.x = np.float32(0.0)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = np.float32(self.np_random.uniform(-5, 5))
+        return np.array(self.x, dtype=np.float32), {}
+
+    def step(self, action):
+        self.x = np.float32(np.clip(self.x + float(action[0]), -10, 10))
+        return np.array(self.x, dtype=np.float32), -abs(float(self.x)), False, False, {}
+'''
+
+
+def test_boxes_that_are_not_flat_are_flattened() -> None:
+    scalar = numeric_observations(_Env(gym.spaces.Box(-1.0, 1.0, shape=(), dtype=np.float32)))
+    assert scalar.observation_space.shape == (1,)
+    obs, _ = scalar.reset()
+    assert obs.shape == (1,)
+    matrix = numeric_observations(_Env(gym.spaces.Box(-1.0, 1.0, shape=(2, 3), dtype=np.float32)))
+    assert matrix.observation_space.shape == (6,)
+    flat = _Env(gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32))
+    assert numeric_observations(flat) is flat
+
+
+@pytest.mark.slow
+def test_a_scalar_observation_task_scaffolds_checks_and_trains(tmp_path: Path) -> None:
+    """It checked as 'obs 0 is outside the observation (size 0)' and crashed SB3's flattening."""
+    source = tmp_path / "scalar.py"
+    source.write_text(SCALAR_ENV)
+    made = new_task("scalar", f"{source}:Scalar", tmp_path / "tasks")
+    spec = yaml.safe_load((made.folder / tasks.TASK_FILE).read_text())
+    assert {name: f["obs"] for name, f in spec["state"].items()} == {"obs_0": 0}
+    spec["env"]["max_episode_steps"] = 50
+    spec["training"]["eval_episodes"] = 2
+    (made.folder / tasks.TASK_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
+    (made.folder / tasks.HUMAN_REWARD_FILE).write_text(
+        "import torch\n\n\n"
+        "def compute_reward(obs_0: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:\n"
+        "    near = -obs_0.abs()\n"
+        "    return near, {'near': near}\n"
+    )
+    report = check_task(str(made.folder))
+    assert report.ok, report.problems
+    result = run_training(human_job(made.folder, tmp_path / "run", 1024, "sb3"))
+    assert result.status == Status.OK, result.message
+    assert result.env_steps >= 1024 and [c.name for c in result.components] == ["near"]

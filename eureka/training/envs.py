@@ -100,10 +100,10 @@ def numeric_observations(env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
     """`env` with one flat Box observation: a dict of Boxes flattened in key order as
     `FlattenObservation` does (gymnasium-robotics' goal environments); any other space (a
     Discrete, MultiDiscrete or MultiBinary part, a Tuple) as `NumericObservation` lays it out;
-    a Box unchanged."""
+    a flat Box unchanged, any other Box (a scalar, shape (); a matrix) flattened in C order."""
     space = env.observation_space
     if isinstance(space, gym.spaces.Box):
-        return env
+        return env if len(space.shape) == 1 else gym.wrappers.FlattenObservation(env)
     if isinstance(space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s, _ in _parts(space)):
         return gym.wrappers.FlattenObservation(env)
     return NumericObservation(env)

@@ -106,8 +106,8 @@ def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> N
 
 def _check_state(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None:
     where = task.folder / "task.yaml"
-    shape = env.observation_space.shape or ()
-    size = int(np.prod(shape)) if shape else 0
+    shape = env.observation_space.shape
+    size = int(np.prod(shape)) if shape is not None else 0  # a scalar Box (shape ()) is one number
     for name, spec in task.spec.state.items():
         if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("prev_") or name == "action":
             report.problems.append(
