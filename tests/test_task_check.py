@@ -92,6 +92,40 @@ def test_unknown_hyperparameter_and_wrong_algorithm(tmp_path: Path) -> None:
     ]
 
 
+def test_hyperparameter_values_that_would_fail_deep_in_training_are_named(tmp_path: Path) -> None:
+    """Not 'only integer tensors of a single element can be converted to an index' from SB3's
+    rollout, after the sandbox and the smoke test: the value and what it must be, before a run."""
+    bad = {
+        "gamma": "fast",
+        "n_epochs": -3,
+        "n_steps": 2.5,
+        "learning_rate": "lin_x",
+        "clip_range": "lin_0.2",
+        "gae_lambda": 1.5,
+        "normalize_advantage": 1,
+        "ent_coef": 0.01,
+    }
+    folder = _broken(tmp_path, {"training.hyperparams": bad})
+    where = folder / "task.yaml"
+    lin = "must be a number (or lin_<number>, a linear schedule)"
+    expected = [  # in the order of the task.yaml written (keys sorted)
+        f"{where}: training.hyperparams.gae_lambda: 1.5 must be in [0, 1]",
+        f"{where}: training.hyperparams.gamma: 'fast' must be a number",
+        f"{where}: training.hyperparams.learning_rate: 'lin_x' {lin}",
+        f"{where}: training.hyperparams.n_epochs: -3 must be at least 1",
+        f"{where}: training.hyperparams.n_steps: 2.5 must be a whole number",
+        f"{where}: training.hyperparams.normalize_advantage: 1 must be true or false",
+    ]
+    assert check_task(str(folder)).problems == expected
+    from conftest import human_job
+
+    from eureka.training.jobs import run_training
+
+    result = run_training(human_job(folder, tmp_path / "run", 256, "sb3"))
+    assert result.status == "crashed"
+    assert result.message == f"{where}: " + "; ".join(e.removeprefix(f"{where}: ") for e in expected)
+
+
 def test_human_reward_breaking_the_contract(tmp_path: Path) -> None:
     bad = "import torch\n\ndef compute_reward(pole_angle):\n    return torch.zeros(3), {}\n"
     folder = _broken(tmp_path, {}, {"human_reward.py": bad})

@@ -7,6 +7,7 @@ environments from the named state fields; its components are summarised per chec
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper,
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from eureka import tasks
+from eureka.errors import TaskError
 from eureka.reward.contract import RewardError, RewardFunction
 from eureka.training.envs import batch_tensors, make_state_env
 from eureka.training.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
@@ -168,6 +170,58 @@ def _schedule(value: Any) -> Any:
     return value
 
 
+POSITIVE_INTS = ("n_steps", "batch_size", "n_epochs", "buffer_size", "gradient_steps")
+RANGES: dict[str, tuple[float, float, str]] = {
+    "gamma": (0.0, 1.0, "in (0, 1]"),
+    "gae_lambda": (0.0, 1.0, "in [0, 1]"),
+    "tau": (0.0, 1.0, "in (0, 1]"),
+    "learning_rate": (0.0, float("inf"), "above 0"),
+    "clip_range": (0.0, float("inf"), "above 0"),
+    "max_grad_norm": (0.0, float("inf"), "above 0"),
+}
+"""Values a stable-baselines3 argument must take (checked before it trains, not deep in learn)."""
+
+
+def _number(value: Any) -> float | None:
+    """A YAML number (RL-Zoo's `lin_<x>` schedules as x); None for anything else."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            return float(value[4:])
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def hyperparam_problems(algorithm: str, hyperparams: dict[str, Any]) -> list[str]:
+    """What is wrong with the values of `training.hyperparams` for `algorithm` (types by the
+    constructor's defaults, ranges of the common arguments); unknown names are tasks check's."""
+    params = inspect.signature(ALGORITHMS[algorithm].__init__).parameters
+    problems = []
+    for key, value in hyperparams.items():
+        default = params[key].default if key in params else None
+        where = f"training.hyperparams.{key}: {value!r}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.append(f"{where} must be true or false")
+            continue
+        number = _number(value)
+        if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"{where} must be a whole number")
+        elif isinstance(default, float) and number is None:
+            lin = " (or lin_<number>, a linear schedule)" if key in ("learning_rate", "clip_range") else ""
+            problems.append(f"{where} must be a number{lin}")
+        elif key in POSITIVE_INTS and isinstance(value, int) and value < 1:
+            problems.append(f"{where} must be at least 1")
+        elif key in RANGES and number is not None:
+            low, high, text = RANGES[key]
+            inside = (low < number if key != "gae_lambda" else low <= number) and number <= high
+            if not inside:
+                problems.append(f"{where} must be {text}")
+    return problems
+
+
 def build_hyperparams(task: Task, n_actions: int) -> dict[str, Any]:
     """The task's hyperparameters as stable-baselines3 constructor arguments."""
     params = {k: _schedule(v) for k, v in task.spec.training.hyperparams.items()}
@@ -274,6 +328,9 @@ def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> 
     recorder = StatsRecorder(timesteps, spec.checkpoints)
     venv.recorder = recorder
     env: VecEnv = venv
+    problems = hyperparam_problems(spec.algorithm, spec.hyperparams)
+    if problems:
+        raise TaskError(f"{task.folder / 'task.yaml'}: " + "; ".join(problems))
     norm: VecNormalize | None = None
     if spec.normalize:
         gamma = float(spec.hyperparams.get("gamma", 0.99))

@@ -30,7 +30,7 @@ from eureka.training.envs import (
     task_code_raised,
 )
 from eureka.training.fitness import Fitness
-from eureka.training.sb3 import ALGORITHMS
+from eureka.training.sb3 import ALGORITHMS, hyperparam_problems
 from eureka.training.train import path_note
 from eureka.types import Task
 
@@ -102,6 +102,8 @@ def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> N
             report.problems.append(
                 f"{where}: training.hyperparams.{key} is not a {training.algorithm} argument{hint}"
             )
+    values = hyperparam_problems(training.algorithm, training.hyperparams)
+    report.problems += [f"{where}: {problem}" for problem in values]
 
 
 def _check_state(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None:
