@@ -260,3 +260,25 @@ def test_a_pair_whose_second_item_is_no_dict_and_too_many_components_are_named()
         "compute_reward returns 3000 components; return at most 64 named terms (each is shown to the "
         "model and plotted: group small terms into one)"
     )
+
+
+def test_a_reward_that_changes_torchs_default_dtype_is_put_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """A float64 default made the policy's layers float64: training crashed on 'mat1 and mat2
+    must have the same dtype' in torch's linear layer, naming nothing of the reward."""
+    source = (
+        "import torch\ntorch.set_default_dtype(torch.float64)\n\n"
+        "def compute_reward(pole_angle):\n"
+        "    torch.set_default_dtype(torch.float16)\n"
+        "    return torch.cos(pole_angle) + torch.zeros(pole_angle.shape[0]), {}\n"
+    )
+    fn = compile_reward(source, "reward.py", FIELDS)
+    assert torch.get_default_dtype() == torch.float32
+    total, _ = fn(_batch(4), 4)
+    assert torch.get_default_dtype() == torch.float32 and total.dtype == torch.float32
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: reward.py set torch's default dtype to torch.float64; eureka put it back (the policy and the "
+        "environments keep theirs): convert inside compute_reward instead",
+        "note: compute_reward in reward.py set torch's default dtype to torch.float16; eureka put it back "
+        "(the policy and the environments keep theirs): convert inside compute_reward instead",
+    ]

@@ -54,6 +54,28 @@ def _user_frame(exc: BaseException, filename: str, path: str) -> str:
     return f" ({filename} line {frame.lineno}: {line})" if line else f" ({filename} line {frame.lineno})"
 
 
+def _torch_defaults() -> tuple[torch.dtype, torch.device]:
+    return torch.get_default_dtype(), torch.get_default_device()
+
+
+def _restore_defaults(saved: tuple[torch.dtype, torch.device], where: str) -> None:
+    """Put back torch's default dtype and device where the reward's code changed them (the
+    policy, the environments and eureka's own tensors are made under them: a float64 default
+    made the policy's layers float64 and training crashed on 'mat1 and mat2 must have the same
+    dtype'), saying so once in the log."""
+    dtype, device = _torch_defaults()
+    if (dtype, device) == saved:
+        return
+    torch.set_default_dtype(saved[0])
+    torch.set_default_device(saved[1])
+    changed = f"dtype to {dtype}" if dtype != saved[0] else f"device to {device}"
+    print(
+        f"note: {where} set torch's default {changed}; eureka put it back (the policy and the "
+        "environments keep theirs): convert inside compute_reward instead",
+        flush=True,
+    )
+
+
 class RewardFunction:
     """A `compute_reward` (or other contract function) whose parameters are bound by name."""
 
@@ -118,6 +140,7 @@ class RewardFunction:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Call the reward on a batch of `n` environments; validate and return its output."""
         args = {p: batch[p].clone() for p in self.params}  # the reward may not mutate the state
+        defaults = _torch_defaults()
         try:
             out = self.fn(**args)
         except Stop:
@@ -127,6 +150,8 @@ class RewardFunction:
                 Status.CRASHED,
                 f"{self.entry} raised {_named(exc)}" + _user_frame(exc, self.filename, self.path),
             ) from None
+        finally:
+            _restore_defaults(defaults, f"{self.entry} in {self.filename}")
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:
             return _as_batch(out, n, f"the value of {self.entry}", device, scalars=True), {}
@@ -406,6 +431,7 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
         raise RewardError(
             Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"
         ) from None
+    defaults = _torch_defaults()
     try:
         exec(code, namespace)
     except Stop:
@@ -415,6 +441,8 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
             Status.CRASHED,
             f"running {filename} at import raised {_named(exc)}" + _user_frame(exc, filename, where),
         ) from None
+    finally:
+        _restore_defaults(defaults, filename)
     fn = namespace.get(ENTRY)
     if not callable(fn):
         raise RewardError(Status.CHECK_FAILED, f"{filename} defines no function '{ENTRY}'")
