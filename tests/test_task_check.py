@@ -283,3 +283,29 @@ def test_keyword_field_names_and_a_discrete_action_space_not_from_zero_are_probl
         "the action space Discrete(3, start=1) starts at 1: the policies act in 0..n-1; make the "
         "environment's Discrete start at 0 (and add the offset in env.py)"
     ) in check_task(str(folder)).problems
+
+
+@pytest.mark.parametrize(
+    ("returns", "problem"),
+    [
+        ('float("nan")', "episode_fitness returned nan; it must return the episode's F as one finite number"),
+        (
+            "episode.states['pole_angle'][9999]",
+            "episode_fitness: running the task's code raised IndexError: index 9999 is out of bounds for "
+            "axis 0 with size ",
+        ),
+        ("float(episode.length + episode.env_rewards.sum())", None),
+    ],
+)
+def test_a_custom_fitness_is_run_on_an_episode_of_the_rollout(
+    returns: str, problem: str | None, tmp_path: Path
+) -> None:
+    """Found by tasks check, not after a training's worth of steps."""
+    fitness = (CARTPOLE / "fitness.py").read_text()
+    own = f"def episode_fitness(episode):\n    return {returns}\n\n\n"
+    folder = _broken(tmp_path, {"fitness.metric": "custom"}, {"fitness.py": own + fitness})
+    problems = check_task(str(folder)).problems
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(f"{folder / 'fitness.py'}: {problem}"), problems

@@ -6,6 +6,7 @@ and human_reward.py. Reward code written by an LLM never comes here.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import keyword
 import warnings
@@ -32,7 +33,7 @@ from eureka.training.envs import (
 from eureka.training.fitness import Fitness
 from eureka.training.sb3 import ALGORITHMS, hyperparam_problems
 from eureka.training.train import path_note
-from eureka.types import Task
+from eureka.types import Episode, Task
 
 ROLLOUT_STEPS = 64
 
@@ -124,25 +125,64 @@ def _check_state(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None
             )
 
 
-def _rollout_batch(task: Task, seed: int = 0) -> tuple[list[dict[str, Any]], np.ndarray, str | None]:
-    """Infos of random-action steps from a fresh environment, to call rewards on, and the first
-    observation that is not finite (where it was), if one was."""
+@dataclass
+class _Rollout:
+    """Random-action steps from a fresh environment, to call the task's functions on."""
+
+    infos: list[dict[str, Any]]
+    actions: np.ndarray
+    rewards: list[float]
+    first_end: int | None
+    """Steps in the first episode, where it ended within the rollout (terminated or cut)."""
+    terminated: bool
+    bad: str | None
+    """The first observation that is not finite (where it was), if one was."""
+
+
+def _rollout_batch(task: Task, seed: int = 0) -> _Rollout:
     env = make_state_env(task)
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
-    infos, actions = [], []
+    infos, actions, rewards = [], [], []
+    first_end, terminated = None, False
     bad = _not_finite(obs, "reset")
     for step in range(ROLLOUT_STEPS):
         action = env.action_space.sample()
-        obs, _, term, trunc, info = env.step(action)
+        obs, reward, term, trunc, info = env.step(action)
         bad = bad or _not_finite(obs, f"step {step + 1}")
         infos.append(info)
         actions.append(action)
+        rewards.append(float(reward))
         if term or trunc:
+            if first_end is None:
+                first_end, terminated = step + 1, bool(term)
             obs, _ = env.reset()
             bad = bad or _not_finite(obs, f"reset after step {step + 1}")
     env.close()
-    return infos, np.stack(actions), bad
+    return _Rollout(infos, np.stack(actions), rewards, first_end, terminated, bad)
+
+
+def _check_episode_fitness(
+    task: Task, fitness: Fitness, batch: dict[str, torch.Tensor], rollout: _Rollout, report: TaskReport
+) -> None:
+    """fitness.py's episode_fitness on the rollout's first episode (or its steps so far, where
+    none ended), as training will call it: a problem where it raises or returns no number."""
+    steps = rollout.first_end or len(rollout.infos)
+    signal = None
+    if fitness.signal is not None:
+        with contextlib.suppress(RewardError):  # its own problem, reported above
+            signal = fitness.signal_values(batch, len(rollout.infos))[:steps].numpy()
+    episode = Episode(
+        states={name: batch[name][:steps].numpy() for name in task.spec.state},
+        env_rewards=np.asarray(rollout.rewards[:steps]),
+        signal=signal,
+        length=steps,
+        terminated=rollout.terminated,
+    )
+    try:
+        fitness.of(episode)
+    except EurekaError as exc:
+        report.problems.append(str(exc))
 
 
 def _not_finite(obs: Any, when: str) -> str | None:
@@ -153,7 +193,8 @@ def _not_finite(obs: Any, when: str) -> str | None:
 
 def _check_functions(task: Task, report: TaskReport) -> None:
     fields = list(task.spec.state)
-    infos, actions, bad = _rollout_batch(task)
+    rollout = _rollout_batch(task)
+    infos, actions, bad = rollout.infos, rollout.actions, rollout.bad
     if bad is not None:
         report.problems.append(
             f"the environment returned an observation that is not finite ({bad}): the policy cannot "
@@ -172,6 +213,8 @@ def _check_functions(task: Task, report: TaskReport) -> None:
             report.problems.append(f"{task.folder / 'fitness.py'}: {exc.message}")
     else:
         report.notes.append("fitness.py defines no success_signal, so the task has no sparse baseline")
+    if fitness.custom is not None and task.spec.fitness.metric == "custom":
+        _check_episode_fitness(task, fitness, batch, rollout, report)
     if task.spec.fitness.threshold is None:
         report.notes.append(
             "task.yaml sets no fitness.threshold, so no policy counts as solved; set the F that means solved"
