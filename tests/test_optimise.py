@@ -348,6 +348,7 @@ def test_a_family_adds_a_peak_to_a_cost_only_where_the_search_turns_it_on(tmp_pa
     assert torch.allclose(parts["calm_peak"], expected_peak)
     assert torch.allclose(total, 2.0 * torch.exp(-angle.abs() / 0.5) + calm + expected_peak)
     assert set(parts) == {"upright", "calm", "calm_peak"}
+    assert "/ 0.25).clamp(max=0.0))" in code  # at most its weight, should the cost turn positive
     report = review(code, TASK, tmp_path / "cand", environment_context(TASK), run_training, backend="batched")
     assert report.status == Status.OK, report.message
     # the peaked reward's own family tunes the peak's numbers as constants and peaks no cost twice

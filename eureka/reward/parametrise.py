@@ -37,9 +37,10 @@ PEAK_WEIGHT = 2.0
 @dataclass(frozen=True)
 class Peak:
     """A cost component (<= 0 throughout training) and its sizes there, so the family can add
-    `weight * exp(cost / width)`: a bounded bonus that grows sharply as the cost nears 0, the
-    shape of Eureka's and DeepMind Control's `exp(-distance / temperature)` terms (a linear
-    distance pulls as hard from far as from near, and leaves the last centimetres unrewarded)."""
+    `weight * exp(min(cost / width, 0))`: a bonus of at most `weight` that grows sharply as the
+    cost nears 0, the shape of Eureka's and DeepMind Control's `exp(-distance / temperature)`
+    terms (a linear distance pulls as hard from far as from near, and leaves the last
+    centimetres unrewarded)."""
 
     component: str
     size: float
@@ -227,7 +228,7 @@ class Family:
             value = f"_as_vector(components[{name!r}], {like})"
             lines += [
                 f"    if {name!r} in components:",
-                f"        peak = {weight:.4g} * torch.exp({value} / {width:.4g})",
+                f"        peak = {weight:.4g} * torch.exp(({value} / {width:.4g}).clamp(max=0.0))",
                 f"        components[{label!r}] = peak",
                 "        blended = blended + peak",
             ]
