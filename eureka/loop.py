@@ -838,6 +838,11 @@ def load_config(run_dir: Path) -> SolveConfig:
         raise EurekaError(f"{path}: cannot be read ({first}); {fix}") from None
     if not isinstance(raw, dict):
         raise EurekaError(f"{path}: not a mapping of options; {fix}")
+    if raw.get("command") not in (None, "solve"):
+        raise EurekaError(
+            f"{run_dir} is a run of eureka {raw['command']}, not of eureka solve: there is no evolution "
+            "to resume; start one with eureka solve TASK"
+        )
     try:
         return SolveConfig.model_validate(raw)
     except ValidationError as exc:

@@ -301,6 +301,17 @@ def test_resuming_a_run_whose_config_is_damaged_names_the_file(text: str, why: s
     assert " ".join(result.output.split()) == f"error: {tmp_path / 'config.yaml'}: {why}; {fix}"
 
 
+def test_resuming_a_run_of_eureka_train_says_what_it_is(tmp_path: Path) -> None:
+    """Not 'config.yaml: key task: Field required; restore it', which sends the user to repair it."""
+    (tmp_path / "config.yaml").write_text("command: train\nreward: human\ntask_folder: tasks/cartpole\n")
+    result = runner.invoke(app, ["solve", "--resume", str(tmp_path)])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        f"error: {tmp_path} is a run of eureka train, not of eureka solve: there is no evolution to resume; "
+        "start one with eureka solve TASK"
+    )
+
+
 def test_a_damaged_run_file_is_named_and_deleting_it_redoes_only_its_step(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     args = ["solve", "cartpole", "--model", "none", "--iterations", "1", "--tune", "0", "--structure", "0"]
