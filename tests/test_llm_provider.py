@@ -115,6 +115,21 @@ def test_a_rejected_key_is_one_line_without_retries() -> None:
     )
 
 
+def test_a_missing_key_is_named_at_once_not_retried_as_a_provider_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """litellm raised 'Missing credentials' as a 500: three tries, then 'resume later'."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    start = time.monotonic()
+    with pytest.raises(LLMError) as err:
+        LiteLLMBackend("gpt-4o", None, timeout=1.0, retries=2, backoff=1.0).complete(MESSAGES, 1, 1.0)
+    assert time.monotonic() - start < 1.0  # no backoff: not retried
+    assert str(err.value) == (
+        "gpt-4o: OPENAI_API_KEY is not set; export it, or run without a provider (--model none, or no "
+        "--model for the embedded model)"
+    )
+
+
 def test_rate_limits_are_retried_with_backoff_then_given_up() -> None:
     with FakeProvider(status(429, "slow down")) as p, pytest.raises(LLMError) as err:
         _backend(p, retries=2, backoff=0.2).complete(MESSAGES, 1, 1.0)

@@ -269,6 +269,13 @@ class LiteLLMBackend:
                         "server's URL usually ends in /v1)",
                         raw=raw,
                     ) from None
+                missing = self._missing_keys(litellm)
+                if missing:
+                    raise LLMError(
+                        f"{self.model}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+                        "set; export it, or run without a provider (--model none, or no --model for the "
+                        "embedded model)"
+                    ) from None
                 reason = self._reason(exc, litellm)
                 if reason is None:
                     raise LLMError(f"{self.model}: {type(exc).__name__}: {_provider_says(exc)}") from None
@@ -280,6 +287,18 @@ class LiteLLMBackend:
                 self.stop.wait(min(delay, 60.0))
                 delay *= 2
         raise AssertionError("unreachable")
+
+    def _missing_keys(self, litellm: Any) -> list[str]:
+        """The provider's key variables that are not set, where a failed call may be for want of
+        them (litellm reports a missing OpenAI key as a provider failure, 500, worth retrying);
+        none for a server given by --api-base, which may need no key."""
+        if self.api_base:
+            return []
+        try:
+            found = litellm.validate_environment(model=self.model)
+        except Exception:  # an unknown provider: nothing to say
+            return []
+        return [k for k in found.get("missing_keys", []) if "KEY" in k or "TOKEN" in k]
 
     def _reason(self, exc: Exception, litellm: Any) -> str | None:
         """Why a try failed that is worth another try, with what to do about it; None when
