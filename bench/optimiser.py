@@ -114,6 +114,7 @@ def solve(
         eval_seeds=args.eval_seeds,
         video=False,
         backend="batched",
+        peaks=args.peaks and arm != "random",
         **arm_settings(arm, args.trainings, args.iterations, args.confirm, args.confirm_seeds),
     )
     run_dir = root / f"{task}-{arm}"
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument(
         "--reconfirm", default="", help="run dirs (a,b) of finished optimiser arms: confirm them again"
     )
+    parser.add_argument("--peaks", action="store_true", help="optimiser arms: peaks on the costs (--peaks)")
     parser.add_argument("--eval-seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="trainings at once within one solve")

@@ -498,9 +498,10 @@ class Loop:
     # ------------------------------------------------------------ proposals without the LLM
 
     @staticmethod
-    def _as_elite(cand: Candidate) -> optimise.Elite:
+    def _as_elite(cand: Candidate, peaks_on: bool = False) -> optimise.Elite:
+        """What the optimiser needs of a trained candidate; with `peaks_on`, its costs."""
         stats = cand.result.components if cand.result else []
-        peaks = (Peak.of(c.name, c.means) for c in stats)
+        peaks = (Peak.of(c.name, c.means) for c in stats if peaks_on)
         names = tuple(c.name for c in stats)
         return optimise.Elite(cand.code, names, cand.fitness or 0.0, tuple(p for p in peaks if p is not None))
 
@@ -517,7 +518,7 @@ class Loop:
         human = self.human_reward.read_text() if self.human_reward is not None else None
         return self.proposer.propose(
             number,
-            self._as_elite(elite),
+            self._as_elite(elite, self.config.peaks),
             [self._as_elite(c) for c in others],
             human,
             self.config.tune,

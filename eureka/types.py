@@ -450,6 +450,10 @@ class SolveConfig(Strict):
     tuner: Literal["optuna", "cmaes", "random"] = "optuna"
     """How `tune` candidates are made: an Optuna study stored in the run directory (`optuna`:
     TPE, `cmaes`: CMA-ES), or random log-uniform perturbation of the constants."""
+    peaks: bool = False
+    """Let the optimiser add a peak to each cost of the reward it tunes (a component <= 0 throughout
+    training: a distance, an effort): `weight x exp(cost / width)`, off at the start, its weight and
+    width searched (Eureka's exp(-distance / temperature) shape)."""
     structure: int = Field(default=0, ge=0)
     """Extra candidates per iteration made by the structure operators: crossover of components
     with other trained rewards, dropping one, adding one from another reward."""

@@ -379,6 +379,7 @@ def test_the_loop_offers_the_optimiser_a_peak_on_each_cost_of_the_elite() -> Non
     ]
     result = TrainResult(status=Status.OK, fitness=0.5, components=stats)
     cand = Candidate(iteration=1, index=0, origin="tune", status=Status.OK, fitness=0.5, result=result)
-    elite = Loop._as_elite(cand)
+    elite = Loop._as_elite(cand, peaks_on=True)
     assert elite.components == ("upright", "calm", "idle")
     assert elite.peaks == (parametrise.Peak("calm", size=0.3, width=0.1),)
+    assert Loop._as_elite(cand).peaks == ()  # off unless --peaks
