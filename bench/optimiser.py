@@ -28,7 +28,10 @@ and the suite with the race of the confirmation at 32 trainings (about 95 minute
         --confirm-seeds 2 --tasks point_maze,fetch_reach,hopper_jump,half_cheetah_flip,pusher,ant_turn
 
 `--reconfirm DIR,...` decides finished optimiser runs again with other `--confirm` settings,
-reading back every training they made.
+reading back every training they made. `--peaks` lets the optimiser's arms add a peak to each
+cost (SolveConfig.peaks). On a 16-core machine `--parallel 2 --workers 8` ran fetch_reach and
+point_maze (32 trainings each, with --peaks) in 8 minutes (2026-11-27, the device machine's
+CPUs, through bench/gpu.sh's CPU_JOB).
 
 Arms: `optuna` = TPE trials plus structure operators (crossover/drop/add) and the confirmation;
 `cmaes` = the same with CMA-ES; `random` = today's random perturbation alone (no structure, no
