@@ -117,6 +117,13 @@ def test_hyperparameter_values_that_would_fail_deep_in_training_are_named(tmp_pa
         f"{where}: training.hyperparams.normalize_advantage: 1 must be true or false",
     ]
     assert check_task(str(folder)).problems == expected
+    from eureka.training.sb3 import hyperparam_problems
+
+    # RL-Zoo's forms SB3 takes: a train frequency with its unit, as many gradient steps as env steps
+    assert (
+        hyperparam_problems("SAC", {"train_freq": [1, "episode"], "gradient_steps": -1, "ent_coef": "auto"})
+        == []
+    )
     from conftest import human_job
 
     from eureka.training.jobs import run_training

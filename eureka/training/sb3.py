@@ -170,7 +170,7 @@ def _schedule(value: Any) -> Any:
     return value
 
 
-POSITIVE_INTS = ("n_steps", "batch_size", "n_epochs", "buffer_size", "gradient_steps")
+POSITIVE_INTS = ("n_steps", "batch_size", "n_epochs", "buffer_size")
 RANGES: dict[str, tuple[float, float, str]] = {
     "gamma": (0.0, 1.0, "in (0, 1]"),
     "gae_lambda": (0.0, 1.0, "in [0, 1]"),
@@ -207,6 +207,8 @@ def hyperparam_problems(algorithm: str, hyperparams: dict[str, Any]) -> list[str
                 problems.append(f"{where} must be true or false")
             continue
         number = _number(value)
+        if isinstance(value, list | tuple | dict):
+            continue  # a structured value (train_freq: [1, episode]): SB3's own to judge
         if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
             problems.append(f"{where} must be a whole number")
         elif isinstance(default, float) and number is None:
