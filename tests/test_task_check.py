@@ -124,6 +124,7 @@ def test_hyperparameter_values_that_would_fail_deep_in_training_are_named(tmp_pa
         hyperparam_problems("SAC", {"train_freq": [1, "episode"], "gradient_steps": -1, "ent_coef": "auto"})
         == []
     )
+    assert hyperparam_problems("PPO", {"learning_rate": "3e-4"}) == []  # YAML's text for 3e-4: the number
     from conftest import human_job
 
     from eureka.training.jobs import run_training

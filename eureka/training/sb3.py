@@ -163,10 +163,14 @@ class _Checkpoints(BaseCallback):
 
 
 def _schedule(value: Any) -> Any:
-    """RL-Zoo's `lin_<x>`: a linear schedule from x to 0."""
+    """RL-Zoo's `lin_<x>`: a linear schedule from x to 0; a number YAML read as text (`3e-4`:
+    YAML 1.1 wants `3.0e-4`) as that number."""
     if isinstance(value, str) and value.startswith("lin_"):
         start = float(value[4:])
         return lambda progress: progress * start
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
     return value
 
 
@@ -184,9 +188,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
 
 def _number(value: Any) -> float | None:
     """A YAML number (RL-Zoo's `lin_<x>` schedules as x); None for anything else."""
-    if isinstance(value, str) and value.startswith("lin_"):
+    if isinstance(value, str):
         try:
-            return float(value[4:])
+            return float(value.removeprefix("lin_"))
         except ValueError:
             return None
     if isinstance(value, bool) or not isinstance(value, int | float):
