@@ -282,3 +282,11 @@ def test_a_reward_that_changes_torchs_default_dtype_is_put_back(capsys: pytest.C
         "note: compute_reward in reward.py set torch's default dtype to torch.float16; eureka put it back "
         "(the policy and the environments keep theirs): convert inside compute_reward instead",
     ]
+
+
+def test_a_null_byte_is_a_syntax_error_on_every_python() -> None:
+    """Python 3.11.2 (Debian 12's) raises ValueError for it, 3.11.4 and later SyntaxError."""
+    err = _error("def compute_reward(pole_angle):\n    return pole_angle, {}  \x00\n")
+    assert err.status == Status.CHECK_FAILED
+    assert err.message.startswith("reward.py")
+    assert "syntax error: source code string cannot contain null bytes" in err.message

@@ -145,6 +145,8 @@ def parse(source: str, filename: str = "<unknown>") -> ast.Module:
                 f"the code nests too deeply for Python's parser ({type(exc).__name__}): "
                 "compute long expressions in steps, or with a loop or torch.stack(...).sum()"
             ) from None
+        except ValueError as exc:  # a null byte: a SyntaxError from Python 3.11.4 and 3.12 on
+            raise SyntaxError(str(exc)) from None
 
 
 def check_source(source: str, fields: list[str], filename: str = "reward.py") -> list[str]:

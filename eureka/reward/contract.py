@@ -427,9 +427,11 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
     try:
         with AST_LOCK:
             code = compile(without_compilers(ast.parse(source, where)), where, "exec")
-    except SyntaxError as exc:
+    except (SyntaxError, ValueError) as exc:  # ValueError: a null byte, before Python 3.11.4
+        line = getattr(exc, "lineno", None)
+        where_ = filename if line is None else f"{filename} line {line}"
         raise RewardError(
-            Status.CHECK_FAILED, f"{filename} line {exc.lineno}: syntax error: {exc.msg}"
+            Status.CHECK_FAILED, f"{where_}: syntax error: {getattr(exc, 'msg', None) or exc}"
         ) from None
     defaults = _torch_defaults()
     try:

@@ -102,9 +102,21 @@ def _pack(folder: Path, skip: tuple[str, ...] = ("__pycache__",)) -> bytes:
 
 
 def _unpack(data: bytes, into: Path) -> None:
+    """Files and folders only, none outside `into`: tarfile's "data" filter where this Python
+    has it (3.11.4, 3.10.12 and later), else the same rule checked here (Debian 12's Python
+    3.11.2 has no `filter` argument: every Ray job crashed with a TypeError there)."""
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(into, filter="data")  # no links, no paths outside `into`
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+            return
+        root = into.resolve()
+        members = tar.getmembers()
+        for member in members:
+            inside = (root / member.name).resolve().is_relative_to(root)
+            if not (member.isfile() or member.isdir()) or not inside:
+                raise tarfile.TarError(f"{member.name!r}: not a file or folder inside the archive's root")
+        tar.extractall(into, members=members)  # each member checked above
 
 
 def train_remote(job_json: str, task_tar: bytes, inputs: dict[str, bytes]) -> tuple[str, bytes]:
