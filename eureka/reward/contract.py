@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from eureka.reward import checks
 from eureka.reward.checks import AST_LOCK, ENTRY, valid_parameters
 from eureka.types import Status
 
@@ -426,13 +427,10 @@ def compile_reward(source: str, filename: str, fields: list[str], path: str | No
     linecache.cache[where] = (len(source), None, source.splitlines(True), where)
     try:
         with AST_LOCK:
-            code = compile(without_compilers(ast.parse(source, where)), where, "exec")
-    except (SyntaxError, ValueError) as exc:  # ValueError: a null byte, before Python 3.11.4
-        line = getattr(exc, "lineno", None)
-        where_ = filename if line is None else f"{filename} line {line}"
-        raise RewardError(
-            Status.CHECK_FAILED, f"{where_}: syntax error: {getattr(exc, 'msg', None) or exc}"
-        ) from None
+            code = compile(without_compilers(checks.parse(source, where)), where, "exec")
+    except SyntaxError as exc:
+        line = filename if exc.lineno is None else f"{filename} line {exc.lineno}"
+        raise RewardError(Status.CHECK_FAILED, f"{line}: syntax error: {exc.msg}") from None
     defaults = _torch_defaults()
     try:
         exec(code, namespace)

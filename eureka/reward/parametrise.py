@@ -57,9 +57,9 @@ class Peak:
         if not finite or any(m > 0 for m in finite):
             return None
         size = max(-m for m in finite)
-        width = next((-m for m in reversed(finite) if m < 0), 0.0)
-        if size <= 0 or width <= 0:
+        if size <= 0:
             return None
+        width = next(-m for m in reversed(finite) if m < 0)  # one is below 0: size > 0
         return cls(component, float(f"{size:.4g}"), float(f"{max(width, size / 100):.4g}"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -175,13 +176,13 @@ def _schedule(value: Any) -> Any:
 
 
 POSITIVE_INTS = ("n_steps", "batch_size", "n_epochs", "buffer_size")
-RANGES: dict[str, tuple[float, float, str]] = {
-    "gamma": (0.0, 1.0, "in (0, 1]"),
-    "gae_lambda": (0.0, 1.0, "in [0, 1]"),
-    "tau": (0.0, 1.0, "in (0, 1]"),
-    "learning_rate": (0.0, float("inf"), "above 0"),
-    "clip_range": (0.0, float("inf"), "above 0"),
-    "max_grad_norm": (0.0, float("inf"), "above 0"),
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "gamma": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "gae_lambda": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tau": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "learning_rate": (lambda v: v > 0, "above 0"),
+    "clip_range": (lambda v: v > 0, "above 0"),
+    "max_grad_norm": (lambda v: v > 0, "above 0"),
 }
 """Values a stable-baselines3 argument must take (checked before it trains, not deep in learn)."""
 
@@ -221,9 +222,8 @@ def hyperparam_problems(algorithm: str, hyperparams: dict[str, Any]) -> list[str
         elif key in POSITIVE_INTS and isinstance(value, int) and value < 1:
             problems.append(f"{where} must be at least 1")
         elif key in RANGES and number is not None:
-            low, high, text = RANGES[key]
-            inside = (low < number if key != "gae_lambda" else low <= number) and number <= high
-            if not inside:
+            inside, text = RANGES[key]
+            if not inside(number):
                 problems.append(f"{where} must be {text}")
     return problems
 
