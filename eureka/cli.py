@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -321,6 +321,12 @@ def train(
         use_sandbox(sandbox)
         if backend not in ("auto", "sb3", "batched"):
             raise ConfigError(f"--backend {backend!r}: use auto, sb3 or batched")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(
+                f"--timeout {timeout:g}: give a wall-clock limit in seconds > 0 (or none: the task's)"
+            )
+        if threads is not None and threads < 1:
+            raise ConfigError(f"--threads {threads}: give at least 1 (or none: all cores)")
         spec = tasks.load(task)
         source = _reward_source(spec, reward)
         job = TrainJob(  # its options checked before a run directory is made for it
@@ -487,6 +493,15 @@ def solve(
             run_dir = resume.resolve()
             config = _resumed_task(loop.load_config(run_dir), task, run_dir)
             limits = {k: v for k, v in given.items() if k in RESUMABLE}
+            ignored = _flags(k for k in given if k not in RESUMABLE and k != "task")
+            if ignored:
+                err_console.print(
+                    f"[yellow]note:[/yellow] ignored with --resume: {', '.join(ignored)} (a resumed run "
+                    f"keeps the settings in {run_dir / 'config.yaml'}; only {', '.join(_flags(RESUMABLE))} "
+                    "may change); start a new run to change them",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             if limits:  # a stopped run may continue with a larger budget or a longer timeout
                 config = SolveConfig.model_validate({**config.model_dump(), **limits})
                 loop.save_config(run_dir, config)
@@ -533,7 +548,12 @@ def solve(
         except LLMError as exc:  # the provider failed: everything so far is saved
             for line in str(exc).splitlines():
                 err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
-            err_console.print(resume_hint(run_dir, "failed"), highlight=False, soft_wrap=True)
+            hint = (
+                resume_hint(run_dir, "stopped")
+                if exc.resumable
+                else "a resumed run would stop the same way: start a new run once the error above is fixed"
+            )
+            err_console.print(hint, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         console.print(display.summary_panel(summary, str(run_dir)))
         drifted = getattr(llm.backend, "drifted", 0)
@@ -544,7 +564,9 @@ def solve(
                 "replies were used"
             )
         if summary.status != "ok":
-            err_console.print(resume_hint(run_dir, summary.status), highlight=False, soft_wrap=True)
+            err_console.print(
+                resume_hint(run_dir, summary.status, config.task), highlight=False, soft_wrap=True
+            )
     if summary.status == "interrupted":
         sys.stdout.flush()
         sys.stderr.flush()  # everything is saved; tearing down torch and litellm can take seconds
@@ -557,13 +579,33 @@ RESUMABLE = ("max_cost", "max_tokens", "reply_tokens", "request_timeout", "reque
 """Options a resumed run takes from the command line (its other settings are the run's own)."""
 
 
-def resume_hint(run_dir: Path, status: str) -> str:
-    """The line after a run that stopped early: how to continue it."""
+def _task_argument(folder: str) -> str:
+    """How to name the task in a command: its name where that finds this folder, else its path."""
+    name = Path(folder).name
+    try:
+        return name if tasks.resolve(name) == Path(folder).resolve() else folder
+    except TaskError:
+        return folder
+
+
+def _flags(names: Iterable[str]) -> list[str]:
+    return [f"--{name.replace('_', '-')}" for name in names]
+
+
+def resume_hint(run_dir: Path, status: str, task: str | None = None) -> str:
+    """The line after a run that stopped early: how to continue it (`failed`: every candidate
+    failed, which a resumed run would replay; `stopped`: the provider failed)."""
     command = f"eureka solve --resume {run_dir}"
     if status == "interrupted":
         return f"interrupted; continue with {command}"
     if status == "budget":
         return f"continue with a larger budget: {command} --max-cost DOLLARS (or --max-tokens N)"
+    if status == "failed":
+        name = _task_argument(task) if task else "TASK"
+        return (
+            f"fix what the error names (`eureka tasks check {name}` checks the task folder), then start a "
+            f"new run: eureka solve {name} (a resumed run would replay the failed candidates)"
+        )
     return f"continue with {command}"
 
 

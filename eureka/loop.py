@@ -97,6 +97,7 @@ class Loop:
         self.run_dir = run_dir
         self.llm = llm
         self.report = report
+        self._task_checked = False
         self.task: Task = tasks.load(config.task)
         self.context = environment_context(self.task)
         self.summary = Summary(task=self.task.name, model=llm.model)
@@ -743,6 +744,10 @@ class Loop:
                 number += 1
                 if self.budget_spent is not None:
                     raise self.budget_spent
+                if failures and self.elite is None and (problems := self._task_problems()):
+                    self.summary.status = "failed"  # no reward can get past these: no more LLM calls
+                    self.summary.message = problems
+                    break
                 if failures:
                     failed_in_a_row += 1
                     if failed_in_a_row >= self.config.max_failed_iterations and self.elite is None:
@@ -805,6 +810,22 @@ class Loop:
             )
         self.report(Progress("final", self.summary.message, summary=self.summary))
         return self.summary
+
+    def _task_problems(self) -> str | None:
+        """When every candidate so far failed: what `eureka tasks check` finds wrong with the
+        task folder (its own code, trusted, checked here once per process), else None."""
+        if self._task_checked:
+            return None
+        self._task_checked = True
+        from eureka.training.task_check import check_task
+
+        report = check_task(str(self.task.folder))
+        if report.ok:
+            return None
+        return (
+            f"the task folder has {'a problem' if len(report.problems) == 1 else 'problems'} no reward can "
+            f"get past (eureka tasks check {self.task.folder}): " + "; ".join(report.problems)
+        )
 
     def _nothing_to_try(self, failures: list[Candidate]) -> str:
         """Why a run with no model (only the human reward and the optimiser's proposals from the

@@ -23,6 +23,9 @@ HUMAN_REWARD_FILE = "human_reward.py"
 TODO_MARKER = "# EUREKA-TODO:"
 """Starts a line that `eureka tasks new` leaves for the author (e.g. in human_reward.py when the
 environment's reward could not be read); `tasks check` fails while one is left."""
+NOTE_MARKER = "# EUREKA-NOTE:"
+"""Starts a line that `eureka tasks new` leaves as advice (an environment reward term the human
+reward leaves out); `tasks check` shows it as a note."""
 ENTRY_POINT_GROUP = "eureka.tasks"
 
 

@@ -65,7 +65,7 @@ class EnvSpec(Strict):
     """A gymnasium id (`CartPole-v1`) or `module:Class` for an env.py in the task folder."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the environment's constructor."""
-    max_episode_steps: int | None = None
+    max_episode_steps: int | None = Field(default=None, ge=1)
     """Time limit; `None` keeps the environment's registered limit."""
     batched: str | None = None
     """`module:Class` in the task folder: a native batched port of the environment (a
@@ -261,9 +261,9 @@ class TrainJob(BaseModel):
     """On a CUDA device: the share of its memory this job may take (torch's and JAX's
     allocators), set by the local executor from the task's `training.gpus`; None: no limit."""
     video: bool = True
-    threads: int = 1
+    threads: int = Field(default=1, ge=1)
     """torch threads inside the worker."""
-    sim_threads: int | None = None
+    sim_threads: int | None = Field(default=None, ge=1)
     """Threads of a simulator that steps environments in parallel on the CPU (batched MuJoCo);
     None: `threads`."""
     check_only: bool = False
@@ -483,7 +483,7 @@ class SolveConfig(Strict):
     """Rounds in which a candidate that fails the critic is sent back with the error prompt."""
     max_failed_iterations: int = Field(default=3, ge=1)
     """Consecutive iterations in which every candidate fails before the run gives up."""
-    temperature: float = 1.0
+    temperature: float = Field(default=1.0, ge=0.0)
     """Sampling temperature of the LLM."""
     max_cost: float | None = Field(default=None, gt=0)
     """Stop cleanly before an LLM call that could take the cost past this many dollars (its

@@ -117,6 +117,8 @@ def test_run_directories_made_in_the_same_second_are_distinct(tmp_path) -> None:
         ("--seed", "-3", "--seed: Input should be greater than or equal to 0"),
         ("--max-cost", "-1", "--max-cost: Input should be greater than 0"),
         ("--max-tokens", "0", "--max-tokens: Input should be greater than 0"),
+        ("--temperature", "-1", "--temperature: Input should be greater than or equal to 0"),
+        ("--threads", "0", "--threads: Input should be greater than or equal to 1"),
     ],
 )
 def test_an_option_out_of_range_is_refused_before_a_run_starts(
@@ -153,6 +155,15 @@ def test_everyday_mistakes_are_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "missing.py"
     result = runner.invoke(app, ["tasks", "new", "x", "--env", f"{missing}:X", "--dir", str(tmp_path)])
     assert " ".join(result.output.split()) == f"error: --env {missing}:X: {missing} is not a file"
+    # train's own limits: a negative timeout was "exceeded" at once, 0 threads trained
+    for option, value, said in (
+        ("--timeout", "-5", "--timeout -5: give a wall-clock limit in seconds > 0 (or none: the task's)"),
+        ("--timeout", "0", "--timeout 0: give a wall-clock limit in seconds > 0 (or none: the task's)"),
+        ("--threads", "0", "--threads 0: give at least 1 (or none: all cores)"),
+    ):
+        result = runner.invoke(app, ["train", "cartpole", option, value, "--runs-dir", str(tmp_path / "t")])
+        assert result.exit_code == 2 and " ".join(result.output.split()) == f"error: {said}"
+    assert not (tmp_path / "t").exists()
     damaged = tmp_path / "runs" / "cartpole" / "20260101-000000"
     damaged.mkdir(parents=True)
     (damaged / "summary.json").write_text("{")

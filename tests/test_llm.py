@@ -130,8 +130,15 @@ def test_replay_serves_recorded_replies_and_names_differences(tmp_path: Path) ->
     LLM(QueuedBackend(["one", "two"]), transcript=transcript).sample(MESSAGES, 2)
     replay = LLM(ReplayBackend(tmp_path))
     assert [r.text for r in replay.sample(MESSAGES, 2)] == ["one", "two"]
-    with pytest.raises(LLMError, match=r"all 1 exchanges of .* are used"):
+    with pytest.raises(LLMError, match=r"all 1 exchanges of .* are used") as used:
         replay.sample(MESSAGES, 2)
+    assert not used.value.resumable
+    with pytest.raises(LLMError) as more:
+        LLM(ReplayBackend(tmp_path)).sample(MESSAGES, 3)
+    assert (
+        str(more.value)
+        == "replay: exchange 1 recorded 2 replies, 3 asked (replay with --samples 2, the recorded run's)"
+    )
     changed = [MESSAGES[0], {"role": "user", "content": "write a penalty"}]
     with pytest.raises(LLMError) as err:
         LLM(ReplayBackend(transcript)).sample(changed, 1)
@@ -139,6 +146,7 @@ def test_replay_serves_recorded_replies_and_names_differences(tmp_path: Path) ->
         f"replay: a prompt differs from the recording {transcript} (nearest is exchange 1): "
         "message 2 (user), line 1: recorded 'write a reward', now 'write a penalty'"
     )
+    assert not err.value.resumable and LLMError("the provider is down").resumable
     with pytest.raises(LLMError, match=r"replay: .* not found"):
         ReplayBackend(tmp_path / "missing")
     # a run killed while writing its transcript, then resumed: the cut line is skipped

@@ -256,6 +256,10 @@ def test_replay_of_a_different_prompt_names_the_difference(recording: Path, tmp_
     assert result.exit_code == 2
     assert "error: replay: a prompt differs from the recording" in result.output
     assert "message 2 (user), line 1: recorded 'Task: cartpole', now 'Task: pendulum'" in result.output
+    # not "continue with eureka solve --resume": a resumed run would ask the same prompt
+    assert result.output.splitlines()[-1] == (
+        "a resumed run would stop the same way: start a new run once the error above is fixed"
+    )
 
 
 @pytest.mark.slow

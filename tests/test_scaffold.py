@@ -128,6 +128,31 @@ def test_unreadable_reward_is_a_todo_that_check_names(tmp_path: Path) -> None:
     }
 
 
+def test_a_reward_that_random_steps_never_change_is_a_todo_and_a_term_left_out_a_note(tmp_path: Path) -> None:
+    """MountainCar-v0's -1 on every step (its goal never reached at random, no episode ending
+    early) is no baseline: a TODO, with the fitted reward kept below it. CartPole's +1 is kept
+    (random episodes end early: a survival bonus). Reacher's distance term, which no simple
+    expression fits, is named by `tasks check` as a note (it was a bare comment)."""
+    made = new_task("car", "MountainCar-v0", tmp_path)
+    report = check_task(str(made.folder))
+    human = made.folder / tasks.HUMAN_REWARD_FILE
+    assert made.reproduced == ["reward"] and report.problems == [
+        f"{human} line 7: left to do: MountainCar-v0's reward was the same on every random step and no "
+        "episode ended early: a sparse reward random actions never trigger, no better than the sparse "
+        "reward as the human one (HNS's baseline); write a dense one over the state fields (e.g. a "
+        "distance to the goal), then delete this line"
+    ]
+    assert "def compute_reward(" in human.read_text()  # deleting the line keeps the env's own reward
+    assert check_task(str(new_task("pole", "CartPole-v1", tmp_path).folder)).ok
+    reacher = new_task("reach", "Reacher-v5", tmp_path)
+    report = check_task(str(reacher.folder))
+    assert report.ok and reacher.missing == ["reward_dist"]
+    assert (
+        f"{reacher.folder / tasks.HUMAN_REWARD_FILE} line 8: Reacher-v5's reward_dist is left out: no simple "
+        "expression of the state fields fits it; write it here (delete this line once decided)"
+    ) in report.notes
+
+
 def test_custom_env_file_and_cli(tmp_path: Path) -> None:
     result = runner.invoke(
         app,

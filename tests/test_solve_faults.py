@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -333,3 +334,64 @@ def test_a_damaged_run_file_is_named_and_deleting_it_redoes_only_its_step(tmp_pa
     assert again.exit_code == 0, again.output
     assert record.is_file() and metrics.stat().st_mtime_ns == trained  # checked again, not retrained
     assert _summary(runs).status == "ok"
+
+
+CARTPOLE_REWARD = """
+import torch
+
+
+def compute_reward(pole_angle: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    upright = torch.cos(pole_angle)
+    return upright, {"upright": upright}
+"""
+
+
+def test_a_broken_task_folder_ends_the_run_after_one_iteration_and_says_to_start_anew(tmp_path: Path) -> None:
+    """An env id with a typo: no reward can get past it, so the run stops after the first
+    iteration with what `tasks check` finds (it went on asking the model for 3 iterations and
+    repairs, then pointed to --resume, which replays the same failures)."""
+    folder = tmp_path / "mine" / "cartpole"
+    shutil.copytree(REPO / "tasks" / "cartpole", folder)
+    spec = folder / "task.yaml"
+    spec.write_text(spec.read_text().replace("CartPole-v1", "CartPol-v1"))
+    runs = tmp_path / "runs"
+    with FakeProvider(reply(fenced(CARTPOLE_REWARD))) as p:
+        args = _args(p.openai_base, runs)
+        args[1] = str(folder)
+        result = runner.invoke(app, args)
+        asked = len(p.requests)
+    assert result.exit_code == 1, result.output
+    summary = _summary(runs)
+    assert summary.status == "failed" and len(summary.iterations) == 1
+    assert summary.message.startswith(
+        f"the task folder has a problem no reward can get past (eureka tasks check {folder}):"
+    )
+    assert "env.id 'CartPol-v1'" in summary.message and "CartPole" in summary.message
+    assert asked <= 3  # the first iteration's sample and its repairs, not three iterations' worth
+    last = " ".join(result.output.split()).rsplit("fix what the error names", 1)[-1]
+    assert last == (
+        f" (`eureka tasks check {folder}` checks the task folder), then start a new run: "
+        f"eureka solve {folder} (a resumed run would replay the failed candidates)"
+    )
+
+
+def test_options_a_resumed_run_cannot_take_are_named(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    first = runner.invoke(
+        app,
+        ["solve", "cartpole", "--model", "none", "--iterations", "1", "--timesteps", "1000",
+         "--eval-seeds", "0", "--no-video", "--runs-dir", str(runs)],
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    run_dir = _run_dir(runs)
+    again = runner.invoke(app, ["solve", "--resume", str(run_dir), "--iterations", "2", "--max-cost", "1"])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert (
+        "note: ignored with --resume: --iterations (a resumed run keeps the settings in "
+        f"{run_dir / 'config.yaml'}; "
+        "only --max-cost, --max-tokens, --reply-tokens, --request-timeout, --request-retries may change); "
+        "start a new run to change them"
+    ) in said
+    assert "--max-cost" not in said.split("ignored with --resume:")[1].split("(")[0]
+    assert len(_summary(runs).iterations) == 1

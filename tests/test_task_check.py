@@ -157,6 +157,15 @@ def test_unknown_gymnasium_id(tmp_path: Path) -> None:
     assert problems[0].startswith(f"{folder / 'task.yaml'}: env.id 'CartPole-v9': ")
 
 
+@pytest.mark.parametrize("steps", [0, -1])
+def test_a_time_limit_below_one_step_is_a_problem(steps: int, tmp_path: Path) -> None:
+    """It passed the check, then crashed the batched training and was ignored by SB3's."""
+    folder = _broken(tmp_path, {"env.max_episode_steps": steps})
+    assert check_task(str(folder)).problems == [
+        f"{folder / 'task.yaml'}: key 'env.max_episode_steps': Input should be greater than or equal to 1"
+    ]
+
+
 def test_misspelled_success_signal_parameter_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
     fitness = (CARTPOLE / "fitness.py").read_text().replace("pole_angle", "pole_angel")
     folder = _broken(tmp_path, {}, {"fitness.py": fitness})

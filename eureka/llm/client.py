@@ -43,9 +43,12 @@ class LLMError(EurekaError):
     """The model could not be reached or refused: one line that says what to fix. `raw` keeps
     what the provider sent when it was not a reply (for the transcript)."""
 
-    def __init__(self, message: str, raw: str | None = None) -> None:
+    def __init__(self, message: str, raw: str | None = None, resumable: bool = True) -> None:
         super().__init__(message)
         self.raw = raw
+        self.resumable = resumable
+        """Whether `--resume` can get past it (a provider's outage can; a recording that does
+        not hold the run's prompts cannot)."""
 
 
 class BudgetExceeded(LLMError):
@@ -553,7 +556,8 @@ class ReplayBackend:
                 if not unused:
                     raise LLMError(
                         f"replay: all {len(self.exchanges)} exchanges of {self.path} are used; "
-                        "the run asked for more"
+                        "the run asked for more (replay with the recorded run's --iterations and --samples)",
+                        resumable=False,
                     )
                 nearest = min(unused, key=lambda i: _distance(self.exchanges[i]["messages"], messages))
                 difference = first_difference(
@@ -561,13 +565,18 @@ class ReplayBackend:
                 )
                 raise LLMError(
                     f"replay: a prompt differs from the recording {self.path} "
-                    f"(nearest is exchange {nearest + 1}): {difference}"
+                    f"(nearest is exchange {nearest + 1}): {difference}",
+                    resumable=False,
                 )
             self.used[match] = True
         recorded = self.exchanges[match]
         replies = recorded["replies"]
         if len(replies) < n:
-            raise LLMError(f"replay: exchange {match + 1} recorded {len(replies)} replies, {n} asked")
+            raise LLMError(
+                f"replay: exchange {match + 1} recorded {len(replies)} replies, {n} asked "
+                f"(replay with --samples {len(replies)}, the recorded run's)",
+                resumable=False,
+            )
         return [Completion(text=r, model=recorded.get("model", "replay"), cached=True) for r in replies[:n]]
 
 

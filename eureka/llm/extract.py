@@ -3,6 +3,7 @@ helpers and imports kept, prose ignored. Returns None when the reply holds no Py
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 
@@ -67,10 +68,53 @@ def _defines_code(block: str) -> bool:
     return any(CODE_START.match(line) for line in block.splitlines())
 
 
+REASONING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+"""A reasoning model's thoughts, which some providers leave in the reply: sketches in them (a
+numpy version it then dropped) are not the answer."""
+
+
+def _names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """The names a module defines at its top level, and the names it reads."""
+    defined: set[str] = set()
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return defined, read
+
+
+def _helpers(blocks: list[str], main: str) -> list[str]:
+    """The earlier blocks the main one needs: those defining a name it (or a block it needs)
+    reads and does not define itself, in their order. Where a block is not Python, every earlier
+    block that defines code (the checks then say what is wrong)."""
+    try:
+        defined, read = _names(ast.parse(main))
+        parsed = [_names(ast.parse(b)) for b in blocks]
+    except (SyntaxError, ValueError):
+        return [b for b in blocks if _defines_code(b)]
+    needed = read - defined
+    keep: list[int] = []
+    for i in reversed(range(len(blocks))):
+        gives, wants = parsed[i]
+        if gives & needed:
+            keep.append(i)
+            needed = (needed - gives) | (wants - gives)
+    return [blocks[i] for i in sorted(keep)]
+
+
 def extract_code(reply: str) -> str | None:
     """The reward code in a reply: the last block defining `compute_reward`, preceded by the
-    earlier blocks that hold helper functions or imports; None when there is no code."""
+    earlier blocks that define what it uses (helper functions, imports); None when there is no
+    code. A reasoning model's <think> section is skipped where the answer after it holds code."""
     reply = reply.replace("\r\n", "\n").replace("\r", "\n").translate(INVISIBLE)
+    answer = REASONING.sub("", reply)
+    if answer != reply and (_blocks(answer) or _unfenced(answer) is not None):
+        reply = answer
     blocks = _blocks(reply)
     entries = [i for i, b in enumerate(blocks) if ENTRY_DEF.search(b)]
     if not entries:
@@ -81,5 +125,5 @@ def extract_code(reply: str) -> str | None:
         code = [b for b in blocks if _defines_code(b)]
         return "\n\n".join(b.strip("\n") for b in code) + "\n" if code else None
     main = entries[-1]
-    helpers = [b for i, b in enumerate(blocks[:main]) if i not in entries and _defines_code(b)]
+    helpers = _helpers([b for i, b in enumerate(blocks[:main]) if i not in entries], blocks[main])
     return "\n\n".join(b.strip("\n") for b in [*helpers, blocks[main]]) + "\n"

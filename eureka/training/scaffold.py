@@ -577,7 +577,7 @@ def _human_reward(
         features[label] = (expr, value.double().numpy().reshape(-1))
     body: list[str] = []
     used: set[str] = set()
-    reproduced, missing = [], []
+    reproduced, missing, fits = [], [], []
     for term, y in terms.items():
         found = None
         for label, (expr, x) in features.items():
@@ -588,10 +588,14 @@ def _human_reward(
         key = _identifier(term.removeprefix("reward_"), "term")
         if found is None:
             missing.append(term)
-            body.append(f"    # {term}: no simple expression of the state fields fits it; write it here")
+            body.append(
+                f"    {tasks.NOTE_MARKER} {env_name}'s {term} is left out: no simple expression of the state "
+                "fields fits it; write it here (delete this line once decided)"
+            )
             continue
         label, expr, w = found
         reproduced.append(term)
+        fits.append(label)
         used.update(re.findall(r"\b[a-z_][a-z0-9_]*\b", expr))
         weight = "" if w == 1 else f"{w:.6g} * "
         body.append(f"    {key} = {weight}{expr}  # {env_name}'s {term} ({label})")
@@ -600,6 +604,18 @@ def _human_reward(
     keys = [line.split(" = ")[0].strip() for line in body if " = " in line]
     if not keys:
         return _todo_reward(env_name, missing), [], missing
+    silent = []
+    if reproduced and all(f == "constant" for f in fits) and live.all():
+        # the same number on every random step and no episode ended: a goal's sparse reward that
+        # random actions never reached, not a survival bonus or a time penalty that ends at a goal
+        silent = [
+            f"{tasks.TODO_MARKER} {env_name}'s reward was the same on every random step and no episode "
+            "ended early: a sparse reward random actions never trigger, no better than the sparse reward as "
+            "the human one (HNS's baseline); write a dense one over the state fields (e.g. a distance to "
+            "the goal), then delete this line",
+            "",
+            "",
+        ]
     text = [
         '"""Starter human reward: the environment\'s own reward terms, written over the state fields',
         f'by `eureka tasks new` (fitted on random steps of {env_name}). Replace or refine it."""',
@@ -607,6 +623,7 @@ def _human_reward(
         "import torch",
         "",
         "",
+        *silent,
         f"def compute_reward({signature}) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:",
         *body,
         f"    total = {' + '.join(keys)}",

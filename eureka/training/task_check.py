@@ -64,6 +64,9 @@ def _check_files(task: Task, report: TaskReport) -> None:
             if line.lstrip().startswith(tasks.TODO_MARKER):
                 todo = line.strip().removeprefix(tasks.TODO_MARKER).strip()
                 report.problems.append(f"{path} line {number}: left to do: {todo}")
+            elif line.lstrip().startswith(tasks.NOTE_MARKER):
+                note = line.strip().removeprefix(tasks.NOTE_MARKER).strip()
+                report.notes.append(f"{path} line {number}: {note}")
 
 
 def _check_training(task: Task, env: gym.Env[Any, Any], report: TaskReport) -> None:
