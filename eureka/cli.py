@@ -205,7 +205,14 @@ def _reward_source(task: tasks.Task, reward: str) -> str | None:
         raise RewardFileError(
             f"reward '{reward}' is not a file; give a path to a .py file, 'human' or 'sparse'"
         )
-    return tasks.read_utf8(source, f"reward '{reward}'", RewardFileError)
+    text = tasks.read_utf8(source, f"reward '{reward}'", RewardFileError)
+    if reward == "human":  # the task's own file: named as the task folder holds it, not as its copy
+        from eureka.reward import checks
+
+        problems = checks.check_source(text, list(task.spec.state), str(source))
+        if problems:
+            raise RewardFileError("; ".join(problems) + f" (eureka tasks check {task.folder} checks it)")
+    return text
 
 
 def _render_result(result: TrainResult, run_dir: Path) -> None:

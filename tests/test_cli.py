@@ -4,11 +4,13 @@ batch against SolveConfig."""
 from __future__ import annotations
 
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import typer
+from conftest import REPO
 from typer.testing import CliRunner
 
 from eureka import tasks
@@ -163,6 +165,20 @@ def test_everyday_mistakes_are_one_line(tmp_path: Path) -> None:
     ):
         result = runner.invoke(app, ["train", "cartpole", option, value, "--runs-dir", str(tmp_path / "t")])
         assert result.exit_code == 2 and " ".join(result.output.split()) == f"error: {said}"
+    # a syntax error in the task's human reward names that file, not the run's copy (reward.py)
+    folder = tmp_path / "hs"
+    shutil.copytree(REPO / "tasks" / "cartpole", folder)
+    (folder / "task.yaml").write_text(
+        (folder / "task.yaml").read_text().replace("name: cartpole", "name: hs")
+    )
+    human = folder / "human_reward.py"
+    lines = len(human.read_text().splitlines())
+    human.write_text(human.read_text() + "def broken(:\n")
+    result = runner.invoke(app, ["train", str(folder), "--runs-dir", str(tmp_path / "t")])
+    assert result.exit_code == 2 and " ".join(result.output.split()) == (
+        f"error: {human} line {lines + 1}: syntax error: invalid syntax "
+        f"(eureka tasks check {folder} checks it)"
+    )
     assert not (tmp_path / "t").exists()
     damaged = tmp_path / "runs" / "cartpole" / "20260101-000000"
     damaged.mkdir(parents=True)

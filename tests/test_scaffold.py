@@ -190,6 +190,7 @@ def test_custom_env_file_and_cli(tmp_path: Path) -> None:
     ("name", "env", "message"),
     [
         ("bad-name", "CartPole-v1", "task name 'bad-name': use letters, digits and underscores"),
+        ("1task", "CartPole-v1", "task name '1task': use letters, digits and underscores, starting with a"),
         ("x", "NoSuchEnv-v9", "--env NoSuchEnv-v9: Environment `NoSuchEnv` doesn't exist."),
         ("y", "missing.py:Env", "--env missing.py:Env: missing.py is not a file"),
     ],

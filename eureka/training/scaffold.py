@@ -662,7 +662,10 @@ def new_task(name: str, env_id: str, root: Path, force: bool = False) -> Scaffol
     When the environment fails (its constructor, reset or step raises), the error names what it
     raised and where, and a folder made for it is removed."""
     if not name.isidentifier():
-        raise ConfigError(f"task name {name!r}: use letters, digits and underscores (it names the folder)")
+        raise ConfigError(
+            f"task name {name!r}: use letters, digits and underscores, starting with a letter (it names "
+            "the folder)"
+        )
     folder = root / name
     if folder.exists() and any(folder.iterdir()) and not force:
         raise ConfigError(f"{folder} already exists and is not empty; choose another name or pass --force")
