@@ -179,3 +179,38 @@ def test_the_components_plot_takes_any_component_names_and_many_of_them() -> Non
         png = _components_plot(result)
     assert png is not None and len(png) < 400_000  # base64 of a plot of normal size
     assert PLOTTED_COMPONENTS == 12
+
+
+@pytest.mark.parametrize(
+    ("human", "sparse", "shown"),
+    [
+        (60.0, 20.0, "human-normalised score: 1.000"),
+        # a budget too small to tell them apart: -1 for the human reward itself, said to mean nothing
+        (
+            36.5,
+            37.1,
+            "human-normalised score: -1.000 (not meaningful: the human reward scored below the sparse one;",
+        ),
+        (30.0, 30.0, "human-normalised score: undefined (the human and sparse rewards reach the same F)"),
+    ],
+)
+def test_the_panel_says_when_the_human_normalised_score_means_nothing(
+    human: float, sparse: float, shown: str
+) -> None:
+    from eureka.loop import human_normalized_score
+    from eureka.runs.display import summary_panel
+    from eureka.types import EvalStats, FinalEvaluation, Summary
+
+    final = FinalEvaluation(
+        seeds=[1000],
+        timesteps=1000,
+        best=EvalStats(fitness=[human], fitness_mean=human),
+        human=EvalStats(fitness=[human], fitness_mean=human),
+        sparse=EvalStats(fitness=[sparse], fitness_mean=sparse),
+        human_normalized_score=human_normalized_score(human, human, sparse),
+    )
+    out = io.StringIO()
+    Console(file=out, width=300).print(
+        summary_panel(Summary(task="cartpole", model="none", final=final), "runs/x")
+    )
+    assert shown in out.getvalue()

@@ -253,7 +253,14 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
                     f"success {stats.success_rate or 0:.0%} over seeds {final.seeds}"
                 )
         hns = final.human_normalized_score
-        if hns is not None:
+        sparse = final.sparse.fitness_mean if final.sparse is not None else None
+        below = sparse is not None and sparse > (final.human.fitness_mean or 0.0)
+        if hns is not None and below:
+            lines.append(
+                f"human-normalised score: {hns:.3f} (not meaningful: the human reward scored below the "
+                "sparse one; compare the F values)"
+            )
+        elif hns is not None:
             lines.append(f"human-normalised score: {hns:.3f}")
         elif final.sparse is not None and final.sparse.fitness_mean == final.human.fitness_mean:
             lines.append("human-normalised score: undefined (the human and sparse rewards reach the same F)")
