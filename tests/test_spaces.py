@@ -207,6 +207,48 @@ def test_scaffold_names_each_whole_number(tmp_path: Path) -> None:
     assert "a whole number from 0 to 31" in state["obs_0"]["description"]
 
 
+DICT_ENV = """
+import gymnasium as gym
+import numpy as np
+
+
+class Rover(gym.Env):
+    observation_space = gym.spaces.Dict(
+        {
+            "pos": gym.spaces.Box(-1.0, 1.0, (2,)),
+            "mode": gym.spaces.Discrete(3),
+            "flags": gym.spaces.MultiBinary(2),
+        }
+    )
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+"""
+
+
+def test_scaffold_names_a_dicts_fields_by_their_keys(tmp_path: Path) -> None:
+    """Not obs_0 ... obs_3_4, which left the user to work out gymnasium's key order."""
+    (tmp_path / "rover.py").write_text(DICT_ENV)
+    made = new_task("rover", f"{tmp_path / 'rover.py'}:Rover", tmp_path / "tasks")
+    state = yaml.safe_load((made.folder / tasks.TASK_FILE).read_text())["state"]
+    # gymnasium orders a Dict's keys: flags, mode, pos
+    assert {name: f["obs"] for name, f in state.items()} == {
+        "flags_0": 0,
+        "flags_1": 1,
+        "mode": 2,
+        "pos": [3, 5],
+    }
+    assert state["mode"]["description"].startswith(
+        "mode: Discrete(3) (observation[2]), a whole number from 0 to 2"
+    )
+    assert state["pos"]["description"] == "pos: Box(-1.0, 1.0, (2,), float32) (TODO: say what it is)"
+
+
 def _frozen_lake(tmp_path: Path) -> Path:
     """FrozenLake (Discrete(16) observations) scaffolded, then completed as its author would."""
     folder = new_task("lake", "FrozenLake-v1", tmp_path / "tasks").folder

@@ -119,6 +119,16 @@ def _parts(space: gym.spaces.Space[Any], obs: Any = None) -> list[tuple[gym.spac
     return [(space, obs)]
 
 
+def _leaf_names(space: gym.spaces.Space[Any], prefix: str = "") -> list[str]:
+    """A name per leaf of `space`, in `_parts`'s order: a Dict's keys, a Tuple's positions,
+    joined by `_` where they nest (`pos`, `sensors_0`)."""
+    if isinstance(space, gym.spaces.Tuple):
+        return [n for i, s in enumerate(space.spaces) for n in _leaf_names(s, f"{prefix}{i}_")]
+    if isinstance(space, gym.spaces.Dict):
+        return [n for key, s in space.spaces.items() for n in _leaf_names(s, f"{prefix}{key}_")]
+    return [prefix.removesuffix("_") or "obs"]
+
+
 def _value_bounds(leaf: gym.spaces.Space[Any]) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(leaf, gym.spaces.Box):
         return leaf.low.reshape(-1).astype(np.float64), leaf.high.reshape(-1).astype(np.float64)
@@ -185,6 +195,13 @@ class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
         ]
         self.discrete = {i for i, w in enumerate(whole) if w}
         """The entries of the values part that hold whole numbers (a discrete part's values)."""
+        self.leaves: list[tuple[int, int, str, str]] = []
+        """(start, stop, name, space) of each part's entries in the values part, named by its Dict
+        key or Tuple position (what `eureka tasks new` names state fields by)."""
+        at = 0
+        for leaf, name, (low, _) in zip(leaves, _leaf_names(source), bounds, strict=True):
+            self.leaves.append((at, at + len(low), name, str(leaf)))
+            at += len(low)
         sizes = [(i, _one_hot_sizes(leaf)) for i, leaf in enumerate(leaves)]
         self._hot = [(i, s) for i, s in sizes if s]
         hot = sum(sum(s) for _, s in self._hot)

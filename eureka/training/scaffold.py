@@ -187,6 +187,10 @@ def _observation_fields(env: gym.Env[Any, Any], claimed: set[int], size: int) ->
     table where it has a row, else one field per run of unnamed entries."""
     table = _doc_table(env)
     parts = _doc_parts(env)
+    named = isinstance(env, NumericObservation) and isinstance(env.env.observation_space, gym.spaces.Dict)
+    leaves = env.leaves if isinstance(env, NumericObservation) and named else []
+    if not parts:  # a Dict's keys
+        parts = [(a, b, name, f"{leaf} (TODO: say what it is)") for a, b, name, leaf in leaves]
     whole = env.discrete if isinstance(env, NumericObservation) else set()
     space = env.observation_space
     fields: list[Field] = []
@@ -194,10 +198,19 @@ def _observation_fields(env: gym.Env[Any, Any], claimed: set[int], size: int) ->
     while i < size:
         if i in whole and i not in claimed and i not in table:
             low, high = int(space.low[i]), int(space.high[i])  # type: ignore[attr-defined]
+            leaf = next((p for p in leaves if p[0] <= i < p[1]), None)
+            name = (
+                f"obs_{i}"
+                if leaf is None
+                else leaf[2]
+                if leaf[1] - leaf[0] == 1
+                else f"{leaf[2]}_{i - leaf[0]}"
+            )
+            what = f"observation[{i}]" if leaf is None else f"{name}: {leaf[3]} (observation[{i}])"
             fields.append(
                 Field(
-                    f"obs_{i}",
-                    f"observation[{i}], a whole number from {low} to {high} (TODO: say what it is).",
+                    _identifier(name, f"obs_{i}"),
+                    f"{what}, a whole number from {low} to {high} (TODO: say what it is).",
                     obs=i,
                 )
             )
