@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -316,7 +317,9 @@ def test_human_readable_output() -> None:
 
 
 @pytest.mark.parametrize("backend", ["sb3", "batched"])
-def test_the_workers_entry_point_checks_then_trains(tmp_path: Path, backend: str) -> None:
+def test_the_workers_entry_point_checks_then_trains(
+    tmp_path: Path, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """What the sandboxed worker runs, called in this process (so the quick suite's coverage
     check, tests/fast_coverage.py, sees the code that otherwise runs only in workers): a
     smoke-first job passes its smoke test, trains, and writes metrics.json."""
@@ -337,6 +340,9 @@ def test_the_workers_entry_point_checks_then_trains(tmp_path: Path, backend: str
     assert result.status == Status.OK and result.env_steps >= 1000, result.message
     assert {c.name for c in result.components} == {"alive", "upright", "centred", "calm"}
     assert (out / SMOKE_FILE).read_text().startswith("passed the smoke test on ")
+    if backend == "sb3":  # SB3's PPO learns in whole rollouts: the log says the budget rounds up
+        said = re.search(r"the budget of 1,000 runs ([\d,]+) steps", capsys.readouterr().out)
+        assert said and int(said.group(1).replace(",", "")) == result.env_steps > 1000
 
 
 DEFERRED_DYNAMO = """

@@ -351,6 +351,14 @@ def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> 
     model.set_logger(Logger(folder=None, output_formats=[]))
     train_start = time.monotonic()
     print(f"training {task.name} with {spec.algorithm} (SB3) for {timesteps} steps on {device}", flush=True)
+    rollout = getattr(model, "n_steps", 0) * env.num_envs  # on-policy algorithms learn in whole rollouts
+    if rollout and timesteps % rollout:
+        print(
+            f"note: {spec.algorithm} collects whole rollouts of n_steps x n_envs = {rollout:,} steps: the "
+            f"budget of {timesteps:,} runs {-(-timesteps // rollout) * rollout:,} steps (statistics up to "
+            f"{timesteps:,})",
+            flush=True,
+        )
     try:
         venv.clock = clock = SolveClock(task.spec.fitness.threshold)
         stop = clock if job.stop_when_solved else None
