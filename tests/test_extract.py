@@ -71,3 +71,12 @@ def test_windows_line_endings() -> None:
     result = extract_code(lf.replace("\n", "\r\n"))
     assert result is not None
     assert result.replace("\r\n", "\n") == extract_code(lf)
+
+
+def test_a_helper_nested_past_the_parser_is_kept_for_the_checks_to_name() -> None:
+    """Deciding which earlier blocks the answer uses parses them; one nested too deeply for
+    Python's parser is kept (the checks then say so), not a RecursionError out of extraction."""
+    deep = "def h(x):\n    return " + "-" * 100_000 + "x\n"
+    reply = f"```python\n{deep}```\n\n```python\ndef compute_reward(a):\n    return h(a), {{}}\n```\n"
+    code = extract_code(reply)
+    assert code is not None and code.startswith("def h(x):") and code.endswith("return h(a), {}\n")

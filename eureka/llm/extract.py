@@ -7,6 +7,8 @@ import ast
 import re
 import textwrap
 
+from eureka.reward.checks import parse
+
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})"  # an opening fence of three or more backticks or tildes
     r"[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n"  # an optional language tag, then the rest of the line
@@ -92,10 +94,10 @@ def _helpers(blocks: list[str], main: str) -> list[str]:
     """The earlier blocks the main one needs: those defining a name it (or a block it needs)
     reads and does not define itself, in their order. Where a block is not Python, every earlier
     block that defines code (the checks then say what is wrong)."""
-    try:
-        defined, read = _names(ast.parse(main))
-        parsed = [_names(ast.parse(b)) for b in blocks]
-    except (SyntaxError, ValueError):
+    try:  # parsed as the checks parse (one thread at a time; deep nesting a SyntaxError)
+        defined, read = _names(parse(main))
+        parsed = [_names(parse(b)) for b in blocks]
+    except SyntaxError:
         return [b for b in blocks if _defines_code(b)]
     needed = read - defined
     keep: list[int] = []
