@@ -819,12 +819,18 @@ class Loop:
         self._task_checked = True
         from eureka.training.task_check import check_task
 
-        report = check_task(str(self.task.folder))
-        if report.ok:
+        human = str(self.task.folder / tasks.HUMAN_REWARD_FILE)
+        # the human reward's own problems stop only that candidate: others can get past them
+        problems = [
+            p
+            for p in check_task(str(self.task.folder)).problems
+            if human not in p and f"missing {tasks.HUMAN_REWARD_FILE}" not in p
+        ]
+        if not problems:
             return None
         return (
-            f"the task folder has {'a problem' if len(report.problems) == 1 else 'problems'} no reward can "
-            f"get past (eureka tasks check {self.task.folder}): " + "; ".join(report.problems)
+            f"the task folder has {'a problem' if len(problems) == 1 else 'problems'} no reward can "
+            f"get past (eureka tasks check {self.task.folder}): " + "; ".join(problems)
         )
 
     def _nothing_to_try(self, failures: list[Candidate]) -> str:

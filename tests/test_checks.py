@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from eureka.llm.extract import AST_LOCK
 from eureka.reward import compose, parametrise
-from eureka.reward.checks import AST_LOCK, check_source
+from eureka.reward.checks import check_source
 from eureka.reward.contract import compile_reward
 
 FIELDS = ["pole_angle", "cart_position"]

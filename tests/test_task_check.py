@@ -242,6 +242,18 @@ class NanCart(Cart):
 
 class Unbounded(Cart):
     action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+
+class NanRewardCart(Cart):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float("nan") if self.t == 7 else reward, terminated, truncated, info
+
+
+class SilentCart(Cart):
+    """Renders nothing: trains, but its runs have no videos."""
+
+    metadata = {}
 '''
 
 
@@ -260,6 +272,12 @@ class Unbounded(Cart):
             "TD3 and A2C sample and clip actions within them; give the Box finite low and high in env.py "
             "(the range the actuators really take)",
         ),
+        (
+            "NanRewardCart",
+            "the environment's step returned a reward that is not one finite number (nan at step 7 of a "
+            "random rollout): F and training need one finite float per step; fix the reward in the "
+            "environment",
+        ),
     ],
 )
 def test_an_environment_no_policy_can_train_in_is_a_problem(cls: str, problem: str, tmp_path: Path) -> None:
@@ -268,6 +286,19 @@ def test_an_environment_no_policy_can_train_in_is_a_problem(cls: str, problem: s
     folder = _broken(tmp_path, {"env.id": f"env:{cls}", "env.max_episode_steps": 50}, {"env.py": UNTRAINABLE})
     report = check_task(str(folder))
     assert problem in report.problems, report.problems
+
+
+def test_an_environment_that_cannot_render_is_a_note_not_a_problem(tmp_path: Path) -> None:
+    """It trains (with no videos); gymnasium's render check failed the whole task check."""
+    folder = _broken(
+        tmp_path, {"env.id": "env:SilentCart", "env.max_episode_steps": 50}, {"env.py": UNTRAINABLE}
+    )
+    report = check_task(str(folder))
+    assert report.ok, report.problems
+    assert any(
+        n.startswith("gymnasium's env checker, rendering: ") and "runs will have no rollout videos" in n
+        for n in report.notes
+    ), report.notes
 
 
 def test_an_environment_with_no_time_limit_is_a_problem(tmp_path: Path) -> None:

@@ -368,3 +368,25 @@ def test_the_worker_defers_torch_dynamo_until_something_compiles() -> None:
     command = [sys.executable, "-c", DEFERRED_DYNAMO]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "deferred", done.stderr[-2000:]
+
+
+def test_an_environment_reward_of_nan_fails_the_training_with_what_to_fix(tmp_path: Path) -> None:
+    """F of an env_return task summed the NaN: `ok, F nan`, HNS nan and NaN tokens in metrics.json."""
+    import numpy as np
+
+    from eureka import tasks
+    from eureka.errors import TaskError
+    from eureka.training.fitness import Fitness
+    from eureka.types import Episode
+
+    fitness = Fitness(tasks.load("acrobot"))  # env_return
+    episode = Episode(
+        states={}, env_rewards=np.array([1.0, math.nan]), signal=None, length=2, terminated=False
+    )
+    with pytest.raises(TaskError) as caught:
+        fitness.of(episode)
+    assert str(caught.value) == (
+        f"{fitness.where}: fitness.metric env_return: the environment's rewards in an episode sum to nan; F "
+        f"must be finite: fix the environment's reward (eureka tasks check {fitness.where.parent} finds it "
+        "on a random rollout)"
+    )

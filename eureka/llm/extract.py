@@ -6,8 +6,7 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-
-from eureka.reward.checks import parse
+import threading
 
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})"  # an opening fence of three or more backticks or tildes
@@ -70,6 +69,31 @@ def _defines_code(block: str) -> bool:
     return any(CODE_START.match(line) for line in block.splitlines())
 
 
+AST_LOCK = threading.RLock()
+"""Held while a tree is built from source or compiled: CPython 3.11 keeps the AST converter's
+recursion depth in interpreter-wide state, so two threads converting at once (the loop checks
+candidates in threads; a garbage collection inside one conversion lets another thread run) can
+fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905): it
+ended a solve here, on fetch_reach's third iteration. Here, the first stage that parses
+the model's code; the reward checks and the contract parse through it too."""
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, one thread at a time (AST_LOCK). Source nested past the parser's limits (a
+    sum of thousands of terms, thousands of unary minus signs) is a SyntaxError that says so, not
+    the RecursionError or MemoryError the parser raises for it."""
+    with AST_LOCK:
+        try:
+            return ast.parse(source, filename=filename)
+        except (RecursionError, MemoryError) as exc:
+            raise SyntaxError(
+                f"the code nests too deeply for Python's parser ({type(exc).__name__}): "
+                "compute long expressions in steps, or with a loop or torch.stack(...).sum()"
+            ) from None
+        except ValueError as exc:  # a null byte: a SyntaxError from Python 3.11.4 and 3.12 on
+            raise SyntaxError(str(exc)) from None
+
+
 REASONING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 """A reasoning model's thoughts, which some providers leave in the reply: sketches in them (a
 numpy version it then dropped) are not the answer."""
@@ -94,7 +118,7 @@ def _helpers(blocks: list[str], main: str) -> list[str]:
     """The earlier blocks the main one needs: those defining a name it (or a block it needs)
     reads and does not define itself, in their order. Where a block is not Python, every earlier
     block that defines code (the checks then say what is wrong)."""
-    try:  # parsed as the checks parse (one thread at a time; deep nesting a SyntaxError)
+    try:  # one thread at a time, deep nesting a SyntaxError (as the checks parse)
         defined, read = _names(parse(main))
         parsed = [_names(parse(b)) for b in blocks]
     except SyntaxError:

@@ -5,8 +5,9 @@ sandbox, not the security boundary."""
 from __future__ import annotations
 
 import ast
-import threading
 from collections.abc import Callable
+
+from eureka.llm.extract import parse
 
 ENTRY = "compute_reward"
 """The function a reward defines (the reward contract; eureka/reward/contract.py runs it)."""
@@ -123,30 +124,6 @@ CHECKS: list[Check] = [
     _check_imports,
     _check_forbidden_names,
 ]
-
-
-AST_LOCK = threading.RLock()
-"""Held while a tree is built from source or compiled: CPython 3.11 keeps the AST converter's
-recursion depth in interpreter-wide state, so two threads converting at once (the loop checks
-candidates in threads; a garbage collection inside one conversion lets another thread run) can
-fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905): it
-ended a solve here, on fetch_reach's third iteration."""
-
-
-def parse(source: str, filename: str = "<unknown>") -> ast.Module:
-    """`ast.parse`, one thread at a time (AST_LOCK). Source nested past the parser's limits (a
-    sum of thousands of terms, thousands of unary minus signs) is a SyntaxError that says so, not
-    the RecursionError or MemoryError the parser raises for it."""
-    with AST_LOCK:
-        try:
-            return ast.parse(source, filename=filename)
-        except (RecursionError, MemoryError) as exc:
-            raise SyntaxError(
-                f"the code nests too deeply for Python's parser ({type(exc).__name__}): "
-                "compute long expressions in steps, or with a loop or torch.stack(...).sum()"
-            ) from None
-        except ValueError as exc:  # a null byte: a SyntaxError from Python 3.11.4 and 3.12 on
-            raise SyntaxError(str(exc)) from None
 
 
 def check_source(source: str, fields: list[str], filename: str = "reward.py") -> list[str]:

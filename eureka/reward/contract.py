@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
+from eureka.llm.extract import AST_LOCK
 from eureka.reward import checks
-from eureka.reward.checks import AST_LOCK, ENTRY, valid_parameters
+from eureka.reward.checks import ENTRY, valid_parameters
 from eureka.types import Status
 
 

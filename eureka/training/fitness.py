@@ -52,7 +52,14 @@ class Fitness:
         """F of one finished episode."""
         metric = self.spec.metric
         if metric == "env_return":
-            return float(np.sum(ep.env_rewards))
+            value = float(np.sum(ep.env_rewards))
+            if not math.isfinite(value):
+                raise TaskError(
+                    f"{self.where}: fitness.metric env_return: the environment's rewards in an episode sum "
+                    f"to {value}; F must be finite: fix the environment's reward (eureka tasks check "
+                    f"{self.where.parent} finds it on a random rollout)"
+                )
+            return value
         if metric == "episode_length":
             return float(ep.length)
         if metric == "custom":

@@ -140,6 +140,8 @@ class _Rollout:
     terminated: bool
     bad: str | None
     """The first observation that is not finite (where it was), if one was."""
+    bad_reward: str | None = None
+    """The first reward that is not one finite number (what and where), if one was."""
 
 
 def _rollout_batch(task: Task, seed: int = 0) -> _Rollout:
@@ -149,20 +151,32 @@ def _rollout_batch(task: Task, seed: int = 0) -> _Rollout:
     infos, actions, rewards = [], [], []
     first_end, terminated = None, False
     bad = _not_finite(obs, "reset")
+    bad_reward: str | None = None
     for step in range(ROLLOUT_STEPS):
         action = env.action_space.sample()
         obs, reward, term, trunc, info = env.step(action)
         bad = bad or _not_finite(obs, f"step {step + 1}")
         infos.append(info)
         actions.append(action)
-        rewards.append(float(reward))
+        number = _reward_number(reward)
+        if number is None or not np.isfinite(number):
+            bad_reward = bad_reward or f"{reward!r:.60} at step {step + 1}"
+        rewards.append(number if number is not None else float("nan"))
         if term or trunc:
             if first_end is None:
                 first_end, terminated = step + 1, bool(term)
             obs, _ = env.reset()
             bad = bad or _not_finite(obs, f"reset after step {step + 1}")
     env.close()
-    return _Rollout(infos, np.stack(actions), rewards, first_end, terminated, bad)
+    return _Rollout(infos, np.stack(actions), rewards, first_end, terminated, bad, bad_reward)
+
+
+def _reward_number(reward: Any) -> float | None:
+    """A step's reward as a float, where it is one number (a 0-d or 1-element array counts)."""
+    try:
+        return float(np.asarray(reward, dtype=np.float64).reshape(-1)[0]) if np.size(reward) == 1 else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_episode_fitness(
@@ -202,6 +216,12 @@ def _check_functions(task: Task, report: TaskReport) -> None:
         report.problems.append(
             f"the environment returned an observation that is not finite ({bad}): the policy cannot "
             "learn from NaN or infinite inputs; fix the environment, or clip the observation in env.py"
+        )
+    if rollout.bad_reward is not None:
+        report.problems.append(
+            f"the environment's step returned a reward that is not one finite number ({rollout.bad_reward} "
+            "of a random rollout): F and training need one finite float per step; fix the reward in the "
+            "environment"
         )
     names = valid_parameters(fields)
     batch = batch_tensors(infos, actions, names, task.spec.state, torch.device("cpu"))
@@ -244,9 +264,18 @@ def _check_custom_env(task: Task, report: TaskReport) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            check_env(env.unwrapped, skip_render_check=False)
+            check_env(env.unwrapped, skip_render_check=True)
         except Exception as exc:
             report.problems.append(f"gymnasium's env checker: {type(exc).__name__}: {exc}")
+        else:  # an environment that cannot render trains; its runs have no videos
+            try:
+                check_env(env.unwrapped, skip_render_check=False)
+            except Exception as exc:
+                report.notes.append(
+                    f"gymnasium's env checker, rendering: {type(exc).__name__}: {exc}; training works, "
+                    "but runs will have no rollout videos (give the environment render_modes and an "
+                    "rgb_array render() for them)"
+                )
     for w in caught:
         report.notes.append(f"gymnasium's env checker: {checker_text(w.message)}")
     env.close()
