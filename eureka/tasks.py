@@ -140,6 +140,16 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: where (line and column, counted from 1) and what, without the
+    parser's `in "<unicode string>"` lines."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{what}" + (f" ({context})" if context else "")
+
+
 def load(name_or_path: str, extra: list[Path] | None = None) -> Task:
     """Load and validate a task by name or folder path."""
     folder = resolve(name_or_path, extra)
@@ -147,7 +157,7 @@ def load(name_or_path: str, extra: list[Path] | None = None) -> Task:
     try:
         raw = yaml.load(path.read_text(), Loader=_StrictLoader)
     except yaml.YAMLError as exc:
-        raise TaskError(f"{path}: not valid YAML: {exc}") from None
+        raise TaskError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not text
         raise TaskError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(raw, dict):

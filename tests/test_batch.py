@@ -178,6 +178,13 @@ def test_exit_codes_and_thresholds(tmp_path: Path) -> None:
     bad.write_text("tasks: [cartpole]\nretries: 3\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: retries: Extra inputs are not permitted"):
         load_suite(bad)
+    bad.write_text("defaults: {model: none\ntasks:\n  - cartpole\n")  # a brace left open: not a traceback
+    with pytest.raises(ConfigError) as caught:
+        load_suite(bad)
+    assert str(caught.value) == (
+        f"suite file {bad}: not valid YAML: line 2 column 6: expected ',' or '}}', but got ':' "
+        "(while parsing a flow mapping)"
+    )
     with pytest.raises(ConfigError, match=r"give task names, or --suite suite\.yaml"):
         entries([], None, None)
 

@@ -130,6 +130,18 @@ def test_a_key_given_twice_is_named_not_merged(tmp_path: Path) -> None:
     assert str(err.value).endswith("); keep one")
 
 
+def test_yaml_that_does_not_parse_is_named_in_one_line(tmp_path: Path) -> None:
+    """Where and what, not the parser's four lines about a "<unicode string>"."""
+    folder = _cartpole_with(tmp_path)
+    (folder / "task.yaml").write_text("name: cartpole\nenv: {id: [CartPole-v1\n")
+    with pytest.raises(TaskError) as err:
+        tasks.load(str(folder))
+    assert str(err.value) == (
+        f"{folder / 'task.yaml'}: not valid YAML: line 3 column 1: expected ',' or ']', but got "
+        "'<stream end>' (while parsing a flow sequence)"
+    )
+
+
 def test_name_must_match_folder(tmp_path: Path) -> None:
     _cartpole_with(tmp_path, name="other").rename(tmp_path / "renamed")
     with pytest.raises(TaskError) as err:

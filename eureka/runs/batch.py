@@ -86,6 +86,10 @@ def load_suite(path: Path) -> Suite:
         return Suite.model_validate(yaml.safe_load(path.read_text()) or {})
     except OSError as exc:
         raise ConfigError(f"suite file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"suite file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"suite file {path}: not valid YAML: {tasks.yaml_problem(exc)}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
