@@ -262,6 +262,28 @@ def test_a_pair_whose_second_item_is_no_dict_and_too_many_components_are_named()
     )
 
 
+@pytest.mark.parametrize("name", ["", "  ", '<b>cart</b> & "pos"\n', "x" * 101])
+def test_a_component_name_that_cannot_be_shown_is_named(name: str) -> None:
+    """An empty name, a line break or a paragraph: the next prompt's trajectory analysis broke
+    across lines and listed a nameless term."""
+    error = _error(f"def compute_reward(pole_angle):\n    return pole_angle, {{{name!r}: pole_angle}}\n")
+    assert error.status == Status.CHECK_FAILED
+    assert error.message == (
+        f"component name {name!r:.60}: give each component a short name on one line (at most 100 "
+        "characters, e.g. 'upright'); it is shown to the model and plotted"
+    )
+
+
+def test_a_component_name_in_any_script_is_kept() -> None:
+    reward = compile_reward(
+        "def compute_reward(pole_angle):\n    return pole_angle, {'stay upright ✓ 直立': pole_angle}\n",
+        "reward.py",
+        FIELDS,
+    )
+    _, components = reward(_batch(), 4)
+    assert list(components) == ["stay upright ✓ 直立"]
+
+
 def test_a_reward_that_changes_torchs_default_dtype_is_put_back(capsys: pytest.CaptureFixture[str]) -> None:
     """A float64 default made the policy's layers float64: training crashed on 'mat1 and mat2
     must have the same dtype' in torch's linear layer, naming nothing of the reward."""

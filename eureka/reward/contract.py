@@ -310,6 +310,7 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device, scalars: bool
 
 
 MAX_COMPONENTS = 64
+MAX_NAME = 100
 """Named components a reward may return (every one goes into the next prompt's statistics)."""
 
 
@@ -345,6 +346,12 @@ def validate_output(
     for name, value in out[1].items():
         if not isinstance(name, str):
             raise RewardError(Status.CHECK_FAILED, f"component names must be strings, got {name!r}")
+        if not name.strip() or not name.isprintable() or len(name) > MAX_NAME:
+            raise RewardError(
+                Status.CHECK_FAILED,
+                f"component name {name!r:.60}: give each component a short name on one line (at most "
+                f"{MAX_NAME} characters, e.g. 'upright'); it is shown to the model and plotted",
+            )
         components[name] = _as_batch(value, n, f"component '{name}'", device)
     if finite and not bool(torch.isfinite(total).all()):
         raise _nonfinite(total, components)
