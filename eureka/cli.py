@@ -490,6 +490,7 @@ def solve(
 ) -> None:
     """Evolve reward functions for a task with an LLM (Eureka), then evaluate the best."""
     from eureka import loop
+    from eureka.feedback.judges import FeedbackError
     from eureka.llm.client import LOCAL_MODEL, LLMError, default_model, for_run
     from eureka.runs import display
     from eureka.training import optimise
@@ -552,12 +553,12 @@ def solve(
         try:
             with reporter, _interrupts(the_loop.stop):
                 summary = the_loop.run()
-        except LLMError as exc:  # the provider failed: everything so far is saved
+        except (LLMError, FeedbackError) as exc:  # the provider or the human failed: all so far is saved
             for line in str(exc).splitlines():
                 err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
             hint = (
                 resume_hint(run_dir, "stopped")
-                if exc.resumable
+                if getattr(exc, "resumable", True)
                 else "a resumed run would stop the same way: start a new run once the error above is fixed"
             )
             err_console.print(hint, highlight=False, soft_wrap=True)
@@ -652,11 +653,10 @@ def _interrupts(stop: Callable[[], None]) -> Iterator[None]:
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory of eureka solve")]) -> None:
     """Write the run's self-contained HTML report (report.html) and print its path."""
-    from eureka.runs.report import read_run, write_report
+    from eureka.runs.report import open_run, write_report
 
     with user_errors():
-        if read_run(run_dir) is None:
-            raise ConfigError(f"{run_dir} is not a run directory of eureka solve (no valid summary.json)")
+        open_run(run_dir)  # says why a directory is not a readable run
         console.print(str(write_report(run_dir.resolve())), highlight=False, soft_wrap=True)
 
 
@@ -679,9 +679,11 @@ def runs_list(
     )
     for column in table.columns:
         column.overflow = "fold"
+    unreadable = []
     for summary in sorted(root.glob("*/*/summary.json")):
         info = read_run(summary.parent)
         if info is None:
+            unreadable.append(str(summary.parent.relative_to(root)))
             continue
         row = summary_json(info)
         hns = "-" if row["hns"] is None else f"{row['hns']:.3f}"
@@ -698,18 +700,23 @@ def runs_list(
             wall_text(row["wall_time"], row["wall_time_part"], row["parts"]),
         )
     console.print(table)
+    if unreadable:
+        err_console.print(
+            f"[yellow]note:[/yellow] left out {len(unreadable)} run(s) whose summary.json cannot be read: "
+            f"{', '.join(unreadable)} (eureka runs show DIR says why)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @runs_app.command("show")
 def runs_show(run_dir: Annotated[Path, typer.Argument(help="a run directory of eureka solve")]) -> None:
     """The run's summary and its candidates."""
     from eureka.runs import display
-    from eureka.runs.report import read_run
+    from eureka.runs.report import open_run
 
     with user_errors():
-        info = read_run(run_dir)
-        if info is None:
-            raise ConfigError(f"{run_dir} is not a run directory of eureka solve (no valid summary.json)")
+        info = open_run(run_dir)
         console.print(display.summary_panel(info.summary, str(run_dir)))
         console.print(display.candidates_table(info.candidates))
 

@@ -775,6 +775,11 @@ class Loop:
             self.summary.message = f"stopped: {exc}"
             self._save()
             raise
+        except feedback.FeedbackError as exc:  # no human to answer (the terminal closed): resumable
+            self.summary.status = "interrupted"
+            self.summary.message = f"stopped: {exc}"
+            self._save()
+            raise
         except (Interrupted, KeyboardInterrupt):  # Ctrl-C: what ended is saved, the rest resumes
             self.stop()
             self.summary.status = "interrupted"

@@ -185,3 +185,11 @@ def test_everyday_mistakes_are_one_line(tmp_path: Path) -> None:
     (damaged / "summary.json").write_text("{")
     listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "runs")])
     assert listed.exit_code == 0 and "Traceback" not in listed.output
+    assert (  # not dropped without a word
+        "note: left out 1 run(s) whose summary.json cannot be read: cartpole/20260101-000000 (eureka runs "
+        "show DIR says why)"
+    ) in " ".join(listed.output.split())
+    shown = runner.invoke(app, ["runs", "show", str(damaged)])
+    assert shown.exit_code == 2 and " ".join(shown.output.split()).startswith(
+        f"error: {damaged / 'summary.json'}: damaged (Invalid JSON: EOF while parsing an object"
+    )

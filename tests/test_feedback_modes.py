@@ -171,3 +171,19 @@ def test_human_feedback_refuses_to_wait_without_a_terminal() -> None:
         assert result.exit_code == 2
         assert f"--feedback {mode} asks a human and needs a terminal (stdin is not a TTY)" in result.output
     assert not list(Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*/iter_0"))
+
+
+def test_a_terminal_that_closes_while_asked_for_feedback_leaves_a_resumable_run(tmp_path: Path) -> None:
+    """The run said `running` for ever and the error named no run directory to resume."""
+    from eureka.feedback.judges import FeedbackError
+
+    human = TerminalHuman(lambda text: None, io.StringIO(""))  # EOF at the first question
+    loop = _loop(
+        tmp_path / "run", QueuedBackend([fenced(HUMAN)]), judge=human, feedback="critique", samples=1
+    )
+    with pytest.raises(FeedbackError, match="the terminal closed while waiting for feedback"):
+        loop.run()
+    summary = Summary.model_validate_json((tmp_path / "run/summary.json").read_text())
+    assert summary.status == "interrupted"
+    assert summary.message == "stopped: the terminal closed while waiting for feedback"
+    assert (tmp_path / "run/iter_0/cand_0/metrics.json").is_file()  # its training is kept for the resume

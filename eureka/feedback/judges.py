@@ -81,7 +81,7 @@ class TerminalHuman:
         self.write(prompt)
         line = self.stream.readline()
         if not line:
-            raise FeedbackError("the terminal closed while waiting for feedback; resume the run to answer")
+            raise FeedbackError("the terminal closed while waiting for feedback")
         return line.rstrip("\n")
 
     def _show(self, offer: Offer, number: int | None = None) -> None:

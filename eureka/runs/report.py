@@ -68,9 +68,20 @@ class RunInfo:
 def read_run(run_dir: Path) -> RunInfo | None:
     """The run in `run_dir`, or None when it is not a solve run (no valid summary.json)."""
     try:
-        return RunInfo(run_dir)
-    except (OSError, ValueError, RunFileError):  # a damaged summary.json: not listed, not shown
+        return open_run(run_dir)
+    except RunFileError:  # a damaged summary.json: not listed, not shown
         return None
+
+
+def open_run(run_dir: Path) -> RunInfo:
+    """The run in `run_dir`; a RunFileError says why it cannot be read."""
+    if not (run_dir / "summary.json").is_file():
+        raise RunFileError(f"{run_dir} is not a run directory of eureka solve (it has no summary.json)")
+    try:
+        return RunInfo(run_dir)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFileError(f"{run_dir}: cannot be read ({first})") from None
 
 
 # ---------------------------------------------------------------- plots
