@@ -28,6 +28,7 @@ from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
 from eureka.reward.parametrise import Peak
+from eureka.runs import rundir
 from eureka.runs.totals import Ledger
 from eureka.training import groups, optimise
 from eureka.training import halving as schedule
@@ -725,8 +726,12 @@ class Loop:
         self.llm.cancel()
 
     def run(self) -> Summary:
-        with self.ledger:
-            return self._solve()
+        rundir.claim(self.run_dir)
+        try:
+            with self.ledger:
+                return self._solve()
+        finally:
+            rundir.release(self.run_dir)
 
     def _solve(self) -> Summary:
         counted = 0

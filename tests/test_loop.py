@@ -263,7 +263,9 @@ def test_replay_of_a_different_prompt_names_the_difference(recording: Path, tmp_
 
 
 @pytest.mark.slow
-def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path) -> None:
+def test_resume_after_kill_gives_the_same_result(
+    recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "eureka", *_solve_args(recording, runs_dir)]
@@ -278,6 +280,14 @@ def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path
     (run_dir,) = runs_dir.glob("cartpole/*")
     assert not (run_dir / "iter_1").exists() or not (run_dir / "iter_1/cand_1/candidate.json").exists()
     first = json.loads((run_dir / "iter_0/cand_0/candidate.json").read_text())
+    # its summary still says running; the list says its process is gone (it said running for ever)
+    monkeypatch.setenv("COLUMNS", "250")  # rich's tables fold long cells on a narrow terminal
+    listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(runs_dir)])
+    assert listed.exit_code == 0 and " stopped " in listed.output and " running " not in listed.output
+    shown = runner.invoke(app, ["runs", "show", str(run_dir)])
+    assert f"its process is gone (killed?); continue with eureka solve --resume {run_dir}" in " ".join(
+        shown.output.split()
+    )
     result = runner.invoke(app, ["solve", "--resume", str(run_dir)])
     assert result.exit_code == 0, result.output
     resumed = _summary(runs_dir)
@@ -288,6 +298,7 @@ def test_resume_after_kill_gives_the_same_result(recording: Path, tmp_path: Path
     assert (resumed.llm_calls, resumed.env_steps) == (original.llm_calls, original.env_steps)
     assert resumed.parts == 2 and resumed.part.llm_calls < resumed.llm_calls
     assert resumed.part.env_steps < resumed.env_steps and resumed.wall_time > resumed.part.wall_time
+    assert not (run_dir / "owner").exists()  # released by the resumed run's end
 
 
 @pytest.mark.slow

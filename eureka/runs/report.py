@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from eureka.errors import RunFileError
+from eureka.runs import rundir
 from eureka.runs.display import status_text, wall_text
 from eureka.training import optimise
 from eureka.types import (
@@ -41,6 +42,13 @@ class RunInfo:
         self.summary = read_record(Summary, run_dir / "summary.json")
         config = run_dir / "config.yaml"
         self.config: dict[str, Any] = yaml.safe_load(config.read_text()) if config.is_file() else {}
+
+    @property
+    def status(self) -> str:
+        """The summary's status, `stopped` for a run that says `running` whose process is gone."""
+        if self.summary.status == "running" and rundir.owner_alive(self.run_dir) is False:
+            return "stopped"
+        return self.summary.status
 
     def metrics(self, name: str) -> TrainResult | None:
         path = self.run_dir / name / "metrics.json"
@@ -419,8 +427,10 @@ def summary_json(info: RunInfo) -> dict[str, Any]:
     return {
         "task": s.task,
         "run_dir": str(info.run_dir),
-        "status": s.status,
-        "message": s.message,
+        "status": info.status,
+        "message": s.message
+        if info.status == s.status
+        else f"its process is gone (killed?); continue with eureka solve --resume {info.run_dir}",
         "model": s.model,
         "best_fitness": s.best.fitness if s.best else None,
         "human_fitness": final.human.fitness_mean if final else None,

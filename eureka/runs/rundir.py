@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -46,3 +48,33 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> Path:
     path = run_dir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+OWNER_FILE = "owner"
+"""`<host> <pid>` of the process running a solve in its run directory, removed when it ends: a
+run whose summary says `running` and whose process is gone was killed."""
+
+
+def claim(run_dir: Path) -> None:
+    (run_dir / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+
+
+def release(run_dir: Path) -> None:
+    (run_dir / OWNER_FILE).unlink(missing_ok=True)
+
+
+def owner_alive(run_dir: Path) -> bool | None:
+    """Whether the process that runs `run_dir` is alive: False where none claims it or its
+    process is gone, None where it runs on another machine (unknown from here)."""
+    try:
+        host, pid = (run_dir / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return None
+    with contextlib.suppress(PermissionError):  # another user's live process
+        try:
+            os.kill(int(pid), 0)
+        except (ProcessLookupError, ValueError):
+            return False
+    return True
