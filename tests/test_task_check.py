@@ -250,6 +250,19 @@ class NanRewardCart(Cart):
         return obs, float("nan") if self.t == 7 else reward, terminated, truncated, info
 
 
+class OldStepCart(Cart):
+    """Written for the old gym API: step returns (obs, reward, done, info)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward, terminated or truncated, info
+
+
+class OldResetCart(Cart):
+    def reset(self, seed=None, options=None):
+        return super().reset(seed=seed)[0]
+
+
 class SilentCart(Cart):
     """Renders nothing: trains, but its runs have no videos."""
 
@@ -271,6 +284,17 @@ class SilentCart(Cart):
             "the action space Box(-inf, inf, (2,), float32) has bounds that are not finite: PPO, SAC, "
             "TD3 and A2C sample and clip actions within them; give the Box finite low and high in env.py "
             "(the range the actuators really take)",
+        ),
+        (
+            "OldStepCart",
+            "the environment env:OldStepCart: step() returned tuple of 4; gymnasium's API returns "
+            "(observation, reward, terminated, truncated, info): an environment written for the old gym "
+            "API returns 4, with done in place of terminated and truncated",
+        ),
+        (
+            "OldResetCart",
+            "the environment env:OldResetCart: reset() returned ndarray; gymnasium's API returns "
+            "(observation, info): an environment written for the old gym API returns only the observation",
         ),
         (
             "NanRewardCart",

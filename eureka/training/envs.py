@@ -52,7 +52,49 @@ def make_env(
         env = gym_make(env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     except gym.error.Error as exc:
         raise TaskError(f"{task.folder / 'task.yaml'}: env.id '{spec.id}': {exc}{hint}") from None
-    return numeric_observations(env)
+    return numeric_observations(_checked(env, spec.id))
+
+
+def _checked(env: gym.Env[Any, Any], name: str) -> gym.Env[Any, Any]:
+    """`env` with ApiCheck right around the environment itself, under gymnasium's wrappers
+    (its time limit unpacks five values from step and would fail first)."""
+    inner = env
+    while isinstance(inner, gym.Wrapper) and isinstance(inner.env, gym.Wrapper):
+        inner = inner.env
+    if not isinstance(inner, gym.Wrapper):
+        return ApiCheck(env, name)
+    inner.env = ApiCheck(inner.env, name)
+    return env
+
+
+class ApiCheck(gym.Wrapper[Any, Any, Any, Any]):
+    """gymnasium's API, enforced where an environment breaks it (one written for the old gym
+    API): a TaskError that says what it returned, not an IndexError deep in a learner."""
+
+    def __init__(self, env: gym.Env[Any, Any], name: str) -> None:
+        super().__init__(env)
+        self._name = name
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        out = self.env.reset(**kwargs)
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+            raise TaskError(
+                f"the environment {self._name}: reset() returned {type(out).__name__}"
+                f"{f' of {len(out)}' if isinstance(out, tuple) else ''}; gymnasium's API returns "
+                "(observation, info): an environment written for the old gym API returns only the observation"
+            )
+        return out
+
+    def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        out = self.env.step(action)
+        if not (isinstance(out, tuple) and len(out) == 5):
+            raise TaskError(
+                f"the environment {self._name}: step() returned {type(out).__name__}"
+                f"{f' of {len(out)}' if isinstance(out, tuple) else ''}; gymnasium's API returns "
+                "(observation, reward, terminated, truncated, info): an environment written for the old gym "
+                "API returns 4, with done in place of terminated and truncated"
+            )
+        return out
 
 
 def checker_text(message: Warning | str) -> str:
