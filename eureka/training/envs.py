@@ -67,6 +67,10 @@ def _checked(env: gym.Env[Any, Any], name: str) -> gym.Env[Any, Any]:
     return env
 
 
+class EnvApiError(TaskError):
+    """An environment breaks gymnasium's API (what it returned, and what the API returns)."""
+
+
 class ApiCheck(gym.Wrapper[Any, Any, Any, Any]):
     """gymnasium's API, enforced where an environment breaks it (one written for the old gym
     API): a TaskError that says what it returned, not an IndexError deep in a learner."""
@@ -78,7 +82,7 @@ class ApiCheck(gym.Wrapper[Any, Any, Any, Any]):
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         out = self.env.reset(**kwargs)
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
-            raise TaskError(
+            raise EnvApiError(
                 f"the environment {self._name}: reset() returned {type(out).__name__}"
                 f"{f' of {len(out)}' if isinstance(out, tuple) else ''}; gymnasium's API returns "
                 "(observation, info): an environment written for the old gym API returns only the observation"
@@ -88,7 +92,7 @@ class ApiCheck(gym.Wrapper[Any, Any, Any, Any]):
     def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         out = self.env.step(action)
         if not (isinstance(out, tuple) and len(out) == 5):
-            raise TaskError(
+            raise EnvApiError(
                 f"the environment {self._name}: step() returned {type(out).__name__}"
                 f"{f' of {len(out)}' if isinstance(out, tuple) else ''}; gymnasium's API returns "
                 "(observation, reward, terminated, truncated, info): an environment written for the old gym "

@@ -31,6 +31,7 @@ import yaml
 from eureka import tasks
 from eureka.errors import ConfigError, EurekaError
 from eureka.training.envs import (
+    EnvApiError,
     NumericObservation,
     batch_tensors,
     checker_text,
@@ -691,6 +692,8 @@ def new_task(name: str, env_id: str, root: Path, force: bool = False) -> Scaffol
         except BaseException as exc:
             if made:
                 shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, EnvApiError):
+                raise ConfigError(f"--env {env_id}: {exc}") from None
             if isinstance(exc, Exception) and not isinstance(exc, EurekaError):
                 raised = task_code_raised(exc, folder)
                 checker = [
