@@ -720,8 +720,7 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="a run directory of e
         console.print(display.summary_panel(info.summary, str(run_dir)))
         if info.status != info.summary.status:
             err_console.print(
-                f"[yellow]note:[/yellow] this run says it is running, but its process is gone (killed?); "
-                f"continue with eureka solve --resume {run_dir}",
+                f"[yellow]note:[/yellow] this run says it is running, but {info.message}",
                 highlight=False,
                 soft_wrap=True,
             )

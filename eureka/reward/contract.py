@@ -310,8 +310,9 @@ def _as_batch(value: Any, n: int, what: str, device: torch.device, scalars: bool
 
 
 MAX_COMPONENTS = 64
-MAX_NAME = 100
 """Named components a reward may return (every one goes into the next prompt's statistics)."""
+MAX_NAME = 100
+"""Characters in a component's name (shown in the next prompt and in the plots)."""
 
 
 def validate_output(

@@ -50,6 +50,13 @@ class RunInfo:
             return "stopped"
         return self.summary.status
 
+    @property
+    def message(self) -> str:
+        """The summary's message, or for a stopped run how to continue it."""
+        if self.status == "stopped":
+            return f"its process is gone (killed?); continue with eureka solve --resume {self.run_dir}"
+        return self.summary.message
+
     def metrics(self, name: str) -> TrainResult | None:
         path = self.run_dir / name / "metrics.json"
         return read_record(TrainResult, path) if path.is_file() else None
@@ -428,9 +435,7 @@ def summary_json(info: RunInfo) -> dict[str, Any]:
         "task": s.task,
         "run_dir": str(info.run_dir),
         "status": info.status,
-        "message": s.message
-        if info.status == s.status
-        else f"its process is gone (killed?); continue with eureka solve --resume {info.run_dir}",
+        "message": info.message,
         "model": s.model,
         "best_fitness": s.best.fitness if s.best else None,
         "human_fitness": final.human.fitness_mean if final else None,
