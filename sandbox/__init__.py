@@ -64,6 +64,9 @@ PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ", "MUJOCO_GL", "PYOPENGL_PLATF
 ISOLATION_VARIABLE = "EUREKA_SANDBOX"
 """`auto` | `bwrap` | `unshare` | `none`: overrides a Policy's `auto` (how a user asks for `none`
 explicitly, and how tests force a mechanism)."""
+PID_NAMESPACE_VARIABLE = "EUREKA_PID_NAMESPACE"
+"""Set to 1 in the environment of a command that runs in a PID namespace of its own (bwrap,
+unshare): where `end_other_processes` may act."""
 GiB = 1 << 30
 MiB = 1 << 20
 
@@ -212,6 +215,12 @@ def clean_environment(workdir: Path, policy: Policy) -> dict[str, str]:
 def read_text(path: Path, max_bytes: int = 16 * MiB) -> str | None:
     """A file a sandboxed run wrote, read safely by the caller: None unless it is a regular
     file (not a symlink, FIFO or device) of at most `max_bytes`."""
+    data = read_bytes(path, max_bytes)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def read_bytes(path: Path, max_bytes: int = 16 * MiB) -> bytes | None:
+    """`read_text`'s bytes, undecoded."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -220,7 +229,44 @@ def read_text(path: Path, max_bytes: int = 16 * MiB) -> str | None:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
             return None
-        return fh.read(max_bytes).decode("utf-8", "replace")
+        return fh.read(max_bytes)
+
+
+def end_other_processes(wait_s: float = 5.0) -> bool:
+    """Called by the command itself, inside the sandbox: kill every other process of its PID
+    namespace (what the code it ran left behind: a daemon could otherwise rewrite the files it
+    is about to write) and wait until they are gone. False, doing nothing, outside a PID
+    namespace of the sandbox's own (the command is PID 2 there, under the namespace's init, and
+    the sandbox said so: elsewhere the other processes are not ours to kill)."""
+    if os.environ.get(PID_NAMESPACE_VARIABLE) != "1" or os.getpid() != 2 or os.getppid() != 1:
+        return False
+    deadline = time.monotonic() + wait_s
+    while True:
+        others = [pid for pid in _live_pids() if pid not in (1, 2)]
+        if not others:
+            return True
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(others)} processes of the sandbox survived SIGKILL for {wait_s:g} s")
+        for pid in others:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _live_pids() -> list[int]:
+    """The PIDs /proc lists, less zombies (dead, waiting for the init to reap them)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if state not in (b"Z", b"X"):
+            pids.append(int(name))
+    return pids
 
 
 def _tail(path: Path, max_chars: int = 4000) -> str:
@@ -376,8 +422,8 @@ def _describe_limit(
             return f"the worker used more than its CPU-time limit of {policy.cpu_limit()} s and was killed"
         if sig == signal.SIGKILL:
             return (
-                "the worker was killed by SIGKILL (the CPU-time hard limit, or out of memory); "
-                "it used too much CPU time or memory"
+                "the worker was killed by SIGKILL (the CPU-time hard limit, out of memory, or a "
+                "process it started); it used too much CPU time or memory, or its code killed it"
             )
         if sig == signal.SIGXFSZ:
             return f"the worker wrote a file larger than the limit of {_size(policy.file_bytes)}"
@@ -423,6 +469,8 @@ def _run(
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
     env = clean_environment(workdir, policy)
+    if isolation != "none":
+        env[PID_NAMESPACE_VARIABLE] = "1"
     if uid is not None:  # a pool uid has no passwd entry: getpass.getuser() (torch asks) reads these
         env.update(USER="sandbox", LOGNAME="sandbox")
     owner: tuple[int, int] | None = None

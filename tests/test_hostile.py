@@ -75,6 +75,8 @@ class Case:
     timeout: int
     guards: tuple[str, ...]
     leftover: str | None
+    fitness_at_most: float | None
+    """The highest F a real policy scores (cartpole: 500): a higher one was forged."""
 
 
 def _parse(file: Path) -> Case:
@@ -90,6 +92,7 @@ def _parse(file: Path) -> Case:
         timeout=int(meta.get("timeout", "30")),
         guards=tuple(meta.get("guard", "").split()),
         leftover=meta.get("leftover"),
+        fitness_at_most=float(meta["fitness-at-most"]) if "fitness-at-most" in meta else None,
     )
 
 
@@ -97,7 +100,7 @@ CASES = [_parse(f) for f in sorted(CORPUS.glob("*.py"))]
 WORKER_DECIDED = {"check_failed", "diverged"}
 """Outcomes the static check or the worker's output checks decide, the same under any isolation."""
 ISOLATION_BLIND = {
-    "threads_forever": "a timeout, as cpu_loop's, whose kill it shows under each mechanism",
+    "threads_forever": "the training process's os._exit, the same under every mechanism",
     "recursion_infinite": "Python's recursion limit",
     "recursion_c_stack": "the stack limit, set in the worker's process as every limit",
     "fifo_metrics": "the orchestrator's reading of the run directory after the run",
@@ -325,6 +328,8 @@ def test_hostile_reward_is_contained(
         assert "\n" not in message and "Traceback" not in message
         if case.message is not None:
             assert case.message in message, message
+        if case.fitness_at_most is not None:
+            assert out["fitness"] is None or out["fitness"] <= case.fitness_at_most, out
         # no secret anywhere
         assert FAKE_KEY not in result.output and secret not in result.output
         for file in run_dir.rglob("*"):
@@ -374,9 +379,9 @@ LOOP_CASES = (
     "wrong_shape",
 )
 """One case of each kind of attack for the loop test (every case already runs alone above):
-what the loop adds is that one iteration survives them all at once. One hang (cpu_loop, not
-also threads_forever) and one planted metrics file (fifo_metrics, not also symlink_metrics):
-each hang holds a worker for the task's whole timeout."""
+what the loop adds is that one iteration survives them all at once. One hang (cpu_loop;
+threads_forever no longer hangs) and one planted metrics file (fifo_metrics, not also
+symlink_metrics): each hang holds a worker for the task's whole timeout."""
 
 
 @pytest.mark.skipif(PREFERRED is None, reason="no isolation mechanism works here")

@@ -240,6 +240,32 @@ def test_pid_namespace_contains_detached_processes(tmp_path: Path, isolation: st
 
 
 @pytest.mark.parametrize("isolation", ISOLATED)
+def test_the_command_can_end_every_other_process_of_its_namespace(tmp_path: Path, isolation: str) -> None:
+    """`end_other_processes`, as the worker calls it before it writes a result: the processes
+    its code left running (detached, each in a session of its own) are gone when it returns."""
+    marker = f"33{uuid.uuid4().int % 10**6}.5"
+    code = (
+        "import os, subprocess, sandbox\n"
+        "for _ in range(5):\n"
+        f"    subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "print('ended', sandbox.end_other_processes(), flush=True)\n"
+        "print('left', [p for p in sandbox._live_pids() if p not in (1, 2)], flush=True)\n"
+    )
+    out = _run(code, tmp_path, isolation=isolation, extra_env={"PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.output_tail
+    assert "ended True" in out.output_tail and "left []" in out.output_tail
+
+
+def test_ending_other_processes_is_refused_outside_a_namespace_of_its_own(tmp_path: Path) -> None:
+    """Not in this process (no PID namespace), nor in a command run with no isolation (its
+    neighbours are the machine's)."""
+    assert sandbox.end_other_processes() is False
+    code = "import sandbox\nprint('ended', sandbox.end_other_processes(), flush=True)\n"
+    out = _run(code, tmp_path, isolation="none", extra_env={"PYTHONPATH": str(REPO)})
+    assert "ended False" in out.output_tail
+
+
+@pytest.mark.parametrize("isolation", ISOLATED)
 def test_signals_cannot_reach_outside_the_pid_namespace(tmp_path: Path, isolation: str) -> None:
     # kill(-1) is only sent from inside a fresh PID namespace (pid < 50), proven just above.
     marker = f"33{uuid.uuid4().int % 10**6}.5"

@@ -24,8 +24,9 @@ import torch
 
 from eureka import tasks
 from eureka.reward.contract import RewardError, RewardFunction
+from eureka.training.files import VIDEO_FILE
 from eureka.training.fitness import SIGNAL_METRICS, BatchedEpisodes, Fitness
-from eureka.training.ppo import PPO
+from eureka.training.ppo import PPO, ActorCritic
 from eureka.training.session import (
     CHECK_STEPS,
     Correlation,
@@ -35,6 +36,7 @@ from eureka.training.session import (
     StatsRecorder,
     compile_rewards,
     film_env,
+    load_weights,
     partial_result,
     require_signal,
     smoke_passed,
@@ -42,7 +44,7 @@ from eureka.training.session import (
     trained_result,
 )
 from eureka.training.sim.base import BatchedEnv
-from eureka.training.sim.registry import BatchedState, Physics, make_batched
+from eureka.training.sim.registry import BatchedState, Physics, make_batched, steps_on_mjx
 from eureka.types import BatchedSpec, EvalEpisode, Status, Task, TrainJob, TrainResult
 
 POLICY_FILE = "policy.pt"
@@ -62,14 +64,17 @@ class Rollout:
         reward: RewardFunction | None,
         reference: RewardFunction | None,
         device: torch.device,
+        sparse: bool = True,
     ) -> None:
+        """`reward` None: the success signal is the reward when `sparse`, else the reward is 0
+        (F measured with no reward at all)."""
         self.task = task
         self.env = env
         self.fitness = fitness
         self.reward = reward
         self.reference = reference
         self.device = device
-        self.sparse = reward is None
+        self.sparse = sparse and reward is None
         if self.sparse:
             require_signal(task, fitness)
         self.use_signal = self.sparse or fitness.spec.metric in SIGNAL_METRICS
@@ -133,9 +138,11 @@ class Rollout:
         signal = self.fitness.signal_values(batch, n) if self.use_signal else None
         if self.reward is not None:
             total, components = self.reward(batch, n)
-        else:
+        elif self.sparse:
             assert signal is not None
             total, components = signal, {"success": signal}
+        else:
+            total, components = torch.zeros(n, device=self.device), {}
         ref = self.reference(batch, n)[0] if self.reference is not None else torch.zeros(0)
         self.obs.copy_(step.obs)
         if self.uses_prev:  # where an episode restarted, its previous state is the new start
@@ -177,7 +184,7 @@ def _smoke(rollout: Rollout, seed: int, steps: int) -> None:
 
 
 def evaluate(
-    ppo: PPO,
+    policy: ActorCritic,
     task: Task,
     make: Any,
     fitness: Fitness,
@@ -185,10 +192,12 @@ def evaluate(
     episodes: int,
     seed: int,
     device: torch.device,
+    sparse: bool = True,
 ) -> list[EvalEpisode]:
-    """The first episode of `episodes` environments under the deterministic policy."""
+    """The first episode of `episodes` environments under the deterministic policy (`reward`
+    and `sparse` as `Rollout` takes them)."""
     env: BatchedEnv = make(episodes, seed)
-    rollout = Rollout(task, env, fitness, reward, None, device)
+    rollout = Rollout(task, env, fitness, reward, None, device, sparse)
     obs = rollout.reset(seed)
     sums: dict[str, torch.Tensor] = {}
     total_sum = torch.zeros(episodes, device=device)
@@ -196,7 +205,7 @@ def evaluate(
     tracker = BatchedEpisodes(episodes, env.max_episode_steps, fitness.needs_states, device)
     try:
         while len(results) < episodes:
-            actions = ppo.model.act(obs, deterministic=True)[0]
+            actions = policy.act(obs, deterministic=True)[0]
             step, total, components, signal, state, _ = rollout.step(actions)
             for name, value in components.items():
                 sums[name] = sums.get(name, torch.zeros(episodes, device=device)) + value
@@ -226,7 +235,7 @@ def _plain(value: torch.Tensor) -> float | list[float]:
     return float(value) if value.dim() == 0 else [float(x) for x in value.reshape(-1)]
 
 
-def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> Path | None:
+def film(policy: ActorCritic, task: Task, path: Path, seed: int, device: torch.device) -> Path | None:
     """One episode of the deterministic policy in the task's gymnasium env, as mp4."""
     from eureka.training.envs import make_env
 
@@ -240,7 +249,7 @@ def film(ppo: PPO, task: Task, path: Path, seed: int, device: torch.device) -> P
     while not done and not film.full:
         film.step(env.render)
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=device)
-        action = ppo.model.act(x, deterministic=True)[0]
+        action = policy.act(x, deterministic=True)[0]
         if isinstance(action_space, gym.spaces.Discrete):
             step_action: Any = int(action[0])
         else:
@@ -365,6 +374,36 @@ def train_batched(job: TrainJob, task: Task, device: torch.device, start: float)
         return training.finish()
     finally:
         training.close()
+
+
+def score_saved(job: TrainJob, task: Task, device: torch.device) -> tuple[list[EvalEpisode], Path | None]:
+    """The evaluation episodes (and the video, when the job films) of the policy the job's
+    training saved, measured with no reward: its parameters read with `torch.load`'s
+    `weights_only` (no unpickling of anything else), into a network built from the task's own
+    environment and configuration (`eureka.training.scoring`)."""
+    config = (task.spec.training.batched or BatchedSpec()).on(device.type)
+    physics: Physics = "cpu" if steps_on_mjx(task, device, config.physics) else config.physics
+    threads = max(1, job.sim_threads or job.threads)
+
+    def make(n: int, seed: int) -> BatchedEnv:
+        return make_batched(task, n, device, seed, threads=threads, physics=physics)
+
+    probe = make(1, job.seed)
+    try:
+        obs_dim, action = probe.obs_dim, probe.action
+    finally:
+        probe.close()
+    policy = ActorCritic(obs_dim, action, config, device)
+    saved = load_weights(job.out_dir / POLICY_FILE, device)
+    if not isinstance(saved, dict) or "model" not in saved:
+        raise ValueError(f"{POLICY_FILE} holds no policy parameters")
+    policy.load_state_dict(saved["model"])
+    seed = job.seed + 10_000
+    episodes = evaluate(
+        policy, task, make, Fitness(task), None, task.spec.training.eval_episodes, seed, device, sparse=False
+    )
+    video = film(policy, task, job.out_dir / VIDEO_FILE, seed, device) if job.video else None
+    return episodes, video
 
 
 def evaluation_physics(env: BatchedEnv, physics: Physics) -> Physics:
@@ -566,7 +605,7 @@ class BatchedTraining:
         spec = task.spec.training
         evaluation = functools.partial(self._make, physics=self.physics)
         episodes = evaluate(
-            ppo,
+            ppo.model,
             task,
             evaluation,
             self.fitness,
@@ -576,7 +615,7 @@ class BatchedTraining:
             self.device,
         )
         video = (
-            film(ppo, task, job.out_dir / "rollout.mp4", job.seed + 10_000, self.device)
+            film(ppo.model, task, job.out_dir / VIDEO_FILE, job.seed + 10_000, self.device)
             if job.video
             else None
         )

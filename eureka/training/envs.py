@@ -40,12 +40,12 @@ def make_env(
     if size is not None:
         kwargs["width"], kwargs["height"] = size
     env_id = gym_id(task)
-    hint = ""
-    if ":" not in spec.id and env_id not in gym.registry and not register_robotics():
-        hint = (
-            " (gymnasium-robotics is not installed; its environments need "
-            "pip install 'eureka-rewards[robotics]')"
-        )
+    hint = (
+        ""
+        if registered(task)
+        else " (gymnasium-robotics is not installed; its environments need "
+        "pip install 'eureka-rewards[robotics]')"
+    )
     if "gymnasium_robotics" in sys.modules:  # imported elsewhere, which registers its envs too
         _patch_robotics_joint_types()
     try:
@@ -272,6 +272,12 @@ class NumericObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
                 block[int(v)] = 1.0
                 blocks.append(block)
         return np.concatenate(blocks).astype(self._dtype)
+
+
+def registered(task: Task) -> bool:
+    """False when the task's environment id (without a module prefix) is not in gymnasium's
+    registry even after gymnasium-robotics' environments were registered."""
+    return ":" in task.spec.env.id or gym_id(task) in gym.registry or register_robotics()
 
 
 def register_robotics() -> bool:

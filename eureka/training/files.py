@@ -2,7 +2,16 @@
 
 from eureka.types import METRICS_FILE  # the TrainResult; named with the candidate's files
 
-__all__ = ["JOB_FILE", "LOG_FILE", "METRICS_FILE", "PROGRESS_FILE", "SMOKE_FILE"]
+__all__ = [
+    "JOB_FILE",
+    "LOG_FILE",
+    "METRICS_FILE",
+    "OBS_STATS_FILE",
+    "PROGRESS_FILE",
+    "SMOKE_FILE",
+    "TRAINED_FILE",
+    "VIDEO_FILE",
+]
 
 JOB_FILE = "job.json"
 """The TrainJob the worker runs."""
@@ -12,3 +21,10 @@ PROGRESS_FILE = "progress.json"
 """Rewritten as the job trains: env_steps, total, fitness so far, elapsed seconds."""
 SMOKE_FILE = "smoke.txt"
 """Written by a `smoke_first` job once its smoke test passed: the smoke test's message."""
+TRAINED_FILE = "trained.json"
+"""The TrainResult as the training process wrote it, before F was measured again outside it
+(`eureka.training.scoring`): what METRICS_FILE says comes from the process that ran no reward."""
+VIDEO_FILE = "rollout.mp4"
+"""The final policy's filmed episode."""
+OBS_STATS_FILE = "obs_norm.npz"
+"""SB3's observation normaliser statistics without pickle (vecnormalize.pkl has them pickled)."""

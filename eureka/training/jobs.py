@@ -172,7 +172,8 @@ def worker_policy(job: TrainJob, limit: float) -> sandbox.Policy:
 def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
     """The job's result: what the worker wrote, else what the sandbox saw (also written)."""
     written = sandbox.read_text(job.out_dir / METRICS_FILE)
-    if written is not None and not outcome.timed_out and outcome.limit is None:
+    if written is not None and outcome.returncode == 0 and outcome.limit is None:
+        # the worker writes its result and exits 0; else metrics.json is the reward's (`scoring`)
         try:
             return TrainResult.model_validate_json(written)
         except ValueError:

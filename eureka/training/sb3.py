@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -23,10 +25,12 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+import sandbox
 from eureka import tasks
 from eureka.errors import TaskError
 from eureka.reward.contract import RewardError, RewardFunction
 from eureka.training.envs import batch_tensors, make_state_env
+from eureka.training.files import OBS_STATS_FILE, VIDEO_FILE
 from eureka.training.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
 from eureka.training.session import (
     CHECK_STEPS,
@@ -38,6 +42,7 @@ from eureka.training.session import (
     StatsRecorder,
     compile_rewards,
     film_env,
+    load_weights,
     partial_result,
     require_signal,
     smoke_passed,
@@ -46,6 +51,7 @@ from eureka.training.session import (
 )
 from eureka.types import EvalEpisode, Status, Task, TrainJob, TrainResult
 
+POLICY_FILE = "policy.zip"
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3, "A2C": A2C}
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU}
 
@@ -273,9 +279,10 @@ def evaluate(
     seed: int,
     video_path: Path | None,
     reward: RewardFunction | None = None,
+    sparse: bool = False,
 ) -> tuple[list[EvalEpisode], Path | None]:
     """`episodes` deterministic episodes (F, length, final state, the reward's components);
-    the first one filmed when asked."""
+    the first one filmed when asked (`reward` and `sparse` as `RewardVecEnv` takes them)."""
     filmed = None
     if video_path is not None:
         filmed = film_env(
@@ -285,7 +292,7 @@ def evaluate(
         video_path = None
     base = filmed if filmed is not None else _make_venv(task, 1, seed + 10_000)
     film = Film(base.envs[0])
-    tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
+    tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"), sparse)
     tracker.records = []
     env: VecEnv = tracker
     if obs_norm is not None:
@@ -301,6 +308,63 @@ def evaluate(
     env.close()
     video = film.write(video_path) if video_path is not None else None
     return tracker.records[:episodes], video
+
+
+def _obs_stats(norm: VecNormalize) -> list[tuple[str, Any]]:
+    """(prefix, RunningMeanStd) of each observation normaliser: one, or one per key of a Dict."""
+    rms = norm.obs_rms
+    return [(f"{key}.", r) for key, r in rms.items()] if isinstance(rms, dict) else [("", rms)]
+
+
+def _save_obs_stats(norm: VecNormalize, path: Path) -> None:
+    arrays: dict[str, Any] = {}
+    for prefix, rms in _obs_stats(norm):
+        arrays.update(
+            {f"{prefix}mean": rms.mean, f"{prefix}var": rms.var, f"{prefix}count": np.asarray(rms.count)}
+        )
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _load_obs_stats(norm: VecNormalize, path: Path) -> None:
+    """`_save_obs_stats`' arrays into `norm` (no pickle; shapes checked)."""
+    data = sandbox.read_bytes(path)
+    if data is None:
+        raise ValueError(f"{path.name} is missing, not a regular file, or too large")
+    with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+        for prefix, rms in _obs_stats(norm):
+            mean, var = saved[prefix + "mean"], saved[prefix + "var"]
+            if mean.shape != rms.mean.shape or var.shape != rms.var.shape:
+                raise ValueError(
+                    f"{path.name}: observation statistics of shape {mean.shape}, not {rms.mean.shape}"
+                )
+            rms.mean, rms.var = mean.astype(np.float64), var.astype(np.float64)
+            rms.count = float(saved[prefix + "count"])
+
+
+def score_saved(job: TrainJob, task: Task, device: torch.device) -> tuple[list[EvalEpisode], Path | None]:
+    """The evaluation episodes (and the video, when the job films) of the policy the job's
+    training saved, measured with no reward: the policy's parameters (policy.pth in policy.zip)
+    read with `torch.load`'s `weights_only` and the observation statistics from OBS_STATS_FILE,
+    into a model built from the task's own configuration; nothing the training wrote is
+    unpickled (`eureka.training.scoring`)."""
+    spec = task.spec.training
+    venv = _make_venv(task, 1, job.seed)
+    env: VecEnv = venv
+    norm: VecNormalize | None = None
+    if spec.normalize:
+        norm = VecNormalize(venv, training=False, norm_reward=False)
+        _load_obs_stats(norm, job.out_dir / OBS_STATS_FILE)
+        env = norm
+    hyper = build_hyperparams(task, int(np.prod(env.action_space.shape or (1,))))
+    policy = hyper.pop("policy", "MlpPolicy")
+    with warnings.catch_warnings():  # one environment: SB3 warns about the rollout's size
+        warnings.simplefilter("ignore")
+        model = ALGORITHMS[spec.algorithm](policy, env, seed=job.seed, device=device, verbose=0, **hyper)
+    model.policy.load_state_dict(load_weights(job.out_dir / POLICY_FILE, device, member="policy.pth"))
+    venv.close()
+    video_path = job.out_dir / VIDEO_FILE if job.video else None
+    return evaluate(model, task, Fitness(task), norm, spec.eval_episodes, job.seed, video_path)
 
 
 def _divergence(exc: BaseException) -> str | None:
@@ -381,11 +445,12 @@ def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> 
     if recorder.pending:
         recorder.close(model.num_timesteps)
 
-    policy_file = job.out_dir / "policy.zip"
+    policy_file = job.out_dir / POLICY_FILE
     model.save(policy_file)
     if norm is not None:
         norm.save(str(job.out_dir / "vecnormalize.pkl"))
-    video_path = job.out_dir / "rollout.mp4" if job.video else None
+        _save_obs_stats(norm, job.out_dir / OBS_STATS_FILE)
+    video_path = job.out_dir / VIDEO_FILE if job.video else None
     episodes, video = evaluate(model, task, fitness, norm, spec.eval_episodes, job.seed, video_path, reward)
     return trained_result(
         episodes,

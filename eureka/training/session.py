@@ -8,10 +8,12 @@ a TrainResult says about a run is computed here, once.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import random
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+import sandbox
 from eureka.errors import ConfigError
 from eureka.reward.contract import RewardError, RewardFunction, compile_reward
 from eureka.training.files import PROGRESS_FILE, SMOKE_FILE
@@ -38,6 +41,8 @@ SMOKE_STEPS = 32
 """Random-action steps run through the reward before training starts (fail fast)."""
 CHECK_STEPS = 256
 """Random-action steps of the critic's smoke test."""
+MAX_POLICY_BYTES = 512 << 20
+"""The largest saved policy read back (the sandbox's file-size limit)."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -483,6 +488,22 @@ class ProgressFile:
             "elapsed": elapsed,
         }
         write_whole(self.path, json.dumps(progress))
+
+
+def load_weights(path: Path, device: torch.device, member: str | None = None) -> Any:
+    """Tensors (in dicts and lists) that a training saved with torch.save, read without
+    unpickling anything else (`weights_only`): how a process that never ran the reward reads
+    what the process that did wrote. `member`: the file inside a zip archive (SB3's policy.zip
+    keeps the policy's parameters in policy.pth)."""
+    data = sandbox.read_bytes(path, MAX_POLICY_BYTES)
+    if data is None:
+        raise ValueError(f"{path.name} is missing, not a regular file, or over {MAX_POLICY_BYTES >> 20} MiB")
+    if member is not None:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if archive.getinfo(member).file_size > MAX_POLICY_BYTES:
+                raise ValueError(f"{path.name}: {member} is over {MAX_POLICY_BYTES >> 20} MiB")
+            data = archive.read(member)
+    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
 
 
 def trained_result(

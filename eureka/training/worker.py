@@ -1,6 +1,8 @@
 """Entry point of the sandbox worker: `python -m eureka.training.worker job.json` runs one training job.
 
-Whatever happens, it writes metrics.json with a status and a one-line message.
+Whatever happens, it writes metrics.json with a status and a one-line message. A job that
+trains does so in a forked child; this process measures F on the saved policy
+(`eureka.training.scoring`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eureka.errors import EurekaError
+from eureka.training import scoring
 from eureka.training.files import METRICS_FILE
 from eureka.types import Status, TrainJob, TrainResult, write_whole
 
@@ -67,8 +70,10 @@ def scratch_compile_cache() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jax"))
 
 
-def main(job_file: str, defer: bool = False) -> int:
-    """Run the job in `job_file`; `defer`: with `defer_dynamo` (the worker's own process)."""
+def main(job_file: str, defer: bool = False, separate: bool = False) -> int:
+    """Run the job in `job_file`; `defer`: with `defer_dynamo`; `separate`: train in a forked
+    child and measure F here (`scoring`). Both are for the worker's own process (in a test's
+    process, a fork would copy the test runner's threads)."""
     job = TrainJob.model_validate_json(Path(job_file).read_text())
     scratch_compile_cache()
     from eureka.training import train  # imported late: torch and gymnasium load after the env is set
@@ -76,10 +81,13 @@ def main(job_file: str, defer: bool = False) -> int:
     if defer:
         defer_dynamo()
 
-    try:
-        result = train.train(job)
-    except Exception as exc:
-        result = failed(exc)
+    def run(job: TrainJob) -> TrainResult:
+        try:
+            return train.train(job)
+        except Exception as exc:
+            return failed(exc)
+
+    result = scoring.train_then_score(job, run) if separate and scoring.separable(job) else run(job)
     write_result(job.out_dir, result)
     print(f"status: {result.status.value} {result.message}", flush=True)
     return 0
@@ -104,4 +112,7 @@ def write_result(out_dir: Path, result: TrainResult) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], defer=True))
+    code = main(sys.argv[1], defer=True, separate=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the result is written: no teardown (of a GL context, of threads) can end it otherwise

@@ -1,7 +1,9 @@
-"""SIGKILLs its parent process: inside the PID namespace that is the namespace's init (root:
-not permitted for the unprivileged uid it runs as; otherwise ignored); the orchestrator is out of reach."""
+"""SIGKILLs its parent process and SIGTERMs PID 1: inside the PID namespace the parent is the
+worker process that measures F (killed: the candidate gets no result, only a message) and PID 1
+the namespace's init (root: not permitted for the unprivileged uid it runs as; otherwise
+ignored); the orchestrator is out of reach."""
 
-# expect: ok|crashed
+# expect: ok|crashed|killed_resource
 # guard: pidns
 import torch
 
