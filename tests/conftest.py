@@ -110,6 +110,19 @@ def solve_config(**overrides: object) -> Any:
     return SolveConfig.model_validate({**base, **overrides})
 
 
+def worker_in_process(job: Any) -> Any:
+    """The worker's entry point run on `job` in this process (no fork: see
+    `eureka.training.worker.main`): the TrainResult it wrote."""
+    from eureka.training import worker
+    from eureka.training.files import JOB_FILE, METRICS_FILE
+    from eureka.types import TrainResult
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    (job.out_dir / JOB_FILE).write_text(job.model_dump_json())
+    assert worker.main(str(job.out_dir / JOB_FILE)) == 0
+    return TrainResult.model_validate_json((job.out_dir / METRICS_FILE).read_text())
+
+
 def human_job(folder: Path, out_dir: Path, timesteps: int, backend: str, video: bool = False) -> Any:
     """A TrainJob of the task folder's own human reward (a short training in a test)."""
     from eureka import tasks

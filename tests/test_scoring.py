@@ -12,28 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, human_job, worker_in_process
 
 from eureka import tasks
-from eureka.training import scoring, worker
-from eureka.training.files import JOB_FILE, METRICS_FILE
+from eureka.training import scoring
 from eureka.types import Status, TrainJob, TrainResult
 
 
 def _trained(tmp_path: Path, task: str, backend: str, timesteps: int) -> tuple[TrainJob, TrainResult]:
-    out = tmp_path / "job"
-    out.mkdir()
-    job = TrainJob(
-        task_folder=REPO / "tasks" / task,
-        reward_file=REPO / "tasks" / task / "human_reward.py",
-        out_dir=out,
-        timesteps=timesteps,
-        video=False,
-        backend=backend,
-    )
-    (out / JOB_FILE).write_text(job.model_dump_json())
-    assert worker.main(str(out / JOB_FILE)) == 0
-    result = TrainResult.model_validate_json((out / METRICS_FILE).read_text())
+    job = human_job(REPO / "tasks" / task, tmp_path / "job", timesteps, backend)
+    result = worker_in_process(job)
     assert result.status == Status.OK, result.message
     return job, result
 

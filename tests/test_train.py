@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_KEY, FIXTURES, REPO
+from conftest import FAKE_KEY, FIXTURES, REPO, human_job, worker_in_process
 from typer.testing import CliRunner
 
 from eureka.cli import app
 from eureka.reward import critic
-from eureka.training import worker
-from eureka.training.files import JOB_FILE, METRICS_FILE, SMOKE_FILE
-from eureka.types import Status, TrainJob, TrainResult
+from eureka.training.files import METRICS_FILE, SMOKE_FILE
+from eureka.types import Status, TrainResult
 
 runner = CliRunner()
 REWARDS = FIXTURES / "rewards"
@@ -324,19 +323,8 @@ def test_the_workers_entry_point_checks_then_trains(
     check, tests/fast_coverage.py, sees the code that otherwise runs only in workers): a
     smoke-first job passes its smoke test, trains, and writes metrics.json."""
     out = tmp_path / "job"
-    out.mkdir()
-    job = TrainJob(
-        task_folder=REPO / "tasks/cartpole",
-        reward_file=REPO / "tasks/cartpole/human_reward.py",
-        out_dir=out,
-        timesteps=1000,
-        video=False,
-        backend=backend,
-        smoke_first=True,
-    )
-    (out / JOB_FILE).write_text(job.model_dump_json())
-    assert worker.main(str(out / JOB_FILE)) == 0
-    result = TrainResult.model_validate_json((out / METRICS_FILE).read_text())
+    job = human_job(REPO / "tasks/cartpole", out, 1000, backend).model_copy(update={"smoke_first": True})
+    result = worker_in_process(job)
     assert result.status == Status.OK and result.env_steps >= 1000, result.message
     assert {c.name for c in result.components} == {"alive", "upright", "centred", "calm"}
     assert (out / SMOKE_FILE).read_text().startswith("passed the smoke test on ")
