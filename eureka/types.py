@@ -31,6 +31,18 @@ Message = Annotated[str, AfterValidator(one_line)]
 """A status message (of a training, a check, a candidate, a run), made one line on the way in."""
 
 
+def plain_name(name: str) -> str:
+    """`name` when it names a file right inside a folder (no separator, not `.` or `..`): a
+    result written where a reward's code runs names its files this way, or is not read (an
+    absolute path would have the loop copy, or the report embed, a file of the host)."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"{name[:80]!r} is not the name of a file in the job's folder")
+    return name
+
+
+FileName = Annotated[str, AfterValidator(plain_name)]
+
+
 RECORD = ConfigDict(ser_json_inf_nan="constants")
 """Records saved as JSON and read back: a NaN or infinite float (a reward component's mean, a
 diverged statistic) is written as NaN/Infinity, which Python's json and pydantic read back, not
@@ -343,15 +355,15 @@ class TrainResult(BaseModel):
     env_steps: int = 0
     wall_time: float = 0.0
     steps_per_second: float = 0.0
-    policy_file: str | None = None
-    video_file: str | None = None
+    policy_file: FileName | None = None
+    video_file: FileName | None = None
     device: str = "cpu"
     reward_correlation: float | None = None
     """Pearson correlation, over training steps, of this reward with the reference reward."""
     eval_episodes: list[EvalEpisode] = Field(default_factory=list)
     backend: str = "sb3"
     """`sb3`, or `batched:<environment backend>` for the fast path."""
-    checkpoint_file: str | None = None
+    checkpoint_file: FileName | None = None
     """The batched path's resumable state (policy, optimiser, normalisers)."""
     solved_after_steps: int | None = None
     """Env steps until the mean F of the last 20 *training* episodes first reached the threshold

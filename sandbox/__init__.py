@@ -254,19 +254,26 @@ def end_other_processes(wait_s: float = 5.0) -> bool:
 
 
 def _live_pids() -> list[int]:
-    """The PIDs /proc lists, less zombies (dead, waiting for the init to reap them)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    """The PIDs /proc lists with a thread that is not dead: a zombie waiting for the init to
+    reap it is left out, a process whose main thread exited while its other threads run is not
+    (SIGKILL to its PID ends them all)."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and _has_live_thread(name)]
+
+
+def _has_live_thread(pid: str) -> bool:
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False  # gone meanwhile
+    for tid in threads:
         try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as fh:
                 state = fh.read().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
-            continue  # gone meanwhile
+            continue
         if state not in (b"Z", b"X"):
-            pids.append(int(name))
-    return pids
+            return True
+    return False
 
 
 def _tail(path: Path, max_chars: int = 4000) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, human_job, worker_in_process
+from pydantic import ValidationError
 
 from eureka import tasks
 from eureka.training import scoring
@@ -76,3 +77,15 @@ def test_a_failed_training_keeps_no_claim_about_its_policy(tmp_path: Path) -> No
     result = scoring.measure(job, tasks.load(str(job.task_folder)), failed, time.monotonic())
     assert result.status == Status.DIVERGED and result.fitness is None and result.eval_fitness == []
     assert result.components == trained.components
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../rung_0/policy.pt", "..", ""])
+def test_a_result_naming_a_file_outside_its_folder_is_not_read(name: str) -> None:
+    """File names in a result written where a reward ran (group mode, an older worker) are
+    plain names: the halving loop copies `checkpoint_file` and the report embeds `video_file`
+    from the job's folder on the host."""
+    for field in ("policy_file", "video_file", "checkpoint_file"):
+        with pytest.raises(ValidationError, match="is not the name of a file in the job's folder"):
+            TrainResult.model_validate({"status": "ok", field: name})
+    plain = TrainResult.model_validate({"status": "ok", "checkpoint_file": "policy.pt"})
+    assert plain.checkpoint_file == "policy.pt"

@@ -598,7 +598,7 @@ class BatchedTraining:
             {
                 "env_steps": self.steps,
                 "obs_dim": env.obs_dim,
-                "action": env.action.__dict__,
+                "action": {k: np.asarray(v).tolist() for k, v in env.action.__dict__.items()},
                 "stats": recorder.state(),
             },
         )

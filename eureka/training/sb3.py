@@ -358,6 +358,8 @@ def score_saved(job: TrainJob, task: Task, device: torch.device) -> tuple[list[E
         env = norm
     hyper = build_hyperparams(task, int(np.prod(env.action_space.shape or (1,))))
     policy = hyper.pop("policy", "MlpPolicy")
+    if "buffer_size" in inspect.signature(ALGORITHMS[spec.algorithm]).parameters:
+        hyper["buffer_size"] = 1  # an off-policy learner's replay buffer: not needed to act
     with warnings.catch_warnings():  # one environment: SB3 warns about the rollout's size
         warnings.simplefilter("ignore")
         model = ALGORITHMS[spec.algorithm](policy, env, seed=job.seed, device=device, verbose=0, **hyper)

@@ -12,10 +12,12 @@ process left to rewrite one later are overwritten or gone before the parent writ
 
 The parent is not dumpable (`prctl(PR_SET_DUMPABLE, 0)`), so the child, which has no
 capabilities in the sandbox, can neither trace it nor read or write its memory or its file
-descriptors through /proc, and the parent imports nothing from the job's folder (it leaves
-`sys.path`). Killing the leftovers needs the sandbox's PID namespace (`sandbox.end_other_processes`);
-without one (`--sandbox none`, a machine with neither bwrap nor unshare) the measurement is
-still the parent's, but a process the reward left running could rewrite the result after it.
+descriptors through /proc; the parent imports nothing from the job's folder (it leaves
+`sys.path`) and loads no GL shader cache from it (HOME points there). Killing the leftovers
+needs the sandbox's PID namespace (`sandbox.end_other_processes`); without one (`--sandbox
+none`, a machine with neither bwrap nor unshare) the measurement is still the parent's, but a
+process the reward left running could rewrite the result after it. Off Linux there is no fork
+(`separable`): F is measured in the training process, as before.
 
 The child's own result keeps what only it knows (the training curves, each component's
 statistics, the components over each evaluation episode): statistics about its own training
@@ -43,6 +45,13 @@ from eureka.training.files import METRICS_FILE, TRAINED_FILE
 from eureka.types import EvalEpisode, Status, Task, TrainJob, TrainResult, write_whole
 
 PR_SET_DUMPABLE = 4
+NO_SHADER_CACHE = {
+    "MESA_SHADER_CACHE_DISABLE": "true",
+    "MESA_GLSL_CACHE_DISABLE": "true",
+    "__GL_SHADER_DISK_CACHE": "0",
+}
+"""Set in the parent before it renders: GL drivers keep compiled shaders (machine code) under
+HOME, which is the job's folder, where the child can write."""
 
 
 def separable(job: TrainJob) -> bool:
@@ -71,6 +80,7 @@ def train_then_score(job: TrainJob, run: Callable[[TrainJob], TrainResult]) -> T
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    os.environ.update(NO_SHADER_CACHE)
     _, status = os.waitpid(pid, 0)
     sandbox.end_other_processes()
     trained = _read_trained(job.out_dir) if os.WIFEXITED(status) else None
@@ -86,7 +96,7 @@ def measure(job: TrainJob, task: Task, trained: TrainResult, started: float) -> 
     if trained.status is not Status.OK:
         return _unscored(trained)
     try:
-        episodes, video = _score(job, task)
+        episodes, video, files = _score(job, task)
     except Exception as exc:
         traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -96,7 +106,8 @@ def measure(job: TrainJob, task: Task, trained: TrainResult, started: float) -> 
                 "message": f"measuring F on the saved policy failed: {type(exc).__name__}: {first}"[:500],
             }
         )
-    return _scored(trained, task, episodes, video, time.monotonic() - started)
+    scored = _scored(trained, task, episodes, video, time.monotonic() - started)
+    return scored.model_copy(update=files)
 
 
 def _preload(task: Task, job: TrainJob) -> None:
@@ -165,21 +176,30 @@ def _unscored(trained: TrainResult) -> TrainResult:
             "eval_fitness": [],
             "eval_episodes": [],
             "video_file": None,
+            "policy_file": None,
+            "checkpoint_file": None,
         }
     )
 
 
-def _score(job: TrainJob, task: Task) -> tuple[list[EvalEpisode], Path | None]:
+def _score(job: TrainJob, task: Task) -> tuple[list[EvalEpisode], Path | None, dict[str, str | None]]:
+    """The evaluation episodes, the video and the result's file names (ours, not the child's:
+    the halving loop resumes from `checkpoint_file`)."""
     from eureka.training.session import seed_everything
     from eureka.training.train import setup_process
 
     device = setup_process(job)
     seed_everything(job.seed)
     if tasks.training_path(task, job.backend) == "batched":
-        from eureka.training.batched import score_saved
+        from eureka.training.batched import POLICY_FILE, score_saved
+
+        files: dict[str, str | None] = {"policy_file": POLICY_FILE, "checkpoint_file": POLICY_FILE}
     else:
-        from eureka.training.sb3 import score_saved
-    return score_saved(job, task, device)
+        from eureka.training.sb3 import POLICY_FILE, score_saved
+
+        files = {"policy_file": POLICY_FILE, "checkpoint_file": None}
+    episodes, video = score_saved(job, task, device)
+    return episodes, video, files
 
 
 def _scored(
