@@ -17,6 +17,7 @@ util-linux's unshare), except the cases no isolation decides, which run under th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -200,6 +201,15 @@ def _prove(tmp: Path, mechanism: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def canaries() -> Iterator[str]:
+    """The canary folders with a fresh secret, held for the module: HIDDEN_CANARY is one path on
+    the machine (the corpus names it), so a second test run at the same time waits for this one
+    rather than rewrite the canaries under it."""
+    with open(f"{HIDDEN_CANARY}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _fresh_canaries()
+
+
+def _fresh_canaries() -> Iterator[str]:
     secret = f"CANARY-SECRET-{uuid.uuid4().hex}"
     for folder in (HIDDEN_CANARY, VISIBLE_CANARY):
         shutil.rmtree(folder, ignore_errors=True)
