@@ -44,10 +44,12 @@ from eureka.training.session import (
     trained_result,
 )
 from eureka.training.sim.base import BatchedEnv
-from eureka.training.sim.registry import BatchedState, Physics, make_batched, steps_on_mjx
+from eureka.training.sim.registry import BatchedState, Physics, make_batched, on_mjx
 from eureka.types import BatchedSpec, EvalEpisode, Status, Task, TrainJob, TrainResult
 
 POLICY_FILE = "policy.pt"
+CHECKPOINT_FILE: str | None = POLICY_FILE
+"""What a later rung resumes from: the policy file holds the optimiser and normalisers too."""
 
 
 class Rollout:
@@ -382,7 +384,7 @@ def score_saved(job: TrainJob, task: Task, device: torch.device) -> tuple[list[E
     `weights_only` (no unpickling of anything else), into a network built from the task's own
     environment and configuration (`eureka.training.scoring`)."""
     config = (task.spec.training.batched or BatchedSpec()).on(device.type)
-    physics: Physics = "cpu" if steps_on_mjx(task, device, config.physics) else config.physics
+    physics: Physics = "cpu" if on_mjx(task.spec.env.id, device, config.physics) else config.physics
     threads = max(1, job.sim_threads or job.threads)
 
     def make(n: int, seed: int) -> BatchedEnv:
@@ -633,7 +635,7 @@ class BatchedTraining:
             correlation=self.correlation,
             clock=self.clock,
             backend=self.backend,
-            checkpoint_file=policy_file.name,
+            checkpoint_file=CHECKPOINT_FILE,
         )
         return self.result
 

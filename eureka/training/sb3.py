@@ -25,7 +25,6 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-import sandbox
 from eureka import tasks
 from eureka.errors import TaskError
 from eureka.reward.contract import RewardError, RewardFunction
@@ -44,6 +43,7 @@ from eureka.training.session import (
     film_env,
     load_weights,
     partial_result,
+    read_saved,
     require_signal,
     smoke_passed,
     smoke_steps,
@@ -52,6 +52,8 @@ from eureka.training.session import (
 from eureka.types import EvalEpisode, Status, Task, TrainJob, TrainResult
 
 POLICY_FILE = "policy.zip"
+CHECKPOINT_FILE: str | None = None
+"""SB3's trainings are not resumed (successive halving runs the batched path)."""
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3, "A2C": A2C}
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU}
 
@@ -279,10 +281,9 @@ def evaluate(
     seed: int,
     video_path: Path | None,
     reward: RewardFunction | None = None,
-    sparse: bool = False,
 ) -> tuple[list[EvalEpisode], Path | None]:
     """`episodes` deterministic episodes (F, length, final state, the reward's components);
-    the first one filmed when asked (`reward` and `sparse` as `RewardVecEnv` takes them)."""
+    the first one filmed when asked."""
     filmed = None
     if video_path is not None:
         filmed = film_env(
@@ -292,7 +293,7 @@ def evaluate(
         video_path = None
     base = filmed if filmed is not None else _make_venv(task, 1, seed + 10_000)
     film = Film(base.envs[0])
-    tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"), sparse)
+    tracker = RewardVecEnv(base, task, fitness, reward, torch.device("cpu"))
     tracker.records = []
     env: VecEnv = tracker
     if obs_norm is not None:
@@ -328,10 +329,7 @@ def _save_obs_stats(norm: VecNormalize, path: Path) -> None:
 
 def _load_obs_stats(norm: VecNormalize, path: Path) -> None:
     """`_save_obs_stats`' arrays into `norm` (no pickle; shapes checked)."""
-    data = sandbox.read_bytes(path)
-    if data is None:
-        raise ValueError(f"{path.name} is missing, not a regular file, or too large")
-    with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+    with np.load(io.BytesIO(read_saved(path)), allow_pickle=False) as saved:
         for prefix, rms in _obs_stats(norm):
             mean, var = saved[prefix + "mean"], saved[prefix + "var"]
             if mean.shape != rms.mean.shape or var.shape != rms.var.shape:

@@ -37,6 +37,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import sandbox
@@ -110,16 +111,24 @@ def measure(job: TrainJob, task: Task, trained: TrainResult, started: float) -> 
     return scored.model_copy(update=files)
 
 
+def _learner(task: Task, job: TrainJob) -> ModuleType:
+    """The module of the job's training path (`eureka.training.batched` or `.sb3`), imported."""
+    if tasks.training_path(task, job.backend) == "batched":
+        from eureka.training import batched
+
+        return batched
+    from eureka.training import sb3
+
+    return sb3
+
+
 def _preload(task: Task, job: TrainJob) -> None:
     """The training path's modules imported before the fork, so the parent needs no import
     after it (and the child no second one); nothing here touches a GPU (a forked child could not
     use one the parent had set up)."""
     from eureka.training.envs import registered
 
-    if tasks.training_path(task, job.backend) == "batched":
-        import eureka.training.batched
-    else:
-        import eureka.training.sb3  # noqa: F401
+    _learner(task, job)
     registered(task)  # gymnasium-robotics imported once, where the task's environment needs it
 
 
@@ -190,16 +199,9 @@ def _score(job: TrainJob, task: Task) -> tuple[list[EvalEpisode], Path | None, d
 
     device = setup_process(job)
     seed_everything(job.seed)
-    if tasks.training_path(task, job.backend) == "batched":
-        from eureka.training.batched import POLICY_FILE, score_saved
-
-        files: dict[str, str | None] = {"policy_file": POLICY_FILE, "checkpoint_file": POLICY_FILE}
-    else:
-        from eureka.training.sb3 import POLICY_FILE, score_saved
-
-        files = {"policy_file": POLICY_FILE, "checkpoint_file": None}
-    episodes, video = score_saved(job, task, device)
-    return episodes, video, files
+    learner = _learner(task, job)
+    episodes, video = learner.score_saved(job, task, device)
+    return episodes, video, {"policy_file": learner.POLICY_FILE, "checkpoint_file": learner.CHECKPOINT_FILE}
 
 
 def _scored(

@@ -490,14 +490,21 @@ class ProgressFile:
         write_whole(self.path, json.dumps(progress))
 
 
+def read_saved(path: Path) -> bytes:
+    """The bytes of a file a training saved (a regular file, not a link or FIFO, of at most
+    MAX_POLICY_BYTES), or a ValueError that says which and why."""
+    data = sandbox.read_bytes(path, MAX_POLICY_BYTES)
+    if data is None:
+        raise ValueError(f"{path.name} is missing, not a regular file, or over {MAX_POLICY_BYTES >> 20} MiB")
+    return data
+
+
 def load_weights(path: Path, device: torch.device, member: str | None = None) -> Any:
     """Tensors (in dicts and lists) that a training saved with torch.save, read without
     unpickling anything else (`weights_only`): how a process that never ran the reward reads
     what the process that did wrote. `member`: the file inside a zip archive (SB3's policy.zip
     keeps the policy's parameters in policy.pth)."""
-    data = sandbox.read_bytes(path, MAX_POLICY_BYTES)
-    if data is None:
-        raise ValueError(f"{path.name} is missing, not a regular file, or over {MAX_POLICY_BYTES >> 20} MiB")
+    data = read_saved(path)
     if member is not None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if archive.getinfo(member).file_size > MAX_POLICY_BYTES:

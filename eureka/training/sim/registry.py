@@ -53,7 +53,7 @@ def _native_class(
             f"task {task.name}: physics 'mjx' has no port of {spec.id} "
             f"(MJX ports: {', '.join(mjx.SUPPORTED)})"
         )
-    if _on_mjx(spec.id, device, physics):
+    if on_mjx(spec.id, device, physics):
 
         def make_mjx(num_envs: int, device: torch.device, seed: int, **kwargs: Any) -> BatchedEnv:
             return mjx.MjxBatch(spec.id, num_envs, device, seed, **kwargs)
@@ -69,23 +69,13 @@ def _native_class(
     return None
 
 
-def _on_mjx(env_id: str, device: torch.device | None, physics: Physics) -> bool:
+def on_mjx(env_id: str, device: torch.device | None, physics: Physics) -> bool:
     """A MuJoCo port of `env_id` steps on MJX (`physics` asks for it, or `auto` on a GPU where MJX
-    runs and ports it)."""
+    runs and ports it); other backends take no physics."""
     from eureka.training.sim import mjx
 
     on_gpu = device is not None and device.type == "cuda"
     return physics == "mjx" or (physics == "auto" and on_gpu and env_id in mjx.SUPPORTED and mjx.available())
-
-
-def steps_on_mjx(task: Task, device: torch.device, physics: Physics) -> bool:
-    """`make_batched(task, ..., device, physics=physics)` would step on MJX."""
-    spec = task.spec.env
-    if spec.batched or not native_available(task)[0]:
-        return False
-    from eureka.training.sim import classic
-
-    return spec.id not in classic.REGISTRY and _on_mjx(spec.id, device, physics)
 
 
 def _missing_fields(task: Task) -> list[str]:
