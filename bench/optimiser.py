@@ -29,9 +29,10 @@ and the suite with the race of the confirmation at 32 trainings (about 95 minute
 
 `--reconfirm DIR,...` decides finished optimiser runs again with other `--confirm` settings,
 reading back every training they made. `--peaks` lets the optimiser's arms add a peak to each
-cost (SolveConfig.peaks). On a 16-core machine `--parallel 2 --workers 8` ran fetch_reach and
-point_maze (32 trainings each, with --peaks) in 8 minutes (2026-11-27, the device machine's
-CPUs, through bench/gpu.sh's CPU_JOB).
+cost (SolveConfig.peaks), `--bonus` a bonus on the task's success signal (SolveConfig.bonus).
+On a 16-core machine `--parallel 2 --workers 8` ran fetch_reach and point_maze (32 trainings
+each, with --peaks) in 8 minutes (2026-11-27, the device machine's CPUs, through bench/gpu.sh's
+CPU_JOB).
 
 Arms: `optuna` = TPE trials plus structure operators (crossover/drop/add) and the confirmation;
 `cmaes` = the same with CMA-ES; `random` = today's random perturbation alone (no structure, no
@@ -118,6 +119,7 @@ def solve(
         video=False,
         backend="batched",
         peaks=args.peaks and arm != "random",
+        bonus=args.bonus and arm != "random",
         **arm_settings(arm, args.trainings, args.iterations, args.confirm, args.confirm_seeds),
     )
     run_dir = root / f"{task}-{arm}"
@@ -188,6 +190,9 @@ def main() -> None:
         "--reconfirm", default="", help="run dirs (a,b) of finished optimiser arms: confirm them again"
     )
     parser.add_argument("--peaks", action="store_true", help="optimiser arms: peaks on the costs (--peaks)")
+    parser.add_argument(
+        "--bonus", action="store_true", help="optimiser arms: a bonus on the success signal (--bonus)"
+    )
     parser.add_argument("--eval-seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="trainings at once within one solve")

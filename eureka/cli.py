@@ -458,6 +458,7 @@ def solve(
     tuner: Annotated[str | None, _config_option("tuner")] = None,
     structure: Annotated[int | None, _config_option("structure")] = None,
     peaks: Annotated[bool | None, _config_option("peaks")] = None,
+    bonus: Annotated[bool | None, _config_option("bonus")] = None,
     confirm: Annotated[int | None, _config_option("confirm")] = None,
     confirm_seeds: Annotated[int | None, _config_option("confirm_seeds")] = None,
     critic: Annotated[str | None, _config_option("critic")] = None,

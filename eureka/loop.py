@@ -9,6 +9,7 @@ stopped: saved replies are not re-requested and finished candidates are not retr
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 import traceback
@@ -27,7 +28,7 @@ from eureka.llm.client import LLM, NO_MODEL, BudgetExceeded, LLMError, Message, 
 from eureka.llm.context import environment_context
 from eureka.llm.extract import extract_code
 from eureka.reward import critic
-from eureka.reward.parametrise import Peak
+from eureka.reward.parametrise import Peak, success_reward
 from eureka.runs import rundir
 from eureka.runs.totals import Ledger
 from eureka.training import groups, optimise
@@ -505,7 +506,10 @@ class Loop:
         stats = cand.result.components if cand.result else []
         peaks = (Peak.of(c.name, c.means) for c in stats if peaks_on)
         names = tuple(c.name for c in stats)
-        return optimise.Elite(cand.code, names, cand.fitness or 0.0, tuple(p for p in peaks if p is not None))
+        curve = [abs(r) for r in (cand.result.reward_curve if cand.result else []) if r is not None]
+        unit = max((r for r in curve if math.isfinite(r)), default=0.0) or 1.0
+        found = tuple(p for p in peaks if p is not None)
+        return optimise.Elite(cand.code, names, cand.fitness or 0.0, found, unit)
 
     def _proposals(self, number: int) -> list[optimise.Proposed]:
         """The optimiser's trials and the structure operators' recombinations of the elite."""
@@ -518,6 +522,8 @@ class Loop:
             reverse=True,
         )[:4]
         human = self.human_reward.read_text() if self.human_reward is not None else None
+        fitness = self.task.folder / "fitness.py"
+        success = success_reward(fitness.read_text()) if self.config.bonus and fitness.is_file() else None
         return self.proposer.propose(
             number,
             self._as_elite(elite, self.config.peaks),
@@ -525,6 +531,7 @@ class Loop:
             human,
             self.config.tune,
             self.config.structure,
+            success,
         )
 
     def _tell(self, candidates: list[Candidate], summary: IterationSummary) -> None:

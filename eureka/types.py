@@ -466,6 +466,10 @@ class SolveConfig(Strict):
     """Let the optimiser add a peak to each cost of the reward it tunes (a component <= 0 throughout
     training: a distance, an effort): `weight x exp(cost / width)`, off at the start, its weight and
     width searched (Eureka's exp(-distance / temperature) shape)."""
+    bonus: bool = False
+    """Let the optimiser add a bonus on the task's success signal (fitness.py `success_signal`,
+    per step) to the reward it tunes, its weight searched from 0 (BARFI's blend of the primary
+    reward, what F measures, with the shaping one)."""
     structure: int = Field(default=0, ge=0)
     """Extra candidates per iteration made by the structure operators: crossover of components
     with other trained rewards, dropping one, adding one from another reward."""

@@ -383,3 +383,127 @@ def test_the_loop_offers_the_optimiser_a_peak_on_each_cost_of_the_elite() -> Non
     assert elite.components == ("upright", "calm", "idle")
     assert elite.peaks == (parametrise.Peak("calm", size=0.3, width=0.1),)
     assert Loop._as_elite(cand).peaks == ()  # off unless --peaks
+
+
+SIGNAL_WITH_HELPERS = """import numpy as np
+import torch
+
+LIMIT = 0.3
+
+
+def near(angle):
+    return angle.abs() < LIMIT
+
+
+def success_signal(pole_angle: torch.Tensor) -> torch.Tensor:
+    return near(pole_angle).float()
+
+
+def episode_fitness(episode) -> float:
+    return float(np.sum(episode.signal))
+"""
+"""A fitness.py whose success signal needs a helper and a constant, beside numpy it does not use."""
+
+
+def test_the_success_signal_becomes_a_reward_with_only_what_it_uses() -> None:
+    """fitness.py's success_signal as a reward in the contract: the helper and constant it uses come
+    along, numpy (for episode_fitness, not allowed in reward code) does not; a signal that needs
+    numpy, or a fitness.py without one, gives none. Every bundled task's signal converts."""
+    import torch
+
+    code = parametrise.success_reward(SIGNAL_WITH_HELPERS)
+    assert code is not None and "numpy" not in code and "episode_fitness" not in code
+    space: dict[str, object] = {}
+    exec(compile(code, "signal", "exec"), space)  # our own rendering, in a test
+    total, parts = space["compute_reward"](pole_angle=torch.tensor([0.1, -0.5]))  # type: ignore[operator]
+    assert total.tolist() == [1.0, 0.0] and parts["success"].tolist() == [1.0, 0.0]
+    needs_numpy = SIGNAL_WITH_HELPERS.replace("near(pole_angle).float()", "torch.as_tensor(np.abs(pole_angle))")
+    assert parametrise.success_reward(needs_numpy) is None
+    assert parametrise.success_reward("import torch\n\n\ndef episode_fitness(episode):\n    return 1.0\n") is None
+    assert parametrise.success_reward("def success_signal(:\n") is None
+    for folder in sorted((REPO / "tasks").iterdir()):
+        source = (folder / "fitness.py").read_text() if (folder / "fitness.py").is_file() else ""
+        if "def success_signal" in source:
+            assert parametrise.success_reward(source) is not None, folder.name
+
+
+def test_a_family_adds_a_success_bonus_only_where_the_search_turns_it_on(tmp_path: Path) -> None:
+    """BARFI's primary reward in the blend: off at the start (the elite's own code); at a weight w
+    (in units of the elite's reward per step) the total gains w x the success signal, shown as its
+    own component; the result passes the critic, and a bonused reward's family adds no second one."""
+    import torch
+
+    success = parametrise.success_reward((REPO / "tasks/pendulum/fitness.py").read_text())
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN, success=success, unit=-2.5)
+    assert [(p.name, p.start, p.low, p.high, p.log) for p in family.params][-1] == (
+        "w_success",
+        0.0,
+        0.0,
+        parametrise.BONUS_WEIGHT * 2.5,
+        False,
+    )
+    assert family.render(family.start) == parametrise.substitute(WRITTEN, [0.5, 0.05, 2.0])
+    code = family.render({"w_success": 3.0})
+    space: dict[str, object] = {}
+    exec(compile(code, "bonused", "exec"), space)  # our own rendering, in a test
+    angle, speed = torch.tensor([0.1, 1.0]), torch.tensor([0.0, 2.0])
+    total, parts = space["compute_reward"](pole_angle=angle, angular_velocity=speed)  # type: ignore[operator]
+    base = 2.0 * torch.exp(-angle.abs() / 0.5) - 0.05 * speed**2
+    assert torch.allclose(parts[parametrise.BONUS], torch.tensor([3.0, 0.0]))
+    assert torch.allclose(total, base + torch.tensor([3.0, 0.0]))
+    report = review(code, TASK, tmp_path / "cand", environment_context(TASK), run_training, backend="batched")
+    assert report.status == Status.OK, report.message
+    again = parametrise.Family.of(code, ("upright", "calm", parametrise.BONUS), success=success)
+    assert again.success is None and "w_success" not in again.start
+    # without a success signal, the family is as before (and so is its study's key)
+    plain = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN)
+    assert optimise.family_key(parametrise.Family.of(WRITTEN, ("upright", "calm"), HUMAN, success=None)) == (
+        optimise.family_key(plain)
+    )
+    assert optimise.family_key(family) != optimise.family_key(plain)
+
+
+def test_a_study_with_a_bonus_resumes_with_it(tmp_path: Path) -> None:
+    success = parametrise.success_reward((REPO / "tasks/pendulum/fitness.py").read_text())
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), success=success, unit=0.4)
+    store = tmp_path / optimise.STUDY_FILE
+    first = optimise.Optimiser(store, family, seed=0)
+    asked = first.ask(4)
+    assert all(0 <= p.values["w_success"] <= 0.8 for p in asked)
+    assert any(p.values["w_success"] > 0 and parametrise.BONUS in p.code for p in asked)
+    again = optimise.Optimiser.load(store, first.name)
+    assert again.family.success == success and again.family.unit == 0.4
+    assert again.family.params == family.params and again.name == first.name
+
+
+def test_the_elite_s_unit_is_its_largest_reward_per_step_in_training() -> None:
+    from eureka.loop import Loop
+    from eureka.types import Candidate
+
+    def elite(curve: list[float | None]) -> optimise.Elite:
+        result = TrainResult(status=Status.OK, fitness=0.5, reward_curve=curve)
+        cand = Candidate(iteration=1, index=0, origin="tune", status=Status.OK, fitness=0.5, result=result)
+        return Loop._as_elite(cand)
+
+    assert elite([-0.5, None, -2.0, 1.5]).unit == 2.0
+    assert elite([]).unit == 1.0 and elite([0.0, None]).unit == 1.0 and elite([float("nan")]).unit == 1.0
+
+
+def test_model_none_with_bonus_trains_rewards_that_pay_the_success_signal(tmp_path: Path) -> None:
+    """`--bonus`: the optimiser's trials add a success bonus (its first trials sample the weight
+    uniformly, so each has one), which trains and is reported as a component; without the flag
+    none does."""
+    args = ["solve", "pendulum", "--model", "none", "--iterations", "2", "--tune", "2", "--structure", "0"]
+    args += ["--timesteps", "2000", "--eval-seeds", "0", "--no-video", "--backend", "batched", "--confirm", "0"]
+    for flag, expected in (("--bonus", True), ("--no-bonus", False)):
+        result = runner.invoke(app, [*args, flag])
+        assert result.exit_code == 0, result.output
+        run_dir = max(Path(os.environ["EUREKA_RUNS_DIR"]).glob("pendulum/*"), key=lambda p: p.stat().st_mtime)
+        summary = Summary.model_validate_json((run_dir / "summary.json").read_text())
+        tuned = [c for c in summary.iterations[1].candidates if c.origin == "tune"]
+        assert len(tuned) == 2 and all(c.status == "ok" for c in tuned), tuned
+        for cand in tuned:
+            code = (run_dir / cand.name / "reward.py").read_text()
+            metrics = TrainResult.model_validate_json((run_dir / cand.name / "metrics.json").read_text())
+            assert (parametrise.BONUS in code) is expected
+            assert (parametrise.BONUS in [c.name for c in metrics.components]) is expected

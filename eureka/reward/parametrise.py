@@ -1,7 +1,8 @@
 """A reward as a family of rewards to search (BARFI / R*): its numeric constants (weights,
 temperatures, thresholds) on a log scale around their values, plus blend weights over its named
 components (log-scale multipliers) and the human reward's total, plus a peak on each cost (a
-component that stayed <= 0 in training: a distance, an effort) that the search may switch on,
+component that stayed <= 0 in training: a distance, an effort) and a bonus on the task's success
+signal (BARFI's primary reward: what F measures, per step) that the search may switch on,
 rendered back into ordinary reward code.
 
     family = Family.of(elite_code, components=("upright", "centred"), human=human_code)
@@ -32,6 +33,11 @@ MAX_CONSTANTS = 12
 NO_TUNE_KEYWORDS = {"dim", "axis", "keepdim", "p"}
 PEAK_WEIGHT = 2.0
 """A peak's weight is searched in [0, PEAK_WEIGHT] times its cost's typical size (0: no peak)."""
+BONUS_WEIGHT = 2.0
+"""The success bonus's weight is searched in [0, BONUS_WEIGHT] times the elite's typical reward
+per step (0: no bonus): at the top, a step where the task succeeds pays three times the usual."""
+SIGNAL = "success_signal"
+BONUS = "success_bonus"
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,53 @@ def perturb(code: str, rng: random.Random, spread: float = 2.0) -> str | None:
     return substitute(code, [c * f for c, f in zip(constants, factors, strict=True)])
 
 
+def success_reward(fitness_source: str) -> str | None:
+    """The task's success signal (fitness.py's `success_signal`: 1 on a step where the task is
+    achieved) as a reward in the contract, its total the signal: the definitions it uses, the
+    imports they need and a `compute_reward` with its parameters. None where fitness.py has no
+    success signal or it needs what reward code may not use (numpy, the task's other modules)."""
+    try:
+        tree = ast.parse(fitness_source)
+    except SyntaxError:
+        return None
+    defined = {name: node for node in tree.body for name in _defines(node)}
+    signal = defined.get(SIGNAL)
+    if not isinstance(signal, ast.FunctionDef):
+        return None
+    needed: list[ast.stmt] = []
+    todo: list[ast.stmt] = [signal]
+    while todo:  # the definitions the signal uses, and theirs
+        node = todo.pop()
+        if node in needed:
+            continue
+        needed.append(node)
+        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        todo += [defined[name] for name in sorted(used) if name in defined]
+    kept = [node for node in tree.body if node in needed]  # source order
+    params = [a.arg for a in signal.args.args]
+    wrapper = "\n".join(
+        [
+            compose.signature(params),
+            f"    signal = {compose.call(SIGNAL, params)}",
+            "    return signal, {'success': signal}",
+        ]
+    )
+    code = ast.unparse(ast.Module(body=kept, type_ignores=[])) + "\n\n\n" + wrapper + "\n"
+    return None if checks.check_source(code, params) else code
+
+
+def _defines(node: ast.stmt) -> list[str]:
+    """The top-level names a statement of a module binds."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return []
+
+
 def _identifier(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
@@ -132,6 +185,10 @@ class Family:
     human: str | None = None
     params: list[Param] = field(default_factory=list)
     peaks: tuple[Peak, ...] = ()
+    success: str | None = None
+    """The task's success signal as a reward (`success_reward`), when the family may add a bonus."""
+    unit: float = 1.0
+    """The elite's typical reward per step (the bonus's weight unit)."""
 
     @classmethod
     def of(
@@ -140,13 +197,17 @@ class Family:
         components: tuple[str, ...] = (),
         human: str | None = None,
         peaks: tuple[Peak, ...] = (),
+        success: str | None = None,
+        unit: float = 1.0,
     ) -> Family:
         """The family around `code`: its constants, a multiplier per component (the blend adds
         (m - 1) x the component to the total: m = 2 counts it twice), when `human` is another
-        reward a weight on the human reward's total, and for each of `peaks` (costs among the
-        components) a weight (0: off) and a width. The total's own weight stays 1 (`w_total`
-        renders but is not searched: the learners scale rewards by their running spread, so only
-        the weights relative to the total matter)."""
+        reward a weight on the human reward's total, for each of `peaks` (costs among the
+        components) a weight (0: off) and a width, and with `success` (the task's success signal
+        as a reward) the weight of a bonus on it (0: off; in units of `unit`, the elite's typical
+        reward per step). The total's own weight stays 1 (`w_total` renders but is not searched:
+        the learners scale rewards by their running spread, so only the weights relative to the
+        total matter)."""
         tree = compose.parse(code)
         params = []
         for i, node in enumerate(_tunable(tree)[:MAX_CONSTANTS]):
@@ -164,7 +225,13 @@ class Family:
             name, width = _identifier(peak.component), peak.width
             params.append(Param(f"p_{name}", 0.0, 0.0, PEAK_WEIGHT, log=False))
             params.append(Param(f"s_{name}", width, width / LOG_SPAN, width * LOG_SPAN, log=True))
-        return cls(code, tuple(components), human, params, peaks)
+        if success is not None and BONUS not in components:  # a bonus once, not on a bonused reward
+            compose.parse(success)
+            unit = abs(unit) if math.isfinite(unit) and unit else 1.0
+            params.append(Param("w_success", 0.0, 0.0, BONUS_WEIGHT * unit, log=False))
+        else:
+            success, unit = None, 1.0
+        return cls(code, tuple(components), human, params, peaks, success, unit)
 
     @property
     def start(self) -> dict[str, float]:
@@ -184,9 +251,10 @@ class Family:
             weight, width = point[f"p_{name}"] * peak.size, point[f"s_{name}"]
             if weight > 0 and width > 0:
                 peaks[peak.component] = (weight, width)
-        if w_total == 1.0 and not any(weights.values()) and not w_human and not peaks:
+        w_success = point.get("w_success", 0.0) if self.success is not None else 0.0
+        if w_total == 1.0 and not any(weights.values()) and not w_human and not peaks and not w_success:
             return code
-        return self._blend(code, w_total, weights, w_human, peaks)
+        return self._blend(code, w_total, weights, w_human, peaks, w_success)
 
     def _blend(
         self,
@@ -195,15 +263,23 @@ class Family:
         weights: dict[str, float],
         w_human: float,
         peaks: dict[str, tuple[float, float]],
+        w_success: float = 0.0,
     ) -> str:
         imports, body = compose.prefixed(code, "_base_")
         params = compose.parameters(code)
         lists = [params]
-        if self.human is not None and w_human:
-            human_imports, human_body = compose.prefixed(self.human, "_human_")
-            imports += human_imports
-            body += human_body
-            lists.append(compose.parameters(self.human))
+        others = {
+            "_human_": self.human if w_human else None,
+            "_success_": self.success if w_success else None,
+        }
+        calls: dict[str, str] = {}
+        for prefix, other in others.items():
+            if other is not None:
+                other_imports, other_body = compose.prefixed(other, prefix)
+                imports += other_imports
+                body += other_body
+                calls[prefix] = compose.call(f"{prefix}{ENTRY}", compose.parameters(other))
+                lists.append(compose.parameters(other))
         everything = compose.union(lists)
         if not everything:
             raise compose.ComposeError("the reward takes no parameters")
@@ -219,7 +295,7 @@ class Family:
                     f"    if {name!r} in components:",
                     f"        blended = blended + {weight:.4g} * _as_vector(components[{name!r}], {like})",
                 ]
-        if peaks:
+        if peaks or w_success:
             lines.append("    components = dict(components)")
         for name, (weight, width) in peaks.items():
             label = name + "_peak"
@@ -232,11 +308,16 @@ class Family:
                 f"        components[{label!r}] = peak",
                 "        blended = blended + peak",
             ]
-        if len(lists) > 1:
-            human_call = compose.call(f"_human_{ENTRY}", lists[1])
+        if "_human_" in calls:
             lines += [
-                f"    human_total, _ = {human_call}",
+                f"    human_total, _ = {calls['_human_']}",
                 f"    blended = blended + {w_human:.4g} * _as_vector(human_total, {like})",
+            ]
+        if "_success_" in calls:
+            lines += [
+                f"    success, _ = {calls['_success_']}",
+                f"    components[{BONUS!r}] = {w_success:.4g} * _as_vector(success, {like})",
+                f"    blended = blended + components[{BONUS!r}]",
             ]
         lines.append("    return blended, components")
         return compose.module(imports, body, "\n".join(lines))

@@ -70,6 +70,8 @@ reading old trials wrongly (Optuna refuses a parameter whose scale changed)."""
 def family_key(family: Family) -> str:
     peaks = ",".join(f"{p.component}:{p.size}:{p.width}" for p in family.peaks)
     text = "\0".join([family.code, ",".join(family.components), family.human or "", peaks])
+    if family.success is not None:  # keys without a bonus stay as they were
+        text += f"\0{family.success}\0{family.unit!r}"
     return f"family{FAMILY_VERSION}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -106,13 +108,22 @@ class Optimiser:
             self.study.set_user_attr("components", list(family.components))
             self.study.set_user_attr("human", family.human)
             self.study.set_user_attr("peaks", [asdict(p) for p in family.peaks])
+            self.study.set_user_attr("success", family.success)
+            self.study.set_user_attr("unit", family.unit)
 
     @classmethod
     def load(cls, path: Path, name: str, sampler: str = "tpe", seed: int = 0) -> Optimiser:
         """The stored study `name`, with the family it was made for."""
         attrs = _optuna().load_study(study_name=name, storage=_storage(path)).user_attrs
         peaks = tuple(Peak(**p) for p in attrs.get("peaks", []))
-        family = Family.of(attrs["code"], tuple(attrs["components"]), attrs["human"], peaks)
+        family = Family.of(
+            attrs["code"],
+            tuple(attrs["components"]),
+            attrs["human"],
+            peaks,
+            attrs.get("success"),
+            attrs.get("unit", 1.0),
+        )
         return cls(path, family, sampler, seed)
 
     def seed_with(self, fitness: float) -> None:
@@ -209,6 +220,8 @@ class Elite:
     fitness: float
     peaks: tuple[Peak, ...] = ()
     """Its costs (components <= 0 throughout its training), which its family may add a peak to."""
+    unit: float = 1.0
+    """Its typical reward per step in training (the largest |mean| over the checkpoints)."""
 
 
 class Proposer:
@@ -229,13 +242,13 @@ class Proposer:
         """Code of a proposed reward -> the study it came from (so its study continues)."""
         self._studies: dict[str, Optimiser] = {}
 
-    def _optimiser(self, elite: Elite, human: str | None) -> Optimiser:
+    def _optimiser(self, elite: Elite, human: str | None, success: str | None = None) -> Optimiser:
         name = self._lineage.get(elite.code)
         if name is not None:
             if name not in self._studies:
                 self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
             return self._studies[name]
-        family = Family.of(elite.code, elite.components, human, elite.peaks)
+        family = Family.of(elite.code, elite.components, human, elite.peaks, success, elite.unit)
         key = family_key(family)
         if key not in self._studies:
             self._studies[key] = Optimiser(self.path, family, self.sampler, self.seed)
@@ -251,12 +264,15 @@ class Proposer:
         human: str | None,
         tune: int,
         structure: int,
+        success: str | None = None,
     ) -> list[Proposed]:
+        """`success`: the task's success signal as a reward (parametrise.success_reward), which
+        the optimiser may add to the elite as a bonus."""
         saved = self.run_dir / f"iter_{iteration}" / PROPOSALS_FILE
         if saved.is_file():
             proposals = [Proposed(**p) for p in json.loads(saved.read_text())]
         else:
-            proposals = self._new(iteration, elite, others, human, tune, structure)
+            proposals = self._new(iteration, elite, others, human, tune, structure, success)
             saved.parent.mkdir(parents=True, exist_ok=True)
             write_whole(saved, json.dumps([asdict(p) for p in proposals], indent=1))
         for p in proposals:
@@ -272,12 +288,13 @@ class Proposer:
         human: str | None,
         tune: int,
         structure: int,
+        success: str | None = None,
     ) -> list[Proposed]:
         rng = random.Random(f"{self.seed}-{iteration}")
         out: list[Proposed] = []
         if tune and self.tuner != "random":
             try:
-                optimiser = self._optimiser(elite, human)
+                optimiser = self._optimiser(elite, human, success)
             except ComposeError:
                 optimiser = None
             if optimiser is not None:
