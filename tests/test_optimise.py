@@ -417,9 +417,10 @@ def test_the_success_signal_becomes_a_reward_with_only_what_it_uses() -> None:
     exec(compile(code, "signal", "exec"), space)  # our own rendering, in a test
     total, parts = space["compute_reward"](pole_angle=torch.tensor([0.1, -0.5]))  # type: ignore[operator]
     assert total.tolist() == [1.0, 0.0] and parts["success"].tolist() == [1.0, 0.0]
-    needs_numpy = SIGNAL_WITH_HELPERS.replace("near(pole_angle).float()", "torch.as_tensor(np.abs(pole_angle))")
+    needs_numpy = SIGNAL_WITH_HELPERS.replace("near(pole_angle).float()", "torch.tensor(np.abs(pole_angle))")
     assert parametrise.success_reward(needs_numpy) is None
-    assert parametrise.success_reward("import torch\n\n\ndef episode_fitness(episode):\n    return 1.0\n") is None
+    no_signal = "import torch\n\n\ndef episode_fitness(episode):\n    return 1.0\n"
+    assert parametrise.success_reward(no_signal) is None
     assert parametrise.success_reward("def success_signal(:\n") is None
     for folder in sorted((REPO / "tasks").iterdir()):
         source = (folder / "fitness.py").read_text() if (folder / "fitness.py").is_file() else ""
@@ -494,7 +495,8 @@ def test_model_none_with_bonus_trains_rewards_that_pay_the_success_signal(tmp_pa
     uniformly, so each has one), which trains and is reported as a component; without the flag
     none does."""
     args = ["solve", "pendulum", "--model", "none", "--iterations", "2", "--tune", "2", "--structure", "0"]
-    args += ["--timesteps", "2000", "--eval-seeds", "0", "--no-video", "--backend", "batched", "--confirm", "0"]
+    args += ["--timesteps", "2000", "--eval-seeds", "0", "--no-video", "--backend", "batched"]
+    args += ["--confirm", "0"]
     for flag, expected in (("--bonus", True), ("--no-bonus", False)):
         result = runner.invoke(app, [*args, flag])
         assert result.exit_code == 0, result.output
