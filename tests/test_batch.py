@@ -18,6 +18,7 @@ from eureka.cli import app
 from eureka.errors import ConfigError
 from eureka.runs.batch import (
     BatchResult,
+    Suite,
     SuiteEntry,
     TaskResult,
     entries,
@@ -187,6 +188,12 @@ def test_exit_codes_and_thresholds(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"give task names, or --suite suite\.yaml"):
         entries([], None, None)
+    # the same task twice with the same options (by name and by folder) would train the same runs
+    with pytest.raises(ConfigError, match=r"task .*tasks/acrobot is listed twice with the same options"):
+        entries(["acrobot", str(REPO / "tasks/acrobot")], None, None)
+    assert (
+        len(entries(["acrobot"], Suite(tasks=[SuiteEntry(task="acrobot", options={"seed": 1})]), None)) == 2
+    )
 
 
 def test_the_example_suite_points_at_its_recordings() -> None:

@@ -110,7 +110,24 @@ def entries(names: list[str], suite: Suite | None, min_hns: float | None) -> lis
         out = [e.model_copy(update={"min_hns": min_hns}) for e in out]
     if not out:
         raise ConfigError("give task names, or --suite suite.yaml")
+    seen: dict[tuple[str, str], str] = {}
+    for entry in out:  # the same task with the same options would train the same runs again
+        key = (_identity(entry.task), json.dumps(entry.options, sort_keys=True, default=str))
+        if key in seen:
+            raise ConfigError(
+                f"task {entry.task} is listed twice with the same options (as {seen[key]} before): "
+                "list it once, or give the other a different seed in the suite's options"
+            )
+        seen[key] = entry.task
     return out
+
+
+def _identity(task: str) -> str:
+    """The task's folder where it resolves (a name and a path to the same folder are one task)."""
+    try:
+        return str(tasks.resolve(task).resolve())
+    except EurekaError:
+        return task
 
 
 Solve = Callable[[SuiteEntry], Path]
