@@ -145,5 +145,6 @@ def test_the_smoke_test_keeps_its_own_limit_when_training_follows(tmp_path: Path
     start = time.monotonic()
     report = review(code, TASK, out, CONTEXT, run_training, timeout=4, backend="batched", then_train=train)
     assert report.status == Status.TIMEOUT and report.stage == "smoke"
-    assert report.message == "the smoke test exceeded the wall-clock limit of 4 s and was killed"
+    # what it says of the stuck call: test_train's test_reward_that_never_returns_is_named_by_the_smoke_test
+    assert report.message.startswith("the smoke test exceeded the wall-clock limit of 4 s and was killed")
     assert time.monotonic() - start < 60

@@ -131,11 +131,19 @@ def test_broken_rewards_end_with_a_status_and_message(fixture: str, status: str,
 
 
 def test_reward_that_never_returns_is_named_by_the_smoke_test(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(critic, "SMOKE_TIMEOUT", 8.0)  # not the task's 20-minute training limit
+    # not the task's 20-minute training limit; long enough to start on a loaded machine and step
+    monkeypatch.setattr(critic, "SMOKE_TIMEOUT", 15.0)
     code, out = train_json("cartpole", "--reward", str(REWARDS / "sleeps_forever.py"), "--timesteps", "1000")
     assert code == 1
     assert out["status"] == "timeout"
-    assert out["message"] == "the smoke test exceeded the wall-clock limit of 8 s and was killed"
+    assert out["message"].startswith(
+        "the smoke test exceeded the wall-clock limit of 15 s and was killed after 0 of its 256 "
+        "random-action steps: one call of the reward had run for "
+    ), out["message"]
+    assert out["message"].endswith(
+        "without returning (a loop that never ends, or work that grows without bound?); "
+        "the reward must return at once"
+    )
     run_dir = Path(out["run_dir"])
     assert json.loads((run_dir / "check.json").read_text())["stage"] == "smoke"
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "timeout"
@@ -377,4 +385,65 @@ def test_an_environment_reward_of_nan_fails_the_training_with_what_to_fix(tmp_pa
         f"{fitness.where}: fitness.metric env_return: the environment's rewards in an episode sum to nan; F "
         f"must be finite: fix the environment's reward (eureka tasks check {fitness.where.parent} finds it "
         "on a random rollout)"
+    )
+
+
+def test_a_smoke_test_killed_at_its_limit_says_what_was_slow(tmp_path: Path) -> None:
+    """SmokeWatch writes, each interval, the steps done and the seconds inside the reward (and in
+    its call under way); the orchestrator's message names what was slow: the reward, one call
+    that never returned, the task's environment, or the start before the first step."""
+    import time
+
+    from eureka.reward.contract import compile_reward
+    from eureka.training.files import SMOKE_PROGRESS_FILE
+    from eureka.training.jobs import smoke_overdue
+    from eureka.training.session import SmokeWatch
+
+    slow_reward = (
+        "import torch\n\n\ndef compute_reward(pole_angle: torch.Tensor):\n"
+        "    total = pole_angle\n    for _ in range(20000):\n        total = total * 1.0\n"
+        "    return total, {}\n"
+    )
+    reward = compile_reward(slow_reward, "reward.py", ["pole_angle"])
+    batch = {"pole_angle": __import__("torch").zeros(4)}
+
+    def watched(env_seconds: float, calls: int) -> str | None:
+        with SmokeWatch(tmp_path, 256, reward, every=0.05) as watch:
+            for i in range(calls):
+                time.sleep(env_seconds)  # the environment's step
+                reward(batch, 4)
+                watch.done = i + 1
+            time.sleep(0.1)  # a write after the last step
+            text = (tmp_path / SMOKE_PROGRESS_FILE).read_text()
+        assert not (tmp_path / SMOKE_PROGRESS_FILE).exists()  # only a killed smoke test leaves it
+        return text
+
+    reward.seconds = 0.0
+    progress = json.loads(watched(0.0, 5))
+    assert progress["steps"] == 5 and progress["of"] == 256 and progress["call_seconds"] == 0.0
+    assert 0 < progress["reward_seconds"] <= progress["seconds"]
+    limit = progress["seconds"] * 1.5  # it began stepping a third of the way to its limit
+    assert "the reward took" in smoke_overdue(limit, json.dumps(progress))
+    assert "whole-batch tensor operations" in smoke_overdue(limit, json.dumps(progress))
+    reward.seconds = 0.0
+    env_bound = json.loads(watched(0.2, 3))
+    message = smoke_overdue(env_bound["seconds"] * 1.5, json.dumps(env_bound))
+    assert "killed after 3 of its 256 random-action steps: the task's environment took" in message
+    assert "the environment, not the reward, is too slow" in message
+    stuck = {"steps": 0, "of": 256, "seconds": 3.0, "reward_seconds": 0.0, "call_seconds": 2.9}
+    assert "one call of the reward had run for 2.9 s without returning" in smoke_overdue(
+        5.0, json.dumps(stuck)
+    )
+    late = {"steps": 10, "of": 256, "seconds": 2.0, "reward_seconds": 0.1, "call_seconds": 0.0}
+    assert "starting took about 118 s" in smoke_overdue(120.0, json.dumps(late))
+    for never in (None, "", "[1, 2]", '{"steps": "x"}'):
+        assert smoke_overdue(120.0, never) == (
+            "the smoke test exceeded the wall-clock limit of 120 s and was killed before its first step: "
+            "the worker was still starting (importing, loading the reward's module, building the task's "
+            "environment)"
+        )
+    forged = {"steps": 1, "of": 2, "seconds": float("nan"), "reward_seconds": 0.0, "call_seconds": 0.0}
+    assert (
+        smoke_overdue(120.0, json.dumps(forged))
+        == "the smoke test exceeded the wall-clock limit of 120 s and was killed"
     )

@@ -10,6 +10,7 @@ import ast
 import inspect
 import linecache
 import math
+import time
 import traceback
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -106,6 +107,10 @@ class RewardFunction:
                 f"valid names: {', '.join(valid)}",
             )
         self.params = list(params)
+        self.seconds = 0.0
+        """Seconds spent inside the function so far (its finished calls)."""
+        self.calling_since: float | None = None
+        """time.monotonic() when the call under way began (None between calls)."""
         self._batch = 0
         self._seen: list[torch.Tensor] | None = None
         self._unchecked: _Nonfinite | None = None
@@ -143,6 +148,7 @@ class RewardFunction:
         """Call the reward on a batch of `n` environments; validate and return its output."""
         args = {p: batch[p].clone() for p in self.params}  # the reward may not mutate the state
         defaults = _torch_defaults()
+        self.calling_since = began = time.monotonic()
         try:
             out = self.fn(**args)
         except Stop:
@@ -153,6 +159,8 @@ class RewardFunction:
                 f"{self.entry} raised {_named(exc)}" + _user_frame(exc, self.filename, self.path),
             ) from None
         finally:
+            self.seconds += time.monotonic() - began
+            self.calling_since = None
             _restore_defaults(defaults, f"{self.entry} in {self.filename}")
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:

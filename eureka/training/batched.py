@@ -32,6 +32,7 @@ from eureka.training.session import (
     Correlation,
     Film,
     ProgressFile,
+    SmokeWatch,
     SolveClock,
     StatsRecorder,
     compile_rewards,
@@ -170,19 +171,22 @@ def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _smoke(rollout: Rollout, seed: int, steps: int) -> None:
-    """Random actions through the reward, so contract violations fail before training."""
+def _smoke(rollout: Rollout, seed: int, steps: int, out_dir: Path) -> None:
+    """Random actions through the reward, so contract violations fail before training; watched
+    (SmokeWatch in `out_dir`), so a smoke test killed at its limit says what was slow."""
     gen = torch.Generator().manual_seed(seed)
     env = rollout.env
-    rollout.reset(seed)
-    for _ in range(steps):
-        if env.action.discrete is not None:
-            actions = torch.randint(env.action.discrete, (env.num_envs,), generator=gen)
-        else:
-            low = torch.tensor(env.action.low)
-            high = torch.tensor(env.action.high)
-            actions = low + (high - low) * torch.rand(env.num_envs, env.action.dim, generator=gen)
-        rollout.step(actions.to(env.device))
+    with SmokeWatch(out_dir, steps, rollout.reward) as watch:
+        rollout.reset(seed)
+        for i in range(steps):
+            if env.action.discrete is not None:
+                actions = torch.randint(env.action.discrete, (env.num_envs,), generator=gen)
+            else:
+                low = torch.tensor(env.action.low)
+                high = torch.tensor(env.action.high)
+                actions = low + (high - low) * torch.rand(env.num_envs, env.action.dim, generator=gen)
+            rollout.step(actions.to(env.device))
+            watch.done = i + 1
 
 
 def evaluate(
@@ -457,7 +461,7 @@ class BatchedTraining:
             self.reward, reference = compile_rewards(job, task)
             self.rollout = Rollout(task, env, self.fitness, self.reward, reference, device)
             with self.reward.varying() if self.reward is not None else contextlib.nullcontext():
-                _smoke(self.rollout, job.seed, smoke_steps(job))
+                _smoke(self.rollout, job.seed, smoke_steps(job), job.out_dir)
         except RewardError as exc:
             self.result = TrainResult(
                 status=exc.status, message=exc.message, device=str(device), backend=self.backend

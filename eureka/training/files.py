@@ -9,6 +9,7 @@ __all__ = [
     "OBS_STATS_FILE",
     "PROGRESS_FILE",
     "SMOKE_FILE",
+    "SMOKE_PROGRESS_FILE",
     "TRAINED_FILE",
     "VIDEO_FILE",
 ]
@@ -21,6 +22,9 @@ PROGRESS_FILE = "progress.json"
 """Rewritten as the job trains: env_steps, total, fitness so far, elapsed seconds."""
 SMOKE_FILE = "smoke.txt"
 """Written by a `smoke_first` job once its smoke test passed: the smoke test's message."""
+SMOKE_PROGRESS_FILE = "smoke_progress.json"
+"""Rewritten each second while the smoke test steps (`session.SmokeWatch`): its steps so far and
+the seconds spent inside the reward, which a smoke test killed at its limit is explained by."""
 TRAINED_FILE = "trained.json"
 """The TrainResult as the training process wrote it, before F was measured again outside it
 (`eureka.training.scoring`): what METRICS_FILE says comes from the process that ran no reward."""

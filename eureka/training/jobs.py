@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import sys
 import threading
@@ -17,7 +18,14 @@ import sandbox
 from eureka import tasks
 from eureka.errors import Interrupted
 from eureka.reward import checks
-from eureka.training.files import JOB_FILE, LOG_FILE, METRICS_FILE, PROGRESS_FILE, SMOKE_FILE
+from eureka.training.files import (
+    JOB_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PROGRESS_FILE,
+    SMOKE_FILE,
+    SMOKE_PROGRESS_FILE,
+)
 from eureka.types import Status, TrainJob, TrainResult, write_whole
 
 INPUTS_DIR = "inputs"
@@ -112,7 +120,7 @@ def run_training(
         assert smoke_limit is not None
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=f"the smoke test exceeded the wall-clock limit of {smoke_limit:.0f} s and was killed",
+            message=smoke_overdue(smoke_limit, sandbox.read_text(job.out_dir / SMOKE_PROGRESS_FILE, 1000)),
             wall_time=time.monotonic() - started,
         )
         _write(job.out_dir, result)
@@ -124,6 +132,48 @@ def run_training(
         smoke = sandbox.read_text(smoke_file, max_bytes=1000)
         result = result.model_copy(update={"smoke": smoke.strip()[:500] if smoke else None})
     return result
+
+
+def smoke_overdue(limit: float, progress: str | None) -> str:
+    """The message of a smoke test killed at its wall-clock `limit`, from what its SmokeWatch
+    last wrote (`progress`, the file's text; None: it never began stepping)."""
+    head = f"the smoke test exceeded the wall-clock limit of {limit:.0f} s and was killed"
+    try:
+        seen = json.loads(progress or "null")
+        done, steps = int(seen["steps"]), int(seen["of"])
+        seconds, in_reward, call = (float(seen[k]) for k in ("seconds", "reward_seconds", "call_seconds"))
+    except (ValueError, TypeError, KeyError):  # no file (it never began stepping), or not ours
+        return (
+            f"{head} before its first step: the worker was still starting (importing, loading the "
+            "reward's module, building the task's environment)"
+        )
+    if not all(math.isfinite(x) and x >= 0 for x in (seconds, in_reward, call)):
+        return head
+    where = f"{head} after {done} of its {steps} random-action steps"
+    if call > 0 and call >= seconds / 2 and (call >= 1.0 or done == 0):
+        return (
+            f"{where}: one call of the reward had run for {call:.1f} s without returning (a loop that "
+            "never ends, or work that grows without bound?); the reward must return at once"
+        )
+    startup = max(limit - seconds, 0.0)  # the file is at most a second old
+    if startup >= seconds:
+        return (
+            f"{where}: starting took about {startup:.0f} s of it (importing, loading the reward's module, "
+            "building the task's environment)"
+        )
+    outside = max(seconds - in_reward - call, 0.0)
+    if in_reward + call >= outside:
+        per_call = (in_reward + call) / max(done, 1)
+        return (
+            f"{where}: the reward took {in_reward + call:.0f} of its {seconds:.0f} s ({per_call:.2g} s a "
+            "call); make it cheaper: whole-batch tensor operations, no Python loops over environments"
+        )
+    per_step = outside / max(done, 1)
+    return (
+        f"{where}: the task's environment took {outside:.0f} of its {seconds:.0f} s ({per_step:.2g} s a "
+        f"step), the reward {in_reward:.1f} s: the environment, not the reward, is too slow for this "
+        "limit (a task's environment must step in well under a second)"
+    )
 
 
 def prepare(job: TrainJob) -> TrainJob | TrainResult:
@@ -180,10 +230,12 @@ def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
             pass  # not what the worker writes: the reward tampered with it; judged below
     if outcome.timed_out:
         in_smoke = job.check_only or (job.smoke_first and not (job.out_dir / SMOKE_FILE).exists())
+        progress = sandbox.read_text(job.out_dir / SMOKE_PROGRESS_FILE, 1000)
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=f"{'the smoke test' if in_smoke else 'training'} exceeded the wall-clock limit "
-            f"of {limit:.0f} s and was killed",
+            message=smoke_overdue(limit, progress)
+            if in_smoke
+            else f"training exceeded the wall-clock limit of {limit:.0f} s and was killed",
             wall_time=outcome.wall_time,
         )
     elif outcome.limit is not None:

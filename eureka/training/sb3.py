@@ -33,10 +33,10 @@ from eureka.training.files import OBS_STATS_FILE, VIDEO_FILE
 from eureka.training.fitness import SIGNAL_METRICS, EpisodeTracker, Fitness
 from eureka.training.session import (
     CHECK_STEPS,
-    SMOKE_STEPS,
     Correlation,
     Film,
     ProgressFile,
+    SmokeWatch,
     SolveClock,
     StatsRecorder,
     compile_rewards,
@@ -258,12 +258,15 @@ def _make_venv(
     return venv
 
 
-def _smoke_test(env: RewardVecEnv, seed: int, steps: int = SMOKE_STEPS) -> None:
-    """Random-action steps through the reward, so contract violations fail fast."""
+def _smoke_test(env: RewardVecEnv, seed: int, steps: int, out_dir: Path) -> None:
+    """Random-action steps through the reward, so contract violations fail fast; watched
+    (SmokeWatch in `out_dir`), so a smoke test killed at its limit says what was slow."""
     env.action_space.seed(seed)
-    env.reset()
-    for _ in range(steps):
-        env.step(np.stack([env.action_space.sample() for _ in range(env.num_envs)]))
+    with SmokeWatch(out_dir, steps, env.reward) as watch:
+        env.reset()
+        for i in range(steps):
+            env.step(np.stack([env.action_space.sample() for _ in range(env.num_envs)]))
+            watch.done = i + 1
     env.episodes.clear()
 
 
@@ -387,7 +390,7 @@ def train_sb3(job: TrainJob, task: Task, device: torch.device, start: float) -> 
             _make_venv(task, spec.n_envs, job.seed), task, fitness, reward, device, sparse=reward is None
         )
         with reward.varying() if reward is not None else contextlib.nullcontext():
-            _smoke_test(venv, job.seed, smoke_steps(job))
+            _smoke_test(venv, job.seed, smoke_steps(job), job.out_dir)
         venv.reference = reference
     except RewardError as exc:
         return TrainResult(status=exc.status, message=exc.message, device=str(device))

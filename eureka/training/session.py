@@ -12,6 +12,7 @@ import io
 import json
 import math
 import random
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import torch
 import sandbox
 from eureka.errors import ConfigError
 from eureka.reward.contract import RewardError, RewardFunction, compile_reward
-from eureka.training.files import PROGRESS_FILE, SMOKE_FILE
+from eureka.training.files import PROGRESS_FILE, SMOKE_FILE, SMOKE_PROGRESS_FILE
 from eureka.training.fitness import Fitness
 from eureka.types import ComponentStats, EvalEpisode, Status, Task, TrainJob, TrainResult, write_whole
 
@@ -460,6 +461,57 @@ def smoke_passed(
     if job.smoke_first:
         (job.out_dir / SMOKE_FILE).write_text(result.message)
     return None
+
+
+class SmokeWatch:
+    """While the smoke test steps, a thread rewrites SMOKE_PROGRESS_FILE each second: the steps
+    done of how many, the seconds so far, those inside the reward, and how long the reward's call
+    under way has run. A smoke test killed at its limit is then explained by what was slow (the
+    reward, one call that never returned, or the task's environment), not only by the limit.
+
+        with SmokeWatch(out_dir, steps, reward) as watch:
+            for i in range(steps):
+                ...
+                watch.done = i + 1
+    """
+
+    def __init__(self, out_dir: Path, steps: int, reward: RewardFunction | None, every: float = 1.0) -> None:
+        self.path = out_dir / SMOKE_PROGRESS_FILE
+        self.steps = steps
+        self.reward = reward
+        self.every = every
+        self.done = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="smoke-watch", daemon=True)
+        self.start = time.monotonic()
+
+    def __enter__(self) -> SmokeWatch:
+        self.start = time.monotonic()
+        self._write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)  # it explains a smoke test killed while stepping only
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(OSError):
+                self._write()
+
+    def _write(self) -> None:
+        now = time.monotonic()
+        since = self.reward.calling_since if self.reward is not None else None
+        progress = {
+            "steps": self.done,
+            "of": self.steps,
+            "seconds": now - self.start,
+            "reward_seconds": self.reward.seconds if self.reward is not None else 0.0,
+            "call_seconds": now - since if since is not None else 0.0,
+        }
+        write_whole(self.path, json.dumps(progress))
 
 
 class ProgressFile:
