@@ -770,15 +770,15 @@ def batch(
         if overrides.get("device") is not None:
             overrides["device"] = _device(overrides["device"])
         fallback = default_model()
-        configs: dict[str, SolveConfig | TaskError] = {}
+        configs: dict[int, SolveConfig | TaskError] = {}  # by entry: a task may be listed twice
         for e in todo:  # options are checked before anything runs; a broken task fails alone
             try:
-                configs[e.task] = batching.solve_config(e, overrides, fallback)
+                configs[id(e)] = batching.solve_config(e, overrides, fallback)
             except TaskError as exc:
-                configs[e.task] = exc
+                configs[id(e)] = exc
 
         def solve_one(entry: batching.SuiteEntry) -> Path:
-            config = configs[entry.task]
+            config = configs[id(entry)]
             if isinstance(config, TaskError):
                 raise config
             use_sandbox(config.sandbox)
