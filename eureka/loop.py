@@ -129,6 +129,7 @@ class Loop:
             on_tick=lambda totals: self.report(Progress("totals", totals=totals)),
         )
         self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
+        self._said_no_bonus = False
         if config.model == NO_MODEL and self.human_reward is None:
             raise EurekaError(
                 f"--model none starts from the task's human reward, and task {self.task.name} has none: "
@@ -522,8 +523,7 @@ class Loop:
             reverse=True,
         )[:4]
         human = self.human_reward.read_text() if self.human_reward is not None else None
-        fitness = self.task.folder / "fitness.py"
-        success = success_reward(fitness.read_text()) if self.config.bonus and fitness.is_file() else None
+        success = self._success_reward() if self.config.bonus else None
         return self.proposer.propose(
             number,
             self._as_elite(elite, self.config.peaks),
@@ -533,6 +533,23 @@ class Loop:
             self.config.structure,
             success,
         )
+
+    def _success_reward(self) -> str | None:
+        """`--bonus`: the task's success signal as a reward the optimiser may add to the elite;
+        where it has none that can be taken out of fitness.py, said once and None."""
+        fitness = self.task.folder / "fitness.py"
+        success = success_reward(fitness.read_text()) if fitness.is_file() else None
+        if success is None and not self._said_no_bonus:
+            self._said_no_bonus = True
+            self.report(
+                Progress(
+                    "message",
+                    f"--bonus: no bonus for task {self.task.name}: {fitness} has no success_signal that "
+                    "reward code can use (one function of plain named state fields, its definitions bound "
+                    "once, only torch and math imported)",
+                )
+            )
+        return success
 
     def _tell(self, candidates: list[Candidate], summary: IterationSummary) -> None:
         """Give the optimiser each of its trials' F (pruned: stopped early by successive halving)."""

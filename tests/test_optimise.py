@@ -422,6 +422,25 @@ def test_the_success_signal_becomes_a_reward_with_only_what_it_uses() -> None:
     no_signal = "import torch\n\n\ndef episode_fitness(episode):\n    return 1.0\n"
     assert parametrise.success_reward(no_signal) is None
     assert parametrise.success_reward("def success_signal(:\n") is None
+    # what cannot be taken out whole gives none rather than a reward that fails or differs from F
+    for change in (
+        "LIMIT = 0.3\nLIMIT = LIMIT * 2",  # bound twice
+        "LIMIT = 0.3\nLIMIT += 0.1",  # changed
+        "LIMIT = 0.3\nif True:\n    LIMIT = 0.5",  # bound inside a block
+        "LIMIT = 0.3\nfrom math import *",  # a star import
+    ):
+        assert parametrise.success_reward(SIGNAL_WITH_HELPERS.replace("LIMIT = 0.3", change)) is None, change
+    for signature in ("*, pole_angle", "pole_angle=None", "*pole_angle", "pole_angle, /"):
+        odd = SIGNAL_WITH_HELPERS.replace(
+            "success_signal(pole_angle: torch.Tensor)", f"success_signal({signature})"
+        )
+        assert parametrise.success_reward(odd) is None, signature
+    twice = SIGNAL_WITH_HELPERS + "\n\ndef success_signal(pole_angle):\n    return pole_angle * 0\n"
+    assert parametrise.success_reward(twice) is None
+    bare = parametrise.success_reward(
+        "from torch import where\n\n\ndef success_signal(x):\n    return where(x > 0, 1.0, 0.0)\n"
+    )
+    assert bare is not None and bare.startswith("import torch\n")  # its signature names torch.Tensor
     for folder in sorted((REPO / "tasks").iterdir()):
         source = (folder / "fitness.py").read_text() if (folder / "fitness.py").is_file() else ""
         if "def success_signal" in source:
@@ -437,14 +456,14 @@ def test_a_family_adds_a_success_bonus_only_where_the_search_turns_it_on(tmp_pat
     success = parametrise.success_reward((REPO / "tasks/pendulum/fitness.py").read_text())
     family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN, success=success, unit=-2.5)
     assert [(p.name, p.start, p.low, p.high, p.log) for p in family.params][-1] == (
-        "w_success",
+        parametrise.BONUS_PARAM,
         0.0,
         0.0,
         parametrise.BONUS_WEIGHT * 2.5,
         False,
     )
     assert family.render(family.start) == parametrise.substitute(WRITTEN, [0.5, 0.05, 2.0])
-    code = family.render({"w_success": 3.0})
+    code = family.render({parametrise.BONUS_PARAM: 3.0})
     space: dict[str, object] = {}
     exec(compile(code, "bonused", "exec"), space)  # our own rendering, in a test
     angle, speed = torch.tensor([0.1, 1.0]), torch.tensor([0.0, 2.0])
@@ -455,7 +474,11 @@ def test_a_family_adds_a_success_bonus_only_where_the_search_turns_it_on(tmp_pat
     report = review(code, TASK, tmp_path / "cand", environment_context(TASK), run_training, backend="batched")
     assert report.status == Status.OK, report.message
     again = parametrise.Family.of(code, ("upright", "calm", parametrise.BONUS), success=success)
-    assert again.success is None and "w_success" not in again.start
+    assert again.success is None and parametrise.BONUS_PARAM not in again.start
+    # a component named `success` (or `human`, `total`) keeps its own multiplier apart from them
+    named = parametrise.Family.of(WRITTEN, ("upright", "success", "human"), human=HUMAN, success=success)
+    assert [p.name for p in named.params].count("w_success") == 1 and named.start["w_human"] == 0.0
+    assert named.render(named.start) == parametrise.substitute(WRITTEN, [0.5, 0.05, 2.0])
     # without a success signal, the family is as before (and so is its study's key)
     plain = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN)
     assert optimise.family_key(parametrise.Family.of(WRITTEN, ("upright", "calm"), HUMAN, success=None)) == (
@@ -470,8 +493,8 @@ def test_a_study_with_a_bonus_resumes_with_it(tmp_path: Path) -> None:
     store = tmp_path / optimise.STUDY_FILE
     first = optimise.Optimiser(store, family, seed=0)
     asked = first.ask(4)
-    assert all(0 <= p.values["w_success"] <= 0.8 for p in asked)
-    assert any(p.values["w_success"] > 0 and parametrise.BONUS in p.code for p in asked)
+    assert all(0 <= p.values[parametrise.BONUS_PARAM] <= 0.8 for p in asked)
+    assert any(p.values[parametrise.BONUS_PARAM] > 0 and parametrise.BONUS in p.code for p in asked)
     again = optimise.Optimiser.load(store, first.name)
     assert again.family.success == success and again.family.unit == 0.4
     assert again.family.params == family.params and again.name == first.name

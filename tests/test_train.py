@@ -9,6 +9,7 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,12 @@ def test_broken_rewards_end_with_a_status_and_message(fixture: str, status: str,
 
 def test_reward_that_never_returns_is_named_by_the_smoke_test(monkeypatch: pytest.MonkeyPatch) -> None:
     # not the task's 20-minute training limit; long enough to start on a loaded machine and step
-    monkeypatch.setattr(critic, "SMOKE_TIMEOUT", 15.0)
+    monkeypatch.setattr(critic, "SMOKE_TIMEOUT", 20.0)
     code, out = train_json("cartpole", "--reward", str(REWARDS / "sleeps_forever.py"), "--timesteps", "1000")
     assert code == 1
     assert out["status"] == "timeout"
     assert out["message"].startswith(
-        "the smoke test exceeded the wall-clock limit of 15 s and was killed after 0 of its 256 "
+        "the smoke test exceeded the wall-clock limit of 20 s and was killed after 0 of its 256 "
         "random-action steps: one call of the reward had run for "
     ), out["message"]
     assert out["message"].endswith(
@@ -388,62 +389,100 @@ def test_an_environment_reward_of_nan_fails_the_training_with_what_to_fix(tmp_pa
     )
 
 
-def test_a_smoke_test_killed_at_its_limit_says_what_was_slow(tmp_path: Path) -> None:
-    """SmokeWatch writes, each interval, the steps done and the seconds inside the reward (and in
-    its call under way); the orchestrator's message names what was slow: the reward, one call
-    that never returned, the task's environment, or the start before the first step."""
+def test_smoke_watch_writes_the_steps_and_the_seconds_inside_the_reward(tmp_path: Path) -> None:
+    """SmokeWatch rewrites, each interval, the steps done, the seconds so far, those inside the
+    reward (its finished calls) and the call under way; the file goes when the smoke test ends."""
+    import threading
     import time
 
-    from eureka.reward.contract import compile_reward
+    import torch
+
+    from eureka.reward.contract import RewardFunction
     from eureka.training.files import SMOKE_PROGRESS_FILE
-    from eureka.training.jobs import smoke_overdue
     from eureka.training.session import SmokeWatch
 
-    slow_reward = (
-        "import torch\n\n\ndef compute_reward(pole_angle: torch.Tensor):\n"
-        "    total = pole_angle\n    for _ in range(20000):\n        total = total * 1.0\n"
-        "    return total, {}\n"
-    )
-    reward = compile_reward(slow_reward, "reward.py", ["pole_angle"])
-    batch = {"pole_angle": __import__("torch").zeros(4)}
+    release = threading.Event()
 
-    def watched(env_seconds: float, calls: int) -> str | None:
-        with SmokeWatch(tmp_path, 256, reward, every=0.05) as watch:
-            for i in range(calls):
-                time.sleep(env_seconds)  # the environment's step
-                reward(batch, 4)
-                watch.done = i + 1
-            time.sleep(0.1)  # a write after the last step
-            text = (tmp_path / SMOKE_PROGRESS_FILE).read_text()
-        assert not (tmp_path / SMOKE_PROGRESS_FILE).exists()  # only a killed smoke test leaves it
-        return text
+    def compute_reward(pole_angle: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        release.wait(10.0)
+        return pole_angle, {}
 
-    reward.seconds = 0.0
-    progress = json.loads(watched(0.0, 5))
-    assert progress["steps"] == 5 and progress["of"] == 256 and progress["call_seconds"] == 0.0
-    assert 0 < progress["reward_seconds"] <= progress["seconds"]
-    limit = progress["seconds"] * 1.5  # it began stepping a third of the way to its limit
-    assert "the reward took" in smoke_overdue(limit, json.dumps(progress))
-    assert "whole-batch tensor operations" in smoke_overdue(limit, json.dumps(progress))
-    reward.seconds = 0.0
-    env_bound = json.loads(watched(0.2, 3))
-    message = smoke_overdue(env_bound["seconds"] * 1.5, json.dumps(env_bound))
-    assert "killed after 3 of its 256 random-action steps: the task's environment took" in message
-    assert "the environment, not the reward, is too slow" in message
-    stuck = {"steps": 0, "of": 256, "seconds": 3.0, "reward_seconds": 0.0, "call_seconds": 2.9}
-    assert "one call of the reward had run for 2.9 s without returning" in smoke_overdue(
-        5.0, json.dumps(stuck)
+    reward = RewardFunction(compute_reward, "reward.py", ["pole_angle"])
+    path = tmp_path / SMOKE_PROGRESS_FILE
+
+    def read_until(ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            try:
+                seen = json.loads(path.read_text())
+            except (OSError, ValueError):
+                seen = None
+            if seen is not None and ready(seen):
+                return seen
+            time.sleep(0.01)
+        raise AssertionError(f"never saw it: {path.read_text() if path.exists() else 'no file'}")
+
+    with SmokeWatch(tmp_path, 256, reward, every=0.02) as watch:
+        first = json.loads(path.read_text())  # written on entry
+        assert (first["steps"], first["of"], first["reward_seconds"], first["call_seconds"]) == (
+            0,
+            256,
+            0.0,
+            0.0,
+        )
+        release.set()
+        for i in range(3):
+            reward({"pole_angle": torch.zeros(4)}, 4)
+            watch.done = i + 1
+        done = read_until(lambda seen: seen["steps"] == 3)
+        assert done["call_seconds"] == 0.0 and 0 <= done["reward_seconds"] <= done["seconds"]
+        release.clear()
+        caller = threading.Thread(target=reward, args=({"pole_angle": torch.zeros(4)}, 4))
+        caller.start()
+        stuck = read_until(lambda seen: seen["call_seconds"] > 0.1)  # the call under way
+        assert stuck["steps"] == 3
+        release.set()
+        caller.join()
+    assert not path.exists()  # only a smoke test killed while stepping leaves it
+
+
+def test_a_smoke_test_killed_at_its_limit_says_what_was_slow() -> None:
+    """The orchestrator's message from SmokeWatch's last file: one call that never returned, one
+    that held the interpreter (the file stopped changing), a reward slow on every call, the
+    task's environment, the start; nothing readable: killed before the first step."""
+    from eureka.training.jobs import smoke_overdue
+
+    def said(limit: float, age: float = 0.0, **seen: float) -> str:
+        progress = {"steps": 10, "of": 256, "seconds": 20.0, "reward_seconds": 0.0, "call_seconds": 0.0}
+        return smoke_overdue(limit, json.dumps(progress | seen), age)
+
+    head = "the smoke test exceeded the wall-clock limit of 30 s and was killed"
+    head += " after 10 of its 256 random-action steps"
+    assert said(30, call_seconds=12.0) == (
+        f"{head}: one call of the reward had run for 12.0 s without returning (a loop that never ends, or "
+        "work that grows without bound?); the reward must return at once"
     )
-    late = {"steps": 10, "of": 256, "seconds": 2.0, "reward_seconds": 0.1, "call_seconds": 0.0}
-    assert "starting took about 118 s" in smoke_overdue(120.0, json.dumps(late))
-    for never in (None, "", "[1, 2]", '{"steps": "x"}'):
+    assert said(30, age=9.0, seconds=12.0).startswith(f"{head}: nothing ran for its last 9 s: one call")
+    assert said(30, reward_seconds=15.0) == (
+        f"{head}: the reward took 15 of its 20 s (1.5 s a call); make it cheaper: whole-batch tensor "
+        "operations, no Python loops over environments"
+    )
+    assert said(30, reward_seconds=1.0) == (
+        f"{head}: the task's environment took 19 of its 20 s (1.9 s a step), the reward 1.0 s: the "
+        "environment, not the reward, is too slow for this limit (a task's environment must step in well "
+        "under a second)"
+    )
+    assert said(120, seconds=2.0).endswith(
+        "random-action steps: starting took about 118 s of it (importing, loading the reward's module, "
+        "building the task's environment)"
+    )
+    for never in (None, "", "[1, 2]", '{"steps": "x"}', '{"steps": Infinity, "of": 1}'):
         assert smoke_overdue(120.0, never) == (
             "the smoke test exceeded the wall-clock limit of 120 s and was killed before its first step: "
             "the worker was still starting (importing, loading the reward's module, building the task's "
             "environment)"
         )
-    forged = {"steps": 1, "of": 2, "seconds": float("nan"), "reward_seconds": 0.0, "call_seconds": 0.0}
     assert (
-        smoke_overdue(120.0, json.dumps(forged))
+        said(120, seconds=float("nan"))
         == "the smoke test exceeded the wall-clock limit of 120 s and was killed"
     )

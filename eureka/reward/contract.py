@@ -159,8 +159,8 @@ class RewardFunction:
                 f"{self.entry} raised {_named(exc)}" + _user_frame(exc, self.filename, self.path),
             ) from None
         finally:
+            self.calling_since = None  # first: a look in between undercounts, never counts twice
             self.seconds += time.monotonic() - began
-            self.calling_since = None
             _restore_defaults(defaults, f"{self.entry} in {self.filename}")
         device = next(iter(batch.values())).device if batch else torch.device("cpu")
         if not self.pair:

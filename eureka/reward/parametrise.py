@@ -38,6 +38,12 @@ BONUS_WEIGHT = 2.0
 per step (0: no bonus): at the top, a step where the task succeeds pays three times the usual."""
 SIGNAL = "success_signal"
 BONUS = "success_bonus"
+"""The bonus's component in a reward that has one."""
+BONUS_PARAM = "bonus"
+"""The bonus's weight among a family's parameters (no component's multiplier, `w_<name>`, or
+constant, `c<i>`, has this name)."""
+RESERVED = {"w_total", "w_human"}
+"""Parameters of every family: a component named `total` or `human` gets no multiplier."""
 
 
 @dataclass(frozen=True)
@@ -128,27 +134,40 @@ def perturb(code: str, rng: random.Random, spread: float = 2.0) -> str | None:
 def success_reward(fitness_source: str) -> str | None:
     """The task's success signal (fitness.py's `success_signal`: 1 on a step where the task is
     achieved) as a reward in the contract, its total the signal: the definitions it uses, the
-    imports they need and a `compute_reward` with its parameters. None where fitness.py has no
-    success signal or it needs what reward code may not use (numpy, the task's other modules)."""
+    imports they need and a `compute_reward` with its parameters. None where it cannot be taken
+    out whole: fitness.py has no success signal (or two); it takes other than plain named
+    parameters; a name it uses is bound twice, changed (`x += 1`) or bound inside a block; a
+    star import; or it needs what reward code may not use (numpy, the task's other modules)."""
     try:
         tree = ast.parse(fitness_source)
     except SyntaxError:
         return None
-    defined = {name: node for node in tree.body for name in _defines(node)}
-    signal = defined.get(SIGNAL)
-    if not isinstance(signal, ast.FunctionDef):
+    bound: dict[str, list[ast.stmt]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+        for name in _binds(node):
+            bound.setdefault(name, []).append(node)
+    signal = bound.get(SIGNAL, [None])
+    if len(signal) != 1 or not isinstance(signal[0], ast.FunctionDef):
+        return None
+    args = signal[0].args
+    if args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg or args.defaults:
         return None
     needed: list[ast.stmt] = []
-    todo: list[ast.stmt] = [signal]
+    todo: list[ast.stmt] = [signal[0]]
     while todo:  # the definitions the signal uses, and theirs
         node = todo.pop()
         if node in needed:
             continue
         needed.append(node)
-        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        todo += [defined[name] for name in sorted(used) if name in defined]
+        for name in sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & set(bound)):
+            (only,) = bound[name] if len(bound[name]) == 1 else (None,)
+            if only is None or not _plain_binding(only):
+                return None
+            todo.append(only)
     kept = [node for node in tree.body if node in needed]  # source order
-    params = [a.arg for a in signal.args.args]
+    params = [a.arg for a in args.args]
     wrapper = "\n".join(
         [
             compose.signature(params),
@@ -156,24 +175,41 @@ def success_reward(fitness_source: str) -> str | None:
             "    return signal, {'success': signal}",
         ]
     )
-    code = ast.unparse(ast.Module(body=kept, type_ignores=[])) + "\n\n\n" + wrapper + "\n"
+    body = ast.unparse(ast.Module(body=kept, type_ignores=[]))
+    code = "import torch\n" + body + "\n\n\n" + wrapper + "\n"
     return None if checks.check_source(code, params) else code
 
 
-def _defines(node: ast.stmt) -> list[str]:
-    """The top-level names a statement of a module binds."""
+def _binds(node: ast.stmt) -> list[str]:
+    """The top-level names a statement of a module binds (anywhere in it: `if` blocks too)."""
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return [(a.asname or a.name).split(".")[0] for a in node.names]
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [node.name]
-    if isinstance(node, (ast.Assign, ast.AnnAssign)):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-    return []
+    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+
+
+def _plain_binding(node: ast.stmt) -> bool:
+    """A statement that binds its names once and whole: an import, a def or class, `x = ...`."""
+    kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+    return isinstance(node, kinds)
 
 
 def _identifier(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def _weighted(components: tuple[str, ...]) -> list[str]:
+    """The components that get a multiplier `w_<name>`: not one whose name would be a family's own
+    parameter (RESERVED), nor a second one with the same identifier (`a-b` after `a_b`)."""
+    out: list[str] = []
+    taken = set(RESERVED)
+    for name in components:
+        param = f"w_{_identifier(name)}"
+        if param not in taken:
+            taken.add(param)
+            out.append(name)
+    return out
 
 
 @dataclass
@@ -213,7 +249,7 @@ class Family:
         for i, node in enumerate(_tunable(tree)[:MAX_CONSTANTS]):
             value = abs(cast(float, node.value))
             params.append(Param(f"c{i}", value, value / LOG_SPAN, value * LOG_SPAN, log=True))
-        for name in components:
+        for name in _weighted(components):
             params.append(Param(f"w_{_identifier(name)}", 1.0, 1.0 / LOG_SPAN, LOG_SPAN, log=True))
         if human is not None and human.strip() != code.strip():
             compose.parse(human)
@@ -228,7 +264,7 @@ class Family:
         if success is not None and BONUS not in components:  # a bonus once, not on a bonused reward
             compose.parse(success)
             unit = abs(unit) if math.isfinite(unit) and unit else 1.0
-            params.append(Param("w_success", 0.0, 0.0, BONUS_WEIGHT * unit, log=False))
+            params.append(Param(BONUS_PARAM, 0.0, 0.0, BONUS_WEIGHT * unit, log=False))
         else:
             success, unit = None, 1.0
         return cls(code, tuple(components), human, params, peaks, success, unit)
@@ -242,7 +278,7 @@ class Family:
         point = {"w_total": 1.0, **self.start, **values}
         constants = [point[p.name] for p in self.params if p.name.startswith("c") and p.name[1:].isdigit()]
         code = substitute(self.code, constants)
-        weights = {n: point[f"w_{_identifier(n)}"] - 1.0 for n in self.components}
+        weights = {n: point[f"w_{_identifier(n)}"] - 1.0 for n in _weighted(self.components)}
         w_total = point["w_total"]
         w_human = point.get("w_human", 0.0)
         peaks = {}
@@ -251,7 +287,7 @@ class Family:
             weight, width = point[f"p_{name}"] * peak.size, point[f"s_{name}"]
             if weight > 0 and width > 0:
                 peaks[peak.component] = (weight, width)
-        w_success = point.get("w_success", 0.0) if self.success is not None else 0.0
+        w_success = point.get(BONUS_PARAM, 0.0) if self.success is not None else 0.0
         if w_total == 1.0 and not any(weights.values()) and not w_human and not peaks and not w_success:
             return code
         return self._blend(code, w_total, weights, w_human, peaks, w_success)

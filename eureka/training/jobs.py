@@ -92,6 +92,7 @@ def run_training(
     progress_file = job.out_dir / PROGRESS_FILE
     smoke_file = job.out_dir / SMOKE_FILE
     smoke_file.unlink(missing_ok=True)
+    (job.out_dir / SMOKE_PROGRESS_FILE).unlink(missing_ok=True)  # an earlier attempt's
     smoke_limit = job.smoke_timeout if job.smoke_first else None
     started = time.monotonic()
 
@@ -120,7 +121,7 @@ def run_training(
         assert smoke_limit is not None
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=smoke_overdue(smoke_limit, sandbox.read_text(job.out_dir / SMOKE_PROGRESS_FILE, 1000)),
+            message=smoke_overdue(smoke_limit, *_smoke_progress(job.out_dir)),
             wall_time=time.monotonic() - started,
         )
         _write(job.out_dir, result)
@@ -134,28 +135,50 @@ def run_training(
     return result
 
 
-def smoke_overdue(limit: float, progress: str | None) -> str:
+STALE_PROGRESS = 5.0
+"""Seconds without a new smoke_progress.json (rewritten each second) that mean its writer's thread
+could not run: a call held Python's interpreter lock."""
+
+
+def _smoke_progress(out_dir: Path) -> tuple[str | None, float]:
+    """What the smoke test's SmokeWatch last wrote, and how many seconds ago."""
+    path = out_dir / SMOKE_PROGRESS_FILE
+    text = sandbox.read_text(path, 1000)
+    try:
+        age = max(time.time() - path.lstat().st_mtime, 0.0) if text is not None else 0.0
+    except OSError:
+        age = 0.0
+    return text, age
+
+
+def smoke_overdue(limit: float, progress: str | None, age: float = 0.0) -> str:
     """The message of a smoke test killed at its wall-clock `limit`, from what its SmokeWatch
-    last wrote (`progress`, the file's text; None: it never began stepping)."""
+    last wrote (`progress`, the file's text, written `age` seconds before the kill; None: it
+    never began stepping)."""
     head = f"the smoke test exceeded the wall-clock limit of {limit:.0f} s and was killed"
     try:
         seen = json.loads(progress or "null")
         done, steps = int(seen["steps"]), int(seen["of"])
         seconds, in_reward, call = (float(seen[k]) for k in ("seconds", "reward_seconds", "call_seconds"))
-    except (ValueError, TypeError, KeyError):  # no file (it never began stepping), or not ours
+    except (ValueError, TypeError, KeyError, OverflowError):  # no file (never began stepping), or not ours
         return (
             f"{head} before its first step: the worker was still starting (importing, loading the "
             "reward's module, building the task's environment)"
         )
-    if not all(math.isfinite(x) and x >= 0 for x in (seconds, in_reward, call)):
+    if not all(math.isfinite(x) and x >= 0 for x in (seconds, in_reward, call, age)):
         return head
     where = f"{head} after {done} of its {steps} random-action steps"
-    if call > 0 and call >= seconds / 2 and (call >= 1.0 or done == 0):
+    if age >= STALE_PROGRESS:  # the watch's thread never ran again: one call held the interpreter
+        return (
+            f"{where}: nothing ran for its last {age:.0f} s: one call, the reward's or the environment's, "
+            "held the interpreter without returning (a huge integer computation, a C loop?)"
+        )
+    if call >= max(seconds / 2, 1.0):
         return (
             f"{where}: one call of the reward had run for {call:.1f} s without returning (a loop that "
             "never ends, or work that grows without bound?); the reward must return at once"
         )
-    startup = max(limit - seconds, 0.0)  # the file is at most a second old
+    startup = max(limit - seconds - age, 0.0)
     if startup >= seconds:
         return (
             f"{where}: starting took about {startup:.0f} s of it (importing, loading the reward's module, "
@@ -230,10 +253,9 @@ def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
             pass  # not what the worker writes: the reward tampered with it; judged below
     if outcome.timed_out:
         in_smoke = job.check_only or (job.smoke_first and not (job.out_dir / SMOKE_FILE).exists())
-        progress = sandbox.read_text(job.out_dir / SMOKE_PROGRESS_FILE, 1000)
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=smoke_overdue(limit, progress)
+            message=smoke_overdue(limit, *_smoke_progress(job.out_dir))
             if in_smoke
             else f"training exceeded the wall-clock limit of {limit:.0f} s and was killed",
             wall_time=outcome.wall_time,
