@@ -289,16 +289,11 @@ def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_
     assert beats(-300.0, -378.0) and not beats(-350.0, -378.0)  # |F| for negative F
     assert beats(0.01, 0.0) and not beats(0.0, 0.0)
     assert beats(0.5, None) and not beats(None, 0.5)
-    # several: the mean by the margin, and each run, worst to best, at least the human reward's
+    # several: the mean by the margin and more than half of the seeds won
     assert Loop._beats_human([0.8, 0.6], [0.7, 0.5])
     assert not Loop._beats_human([0.8, 0.3], [0.7, 0.65])  # pusher's challenger, had a 2nd seed said 0.3
-    assert not Loop._beats_human([1.0, 0.15], [0.2, 0.5])  # the mean alone would pass: its worst is worse
-    assert Loop._beats_human([1.0, 0.45], [0.2, 0.5])  # 0.45 >= 0.2, 1.0 >= 0.5 (it lost seed 2's pair)
-    assert Loop._beats_human([1.0, 0.45, 0.9], [0.2, 0.5, 0.7])  # 0.45 >= 0.2, 0.9 >= 0.5, 1.0 >= 0.7
-    # the seeds are not paired: hopper_jump's bonused challenger against the human reward (b10)
-    assert Loop._beats_human([156.2, 21.0], [18.0, 24.7]) and Loop._beats_human([21.0, 156.2], [18.0, 24.7])
-    assert not Loop._beats_human([102.2, 0.0], [6.5, 105.5])  # a run that fell to 0: less reliable
-    assert not Loop._beats_human([102.2, 0.0, 92.8], [6.5, 105.5, 60.8])  # 2 of 3 won; the worst lost
+    assert not Loop._beats_human([1.0, 0.45], [0.2, 0.5])  # the mean alone would pass: 1 of 2 seeds won
+    assert Loop._beats_human([1.0, 0.45, 0.9], [0.2, 0.5, 0.7])  # 2 of 3 won, mean 0.78 > 1.1 x 0.47
     assert not Loop._beats_human([0.9, None], [0.5, 0.5])  # a failed training: a loss
     assert Loop._beats_human([0.9, 0.6], [None, 0.5])
 

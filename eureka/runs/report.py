@@ -274,7 +274,7 @@ def _confirmation_table(info: RunInfo) -> str:
     head += "".join(f"<th>F, fresh seed {k + 1}</th>" for k in range(fresh)) + "</tr>"
     caption = (
         f"a challenger replaces the human reward only where it beats it by {optimise.CONFIRM_MARGIN:.0%} on the "
-        "fresh seeds' mean with each of its runs, worst to best, at least the human reward's; the marked row went on"
+        "fresh seeds' mean and on most of them; the marked row went on"
     )
     table = f'<table id="confirmation"><caption>{caption}</caption>{head}{"".join(rows)}</table>'
     return f"<h2>Confirmation</h2>{table}"
