@@ -295,6 +295,9 @@ def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_
     assert not Loop._beats_human([1.0, 0.45], [0.2, 0.5])  # the mean alone would pass: 1 of 2 seeds won
     assert Loop._beats_human([1.0, 0.45, 0.9], [0.2, 0.5, 0.7])  # 2 of 3 won, mean 0.78 > 1.1 x 0.47
     assert not Loop._beats_human([0.9, None], [0.5, 0.5])  # a failed training: a loss
+    # hopper_jump's bonused challenger (156.2, 21.0 against 18.0, 24.7): a 4x mean, one seed won;
+    # on the evaluation seeds it scored 25.6, 28.0, 0.0 against the human reward's 122.1, 75.0, 0.0
+    assert not Loop._beats_human([156.2, 21.0], [18.0, 24.7])
     assert Loop._beats_human([0.9, 0.6], [None, 0.5])
 
 
