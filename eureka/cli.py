@@ -869,14 +869,17 @@ def bench_quality(
         loaded = batching.load_suite(suite or bench.default_suite())
         todo = batching.entries([], loaded, None)
         wanted = [n for names in task_names or [] for n in names.split(",") if n]
-        if wanted:  # tasks of the suite keep their options; others get the suite's defaults
-            listed = {e.task: e for e in todo}
-            todo = [listed.get(n, batching.SuiteEntry(task=n, options=dict(loaded.defaults))) for n in wanted]
+        if wanted:  # tasks of the suite keep their options (each of its entries); others the defaults
+            listed: dict[str, list[batching.SuiteEntry]] = {}
+            for e in todo:
+                listed.setdefault(e.task, []).append(e)
+            default = dict(loaded.defaults)
+            todo = [e for n in wanted for e in listed.get(n, [batching.SuiteEntry(task=n, options=default)])]
         fallback = default_model()
-        configs = {e.task: batching.solve_config(e, overrides, fallback) for e in todo}
+        configs = {id(e): batching.solve_config(e, overrides, fallback) for e in todo}  # by entry
 
         def solve_one(entry: batching.SuiteEntry, earlier: Path | None) -> Path:
-            config = configs[entry.task]
+            config = configs[id(entry)]
             use_sandbox(config.sandbox)
             if earlier is None:
                 run_dir = runs.new_run_dir(tasks.load(entry.task).name, out / "runs")
@@ -895,7 +898,7 @@ def bench_quality(
                 f"[{colour}]{row.outcome}[/{colour}] {row.task}{again}: {row.message}", soft_wrap=True
             )
 
-        result = bench.run_quality(todo, configs, solve_one, out, done)
+        result = bench.run_quality(todo, lambda e: configs[id(e)], solve_one, out, done)
         table = Table(*bench.TABLE_HEAD, title="eureka bench quality")
         for cells in bench.table_rows(result.tasks):
             table.add_row(*cells)

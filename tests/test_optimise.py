@@ -431,6 +431,8 @@ def test_the_success_signal_becomes_a_reward_with_only_what_it_uses() -> None:
         "LIMIT = 0.3\nLIMIT += 0.1",  # changed
         "LIMIT = 0.3\nif True:\n    LIMIT = 0.5",  # bound inside a block
         "LIMIT = 0.3\nfrom math import *",  # a star import
+        "try:\n    from math import pi as LIMIT\nexcept ImportError:\n    pass",  # only inside a block
+        "if True:\n    def near(angle):\n        return angle < 0",  # a second helper, in a block
     ):
         assert parametrise.success_reward(SIGNAL_WITH_HELPERS.replace("LIMIT = 0.3", change)) is None, change
     for signature in ("*, pole_angle", "pole_angle=None", "*pole_angle", "pole_angle, /"):
@@ -438,6 +440,9 @@ def test_the_success_signal_becomes_a_reward_with_only_what_it_uses() -> None:
             "success_signal(pole_angle: torch.Tensor)", f"success_signal({signature})"
         )
         assert parametrise.success_reward(odd) is None, signature
+    # a local of the signal that shares a name with a module-level loop's variable is its own
+    local = SIGNAL_WITH_HELPERS.replace("LIMIT = 0.3", "LIMIT = 0.3\nfor i in range(2):\n    pass")
+    assert parametrise.success_reward(local.replace("near(pole_angle)", "[near(pole_angle) for i in [0]][0]"))
     twice = SIGNAL_WITH_HELPERS + "\n\ndef success_signal(pole_angle):\n    return pole_angle * 0\n"
     assert parametrise.success_reward(twice) is None
     bare = parametrise.success_reward(

@@ -15,8 +15,10 @@ source is rewritten here; the results are checked by the critic before they trai
 from __future__ import annotations
 
 import ast
+import builtins
 import math
 import random
+import symtable
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import cast
@@ -136,8 +138,8 @@ def success_reward(fitness_source: str) -> str | None:
     achieved) as a reward in the contract, its total the signal: the definitions it uses, the
     imports they need and a `compute_reward` with its parameters. None where it cannot be taken
     out whole: fitness.py has no success signal (or two); it takes other than plain named
-    parameters; a name it uses is bound twice, changed (`x += 1`) or bound inside a block; a
-    star import; or it needs what reward code may not use (numpy, the task's other modules)."""
+    parameters; a name it uses is bound twice, changed (`x += 1`) or only inside a block; a star
+    import; or it needs what reward code may not use (numpy, the task's other modules)."""
     try:
         tree = ast.parse(fitness_source)
     except SyntaxError:
@@ -161,7 +163,7 @@ def success_reward(fitness_source: str) -> str | None:
         if node in needed:
             continue
         needed.append(node)
-        for name in sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & set(bound)):
+        for name in sorted(_free_names(node) & set(bound)):
             (only,) = bound[name] if len(bound[name]) == 1 else (None,)
             if only is None or not _plain_binding(only):
                 return None
@@ -176,23 +178,48 @@ def success_reward(fitness_source: str) -> str | None:
         ]
     )
     body = ast.unparse(ast.Module(body=kept, type_ignores=[]))
-    code = "import torch\n" + body + "\n\n\n" + wrapper + "\n"
+    header = "" if "torch" in {n for node in kept for n in _binds(node)} else "import torch\n"
+    code = header + body + "\n\n\n" + wrapper + "\n"
+    if _free_names(ast.parse(code)) - set(dir(builtins)):  # something it uses was left behind
+        return None
     return None if checks.check_source(code, params) else code
 
 
 def _binds(node: ast.stmt) -> list[str]:
     """The top-level names a statement of a module binds (anywhere in it: `if` blocks too)."""
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [(a.asname or a.name).split(".")[0] for a in node.names]
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [node.name]
-    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    names: list[str] = []
+    for inner in [node] if isinstance(node, (ast.Import, ast.ImportFrom)) else ast.walk(node):
+        if isinstance(inner, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in inner.names]
+        elif isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(inner.name)
+        elif isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+            names.append(inner.id)
+    return names
 
 
 def _plain_binding(node: ast.stmt) -> bool:
     """A statement that binds its names once and whole: an import, a def or class, `x = ...`."""
     kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
     return isinstance(node, kinds)
+
+
+def _free_names(node: ast.AST) -> set[str]:
+    """The module-level names a statement (or module) reads and does not bind itself: what its
+    code needs from around it (a function's parameters and locals are its own)."""
+    body = node.body if isinstance(node, ast.Module) else [cast(ast.stmt, node)]
+    module = ast.Module(body=body, type_ignores=[])
+    table = symtable.symtable(ast.unparse(module), "<fitness>", "exec")
+    own = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    used = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    tables = list(table.get_children())
+    while tables:  # functions, classes, comprehensions: their reads of module-level names
+        inner = tables.pop()
+        used |= {s.get_name() for s in inner.get_symbols() if s.is_global() and s.is_referenced()}
+        tables += inner.get_children()
+    return used - own
 
 
 def _identifier(name: str) -> str:

@@ -225,17 +225,18 @@ def _str(path: Path | None) -> str | None:
 
 def run_quality(
     todo: list[SuiteEntry],
-    configs: dict[str, SolveConfig],
+    config_of: Callable[[SuiteEntry], SolveConfig],
     solve: Solve,
     out_dir: Path,
     on_done: Callable[[TaskRow], None] | None = None,
 ) -> QualityResult:
     """Solve every task in turn (a finished earlier run with the same settings is read back, an
-    unfinished one continued), writing results.json, summary.md and report.html after each."""
+    unfinished one continued), writing results.json, summary.md and report.html after each.
+    `config_of`: each entry's settings (a task may be listed twice, with other options)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[TaskRow] = []
     for entry in todo:
-        earlier = earlier_run(out_dir / "runs", configs[entry.task])
+        earlier = earlier_run(out_dir / "runs", config_of(entry))
         if earlier is not None and finished(earlier):
             row = task_row(entry, earlier, None, reused=True)
         else:

@@ -94,13 +94,15 @@ def run_training(
     smoke_file.unlink(missing_ok=True)
     (job.out_dir / SMOKE_PROGRESS_FILE).unlink(missing_ok=True)  # an earlier attempt's
     smoke_limit = job.smoke_timeout if job.smoke_first else None
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
+    overdue_at: list[float] = []  # when the smoke test's limit passed (wall clock)
 
     def tick() -> None:
         if cancel is not None and cancel.is_set():
             raise Interrupted("interrupted")  # sandbox.run kills the worker's group on the way out
         report_progress(progress_file, on_progress)
         if smoke_limit is not None and time.monotonic() - started > smoke_limit and not smoke_file.exists():
+            overdue_at.append(time.time())
             raise _SmokeOverdue  # the worker is killed as for Ctrl-C; the limit is the smoke test's
 
     try:
@@ -121,12 +123,12 @@ def run_training(
         assert smoke_limit is not None
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=smoke_overdue(smoke_limit, *_smoke_progress(job.out_dir)),
+            message=smoke_overdue(smoke_limit, *_smoke_progress(job.out_dir, overdue_at[0])),
             wall_time=time.monotonic() - started,
         )
         _write(job.out_dir, result)
         return result
-    result = judge(job, outcome, limit)
+    result = judge(job, outcome, limit, killed_at=began + limit)
     if job.smoke_first:
         # the worker wrote it (or the reward forged it: then it only escapes the smoke test's
         # limit, not the job's, and its own candidate's repair round)
@@ -140,15 +142,17 @@ STALE_PROGRESS = 5.0
 could not run: a call held Python's interpreter lock."""
 
 
-def _smoke_progress(out_dir: Path) -> tuple[str | None, float]:
-    """What the smoke test's SmokeWatch last wrote, and how many seconds ago."""
+def _smoke_progress(out_dir: Path, killed_at: float | None) -> tuple[str | None, float]:
+    """What the smoke test's SmokeWatch last wrote, and how long before the kill (`killed_at`,
+    wall clock; the teardown after it does not count)."""
     path = out_dir / SMOKE_PROGRESS_FILE
     text = sandbox.read_text(path, 1000)
     try:
-        age = max(time.time() - path.lstat().st_mtime, 0.0) if text is not None else 0.0
+        written = path.lstat().st_mtime if text is not None else None
     except OSError:
-        age = 0.0
-    return text, age
+        written = None
+    end = killed_at if killed_at is not None else time.time()
+    return text, max(end - written, 0.0) if written is not None else 0.0
 
 
 def smoke_overdue(limit: float, progress: str | None, age: float = 0.0) -> str:
@@ -242,8 +246,11 @@ def worker_policy(job: TrainJob, limit: float) -> sandbox.Policy:
     )
 
 
-def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
-    """The job's result: what the worker wrote, else what the sandbox saw (also written)."""
+def judge(
+    job: TrainJob, outcome: sandbox.Outcome, limit: float, killed_at: float | None = None
+) -> TrainResult:
+    """The job's result: what the worker wrote, else what the sandbox saw (also written).
+    `killed_at`: when the limit passed (wall clock), for what a killed smoke test says."""
     written = sandbox.read_text(job.out_dir / METRICS_FILE)
     if written is not None and outcome.returncode == 0 and outcome.limit is None:
         # the worker writes its result and exits 0; else metrics.json is the reward's (`scoring`)
@@ -255,7 +262,7 @@ def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float) -> TrainResult:
         in_smoke = job.check_only or (job.smoke_first and not (job.out_dir / SMOKE_FILE).exists())
         result = TrainResult(
             status=Status.TIMEOUT,
-            message=smoke_overdue(limit, *_smoke_progress(job.out_dir))
+            message=smoke_overdue(limit, *_smoke_progress(job.out_dir, killed_at))
             if in_smoke
             else f"training exceeded the wall-clock limit of {limit:.0f} s and was killed",
             wall_time=outcome.wall_time,

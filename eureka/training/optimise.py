@@ -61,9 +61,10 @@ def _storage(path: Path) -> Any:
     return _optuna().storages.RDBStorage(f"sqlite:///{path}")
 
 
-FAMILY_VERSION = 3
+FAMILY_VERSION = 4
 """Bumped when a family's parameters change meaning (v2: component weights became log-scale
-multipliers; v3: peaks on the costs), so a resumed older run starts a new study instead of
+multipliers; v3: peaks on the costs; v4: the success bonus, and no multiplier for a component
+named like a family's own parameter), so a resumed older run starts a new study instead of
 reading old trials wrongly (Optuna refuses a parameter whose scale changed)."""
 
 
@@ -244,7 +245,7 @@ class Proposer:
 
     def _optimiser(self, elite: Elite, human: str | None, success: str | None = None) -> Optimiser:
         name = self._lineage.get(elite.code)
-        if name is not None:
+        if name is not None and name.startswith(f"family{FAMILY_VERSION}-"):  # an older one: anew
             if name not in self._studies:
                 self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
             return self._studies[name]
