@@ -540,3 +540,16 @@ def test_model_none_with_bonus_trains_rewards_that_pay_the_success_signal(tmp_pa
             metrics = TrainResult.model_validate_json((run_dir / cand.name / "metrics.json").read_text())
             assert (parametrise.BONUS in code) is expected
             assert (parametrise.BONUS in [c.name for c in metrics.components]) is expected
+
+
+def test_a_resumed_run_does_not_continue_a_study_of_an_older_family_version(tmp_path: Path) -> None:
+    """A lineage (saved proposals) naming a study of an older FAMILY_VERSION starts a new study
+    from the elite: the old one's parameters may mean other things (Optuna refuses a changed scale)."""
+    proposer = optimise.Proposer(tmp_path, seed=0)
+    elite = optimise.Elite(WRITTEN, ("upright", "calm"), 1.0)
+    proposer._lineage[WRITTEN] = "family3-0123456789ab"
+    optimiser = proposer._optimiser(elite, HUMAN)
+    assert (
+        optimiser.name.startswith(f"family{optimise.FAMILY_VERSION}-")
+        and optimiser.name != "family3-0123456789ab"
+    )

@@ -189,3 +189,20 @@ def test_the_quality_suite_names_bundled_tasks_with_a_human_and_a_sparse_reward(
         fitness = ast.parse((task.folder / "fitness.py").read_text())  # not imported: no torch here
         functions = {f.name for f in fitness.body if isinstance(f, ast.FunctionDef)}
         assert "success_signal" in functions, entry.task
+
+
+def test_a_task_listed_twice_with_other_options_is_two_runs_of_the_bench(tmp_path: Path) -> None:
+    """Each entry runs with its own options (here the seed), not the last entry's twice (which the
+    second entry would then have read back as its own finished run)."""
+    suite = {
+        "defaults": {"model": "none", "iterations": 1, "timesteps": 1000, "eval_seeds": 0, "video": False},
+        "tasks": [{"task": "cartpole", "options": {"seed": 1}}, {"task": "cartpole", "options": {"seed": 2}}],
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "quality", "--suite", str(path), "--out", str(out)])
+    rows = json.loads((out / "results.json").read_text())["tasks"]
+    assert len(rows) == 2 and rows[0]["run_dir"] != rows[1]["run_dir"], result.output
+    seeds = sorted(yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text())["seed"] for r in rows)
+    assert seeds == [1, 2]
