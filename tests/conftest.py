@@ -136,3 +136,16 @@ def human_job(folder: Path, out_dir: Path, timesteps: int, backend: str, video: 
         video=video,
         backend=backend,
     )
+
+
+def cartpole_twice(folder: Path) -> Path:
+    """A suite file listing cartpole twice, seeds 1 and 2, at a tiny budget with no model."""
+    import yaml
+
+    suite = {
+        "defaults": {"model": "none", "iterations": 1, "timesteps": 1000, "eval_seeds": 0, "video": False},
+        "tasks": [{"task": "cartpole", "options": {"seed": 1}}, {"task": "cartpole", "options": {"seed": 2}}],
+    }
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path

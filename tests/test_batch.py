@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 import yaml
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, cartpole_twice
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -261,12 +261,7 @@ def test_a_broken_task_folder_fails_alone_and_the_batch_goes_on(tmp_path: Path) 
 def test_a_task_listed_twice_with_other_options_runs_with_each_s_own(tmp_path: Path) -> None:
     """Two entries of one task that differ in their options (here the seed) are two runs, each
     with its own entry's settings, not the last one's twice."""
-    suite = {
-        "defaults": {"model": "none", "iterations": 1, "timesteps": 1000, "eval_seeds": 0, "video": False},
-        "tasks": [{"task": "cartpole", "options": {"seed": 1}}, {"task": "cartpole", "options": {"seed": 2}}],
-    }
-    path = tmp_path / "suite.yaml"
-    path.write_text(yaml.safe_dump(suite))
+    path = cartpole_twice(tmp_path)
     out = tmp_path / "out"
     result = runner.invoke(app, ["batch", "--suite", str(path), "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, cartpole_twice
 from typer.testing import CliRunner
 
 from eureka.cli import app
@@ -194,12 +194,7 @@ def test_the_quality_suite_names_bundled_tasks_with_a_human_and_a_sparse_reward(
 def test_a_task_listed_twice_with_other_options_is_two_runs_of_the_bench(tmp_path: Path) -> None:
     """Each entry runs with its own options (here the seed), not the last entry's twice (which the
     second entry would then have read back as its own finished run)."""
-    suite = {
-        "defaults": {"model": "none", "iterations": 1, "timesteps": 1000, "eval_seeds": 0, "video": False},
-        "tasks": [{"task": "cartpole", "options": {"seed": 1}}, {"task": "cartpole", "options": {"seed": 2}}],
-    }
-    path = tmp_path / "suite.yaml"
-    path.write_text(yaml.safe_dump(suite))
+    path = cartpole_twice(tmp_path)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["bench", "quality", "--suite", str(path), "--out", str(out)])
     rows = json.loads((out / "results.json").read_text())["tasks"]
