@@ -8,6 +8,7 @@ stopped: saved replies are not re-requested and finished candidates are not retr
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -129,7 +130,6 @@ class Loop:
             on_tick=lambda totals: self.report(Progress("totals", totals=totals)),
         )
         self.human_reward = self.task.file(tasks.HUMAN_REWARD_FILE)
-        self._said_no_bonus = False
         if config.model == NO_MODEL and self.human_reward is None:
             raise EurekaError(
                 f"--model none starts from the task's human reward, and task {self.task.name} has none: "
@@ -523,7 +523,7 @@ class Loop:
             reverse=True,
         )[:4]
         human = self.human_reward.read_text() if self.human_reward is not None else None
-        success = self._success_reward() if self.config.bonus else None
+        success = self._success_reward if self.config.bonus else None
         return self.proposer.propose(
             number,
             self._as_elite(elite, self.config.peaks),
@@ -534,13 +534,13 @@ class Loop:
             success,
         )
 
+    @functools.cached_property
     def _success_reward(self) -> str | None:
-        """`--bonus`: the task's success signal as a reward the optimiser may add to the elite;
-        where it has none that can be taken out of fitness.py, said once and None."""
+        """`--bonus`: the task's success signal as a reward the optimiser may add to the elite
+        (read once a run); where it has none that can be taken out of fitness.py, said and None."""
         fitness = self.task.folder / "fitness.py"
         success = success_reward(fitness.read_text()) if fitness.is_file() else None
-        if success is None and not self._said_no_bonus:
-            self._said_no_bonus = True
+        if success is None:
             self.report(
                 Progress(
                     "message",

@@ -341,8 +341,8 @@ class Family:
                 other_imports, other_body = compose.prefixed(other, prefix)
                 imports += other_imports
                 body += other_body
-                calls[prefix] = compose.call(f"{prefix}{ENTRY}", compose.parameters(other))
                 lists.append(compose.parameters(other))
+                calls[prefix] = compose.call(f"{prefix}{ENTRY}", lists[-1])
         everything = compose.union(lists)
         if not everything:
             raise compose.ComposeError("the reward takes no parameters")

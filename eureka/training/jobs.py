@@ -128,7 +128,7 @@ def run_training(
         )
         _write(job.out_dir, result)
         return result
-    result = judge(job, outcome, limit, killed_at=began + limit)
+    result = judge(job, outcome, limit, began + limit)
     if job.smoke_first:
         # the worker wrote it (or the reward forged it: then it only escapes the smoke test's
         # limit, not the job's, and its own candidate's repair round)
@@ -142,7 +142,7 @@ STALE_PROGRESS = 5.0
 could not run: a call held Python's interpreter lock."""
 
 
-def _smoke_progress(out_dir: Path, killed_at: float | None) -> tuple[str | None, float]:
+def _smoke_progress(out_dir: Path, killed_at: float) -> tuple[str | None, float]:
     """What the smoke test's SmokeWatch last wrote, and how long before the kill (`killed_at`,
     wall clock; the teardown after it does not count)."""
     path = out_dir / SMOKE_PROGRESS_FILE
@@ -151,8 +151,7 @@ def _smoke_progress(out_dir: Path, killed_at: float | None) -> tuple[str | None,
         written = path.lstat().st_mtime if text is not None else None
     except OSError:
         written = None
-    end = killed_at if killed_at is not None else time.time()
-    return text, max(end - written, 0.0) if written is not None else 0.0
+    return text, max(killed_at - written, 0.0) if written is not None else 0.0
 
 
 def smoke_overdue(limit: float, progress: str | None, age: float = 0.0) -> str:
@@ -246,9 +245,7 @@ def worker_policy(job: TrainJob, limit: float) -> sandbox.Policy:
     )
 
 
-def judge(
-    job: TrainJob, outcome: sandbox.Outcome, limit: float, killed_at: float | None = None
-) -> TrainResult:
+def judge(job: TrainJob, outcome: sandbox.Outcome, limit: float, killed_at: float) -> TrainResult:
     """The job's result: what the worker wrote, else what the sandbox saw (also written).
     `killed_at`: when the limit passed (wall clock), for what a killed smoke test says."""
     written = sandbox.read_text(job.out_dir / METRICS_FILE)
