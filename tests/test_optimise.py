@@ -553,3 +553,22 @@ def test_a_resumed_run_does_not_continue_a_study_of_an_older_family_version(tmp_
         optimiser.name.startswith(f"family{optimise.FAMILY_VERSION}-")
         and optimiser.name != "family3-0123456789ab"
     )
+
+
+def test_a_resumed_run_tells_a_study_of_an_older_family_version_its_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials asked by an older eureka (its study named by an older FAMILY_VERSION) and trained
+    before a resume are told to that study, not to a new empty one of the same family."""
+    family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN)
+    store = tmp_path / optimise.STUDY_FILE
+    monkeypatch.setattr(optimise, "FAMILY_VERSION", optimise.FAMILY_VERSION - 1)
+    asked = optimise.Optimiser(store, family, seed=0).ask(2)
+    monkeypatch.undo()
+    assert asked[0].study != optimise.family_key(family)
+    proposer = optimise.Proposer(tmp_path)
+    for fitness, p in zip([0.25, None], asked, strict=True):
+        proposer.tell(optimise.Proposed("tune", p.code, p.study, p.number), fitness)
+    told = {t.number: t for t in optimise.all_trials(store) if t.study == asked[0].study}
+    assert told[asked[0].number].state == "COMPLETE" and told[asked[0].number].fitness == 0.25
+    assert told[asked[1].number].state == "FAIL"

@@ -79,12 +79,16 @@ def family_key(family: Family) -> str:
 class Optimiser:
     """Ask-and-tell over one family; every answer is stored at once."""
 
-    def __init__(self, path: Path, family: Family, sampler: str = "tpe", seed: int = 0) -> None:
+    def __init__(
+        self, path: Path, family: Family, sampler: str = "tpe", seed: int = 0, name: str | None = None
+    ) -> None:
+        """`name`: a stored study's own (one made by an older FAMILY_VERSION keeps its name,
+        so the trials it asked before a resume are told to it); by default the family's key."""
         optuna = _optuna()
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         self.family = family
-        self.name = family_key(family)
+        self.name = name or family_key(family)
         self.distributions = {
             p.name: optuna.distributions.FloatDistribution(p.low, p.high, log=p.log) for p in family.params
         }
@@ -125,7 +129,7 @@ class Optimiser:
             attrs.get("success"),
             attrs.get("unit", 1.0),
         )
-        return cls(path, family, sampler, seed)
+        return cls(path, family, sampler, seed, name)
 
     def seed_with(self, fitness: float) -> None:
         """Tell the study what the family's start point (the trained elite itself) scored, once."""
