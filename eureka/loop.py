@@ -593,13 +593,26 @@ class Loop:
         mine, theirs = statistics.fmean(f for f, _ in known), statistics.fmean(h for _, h in known)
         return mine > theirs + optimise.CONFIRM_MARGIN * abs(theirs)
 
+    @classmethod
+    def _can_beat_human(cls, fresh: list[float | None], human: list[float | None], seeds: int) -> bool:
+        """Whether a challenger's F on the first fresh seeds leaves it a chance to beat the human
+        reward on all `seeds` (`_beats_human`): with two, it must already beat it on the first; with
+        three or more, it may have lost or tied on as many as it can lose and still win most."""
+        if seeds <= 2:
+            return cls._beats_human(fresh, human)
+        if any(f is None for f in fresh):
+            return False
+        lost = sum(h is not None and f is not None and f <= h for f, h in zip(fresh, human, strict=True))
+        return lost <= (seeds - 1) // 2
+
     def _confirm(self) -> None:
         """`confirm`: retrain the elite, the human reward and the next best others by F on a fresh
         seed, `confirm` rewards in all, so a reward that scored well by luck on the training seed
         does not go to the final evaluation. Without the human reward among them, each trains on
         all `confirm_seeds` fresh seeds and the best by mean F over its seeds goes on. With it, a
-        race: the challengers that beat the human reward on the first fresh seed by CONFIRM_MARGIN
-        and on the mean F so far are in it; the best of them and the human reward train on the
+        race: the challengers ahead of the human reward on the mean F so far that can still beat it
+        (`_can_beat_human`: with two fresh seeds, those that beat it on the first by CONFIRM_MARGIN)
+        are in it; the best of them and the human reward train on the
         other fresh seeds, and the challenger replaces the human reward only where it beats it on
         the fresh seeds' mean and on most of them (`_beats_human`). So the confirmation costs
         `confirm` trainings, plus 2 x (confirm_seeds - 1) where a challenger is in the race."""
@@ -647,7 +660,7 @@ class Loop:
                 for c in chosen
                 if c is not human
                 and scores[c.name] > scores[human.name]
-                and self._beats_human(fresh[c.name], fresh[human.name])
+                and self._can_beat_human(fresh[c.name], fresh[human.name], len(seeds))
             ]
             leader = max(racing, key=lambda name: scores[name]) if racing else None
             if leader is not None and len(seeds) > 1:

@@ -301,6 +301,24 @@ def test_a_challenger_replaces_the_human_reward_only_with_a_margin_on_the_fresh_
     assert Loop._beats_human([0.9, 0.6], [None, 0.5])
 
 
+def test_a_challenger_that_lost_the_first_fresh_seed_races_where_it_can_still_win_most() -> None:
+    from eureka.loop import Loop
+
+    # two fresh seeds: it must win the first (by the margin), as before
+    assert not Loop._can_beat_human([7.23], [9.14], 2) and not Loop._can_beat_human([0.8], [0.75], 2)
+    assert Loop._can_beat_human([0.9], [0.75], 2)
+    # three: one seed may be lost or tied (ant_turn's challenger, 7.23 against 9.14), not two
+    assert Loop._can_beat_human([7.23], [9.14], 3) and Loop._can_beat_human([0.7], [0.7], 3)
+    assert not Loop._can_beat_human([7.23, 1.0], [9.14, 2.0], 3)
+    assert Loop._can_beat_human([7.23, 1.0], [9.14, 2.0], 5)
+    assert not Loop._can_beat_human([None], [0.5], 3)  # a failed training
+    assert Loop._can_beat_human([0.1], [None], 3)  # the human reward's failed: a win
+    # and the race is then decided on all of them: fetch_reach's leader, 1.0, 0.15, 0.75 against
+    # 0.75, 0.3, 0.3 (the 3-seed reconfirmation of a run whose 2-seed race kept the human reward)
+    assert Loop._beats_human([1.0, 0.15, 0.75], [0.75, 0.3, 0.3])
+    assert not Loop._beats_human([156.2, 21.0, 27.5], [18.0, 24.7, 144.9])  # hopper_jump's
+
+
 def test_the_final_evaluation_retrains_a_best_that_changed_on_a_resume(tmp_path: Path) -> None:
     """On a resume whose confirmation picks another best (other confirmation settings), the final
     evaluation's folder of the old best is emptied, not read back as the new best's result."""
