@@ -605,6 +605,28 @@ class Loop:
         lost = sum(h is not None and f is not None and f <= h for f, h in zip(fresh, human, strict=True))
         return lost <= (seeds - 1) // 2
 
+    @classmethod
+    def _race_leader(
+        cls,
+        names: list[str],
+        human: str,
+        fresh: dict[str, list[float | None]],
+        scores: dict[str, tuple[float, float]],
+        seeds: int,
+    ) -> str | None:
+        """The challenger that races the human reward on the other fresh seeds, of those ahead of
+        it on the mean ranking so far (`scores`) that can still beat it (`_can_beat_human`): one
+        that beat it on the first fresh seed before one ahead only by its training seed's F (high
+        partly by luck), then the best by that ranking. None: no challenger can."""
+        racing = [
+            n
+            for n in names
+            if scores[n] > scores[human] and cls._can_beat_human(fresh[n], fresh[human], seeds)
+        ]
+        if not racing:
+            return None
+        return max(racing, key=lambda n: (cls._beats_human(fresh[n], fresh[human]), scores[n]))
+
     def _confirm(self) -> None:
         """`confirm`: retrain the elite, the human reward and the next best others by F on a fresh
         seed, `confirm` rewards in all, so a reward that scored well by luck on the training seed
@@ -612,7 +634,8 @@ class Loop:
         all `confirm_seeds` fresh seeds and the best by mean F over its seeds goes on. With it, a
         race: the challengers ahead of the human reward on the mean F so far that can still beat it
         (`_can_beat_human`: with two fresh seeds, those that beat it on the first by CONFIRM_MARGIN)
-        are in it; the best of them and the human reward train on the
+        are in it; the best of them (one that beat it on the first seed before one that did not)
+        and the human reward train on the
         other fresh seeds, and the challenger replaces the human reward only where it beats it on
         the fresh seeds' mean and on most of them (`_beats_human`). So the confirmation costs
         `confirm` trainings, plus 2 x (confirm_seeds - 1) where a challenger is in the race."""
@@ -655,14 +678,8 @@ class Loop:
         retrain(chosen, first)
         best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
         if human is not None:
-            racing = [
-                c.name
-                for c in chosen
-                if c is not human
-                and scores[c.name] > scores[human.name]
-                and self._can_beat_human(fresh[c.name], fresh[human.name], len(seeds))
-            ]
-            leader = max(racing, key=lambda name: scores[name]) if racing else None
+            others = [c.name for c in chosen if c is not human]
+            leader = self._race_leader(others, human.name, fresh, scores, len(seeds))
             if leader is not None and len(seeds) > 1:
                 retrain([self.trained[leader], human], seeds[1:])
             if leader is None or not self._beats_human(fresh[leader], fresh[human.name]):

@@ -317,6 +317,14 @@ def test_a_challenger_that_lost_the_first_fresh_seed_races_where_it_can_still_wi
     # 0.75, 0.3, 0.3 (the 3-seed reconfirmation of a run whose 2-seed race kept the human reward)
     assert Loop._beats_human([1.0, 0.15, 0.75], [0.75, 0.3, 0.3])
     assert not Loop._beats_human([156.2, 21.0, 27.5], [18.0, 24.7, 144.9])  # hopper_jump's
+    # the leader: one that won the first fresh seed goes before one ahead only by its training seed
+    fresh: dict[str, list[float | None]] = {"human": [5.0], "lucky": [2.0], "sound": [7.5], "worse": [4.0]}
+    scores = {"human": (5.0, 0.0), "lucky": (11.0, 0.0), "sound": (7.25, 0.0), "worse": (4.5, 0.0)}
+    names = ["lucky", "sound", "worse"]
+    assert Loop._race_leader(names, "human", fresh, scores, 3) == "sound"
+    assert Loop._race_leader(names, "human", fresh, scores, 2) == "sound"
+    assert Loop._race_leader(["lucky", "worse"], "human", fresh, scores, 3) == "lucky"
+    assert Loop._race_leader(["lucky", "worse"], "human", fresh, scores, 2) is None
 
 
 def test_the_final_evaluation_retrains_a_best_that_changed_on_a_resume(tmp_path: Path) -> None:
