@@ -479,11 +479,9 @@ class SolveConfig(Strict):
     (0: off; the best by one seed's F is kept). Guards against a lucky single-seed score."""
     confirm_seeds: int = Field(default=1, ge=1)
     """Fresh seeds of the confirmation. With the human reward among the `confirm` rewards, all
-    train on the first; the best challenger ahead of it on the mean F so far that can still win
-    most seeds (with 2, one that beat it on the first by 10%; one that did goes first) trains on
-    the others beside it, and replaces it only where it beats it by 10% on the mean over these
-    seeds and on more than half of them: more seeds, fewer lucky challengers. Without it, each
-    trains on all."""
+    train on the first; the best challenger that beat it there by 10% trains on the others beside
+    it, and replaces it only where it beats it by 10% on the mean over these seeds and on more
+    than half of them: more seeds, fewer lucky challengers. Without it, each trains on all."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     group: int = Field(default=1, ge=1)
