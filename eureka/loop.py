@@ -618,9 +618,8 @@ class Loop:
         all `confirm_seeds` fresh seeds and the best by mean F over its seeds goes on. With it, a
         race: the challengers that beat the human reward on the first fresh seed by CONFIRM_MARGIN
         and on the mean F so far are in it (`_race_leader`); the best of them and the human reward
-        train on the
-        other fresh seeds, and the challenger replaces the human reward only where it beats it on
-        the fresh seeds' mean and on most of them (`_beats_human`). So the confirmation costs
+        train on the other fresh seeds, and the challenger replaces the human reward only where it
+        beats it on the fresh seeds' mean and on most of them (`_beats_human`). So the confirmation costs
         `confirm` trainings, plus 2 x (confirm_seeds - 1) where a challenger is in the race."""
         assert self.elite is not None
         ranked = sorted(self.trained.values(), key=lambda c: self._ranking(c.fitness, c.result), reverse=True)
