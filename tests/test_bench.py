@@ -58,12 +58,29 @@ def test_sandbox_overhead_benchmark_runs() -> None:
     assert "saved per candidate" in done.stdout
 
 
-def _third_party() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("third_party", REPO / "bench/third_party.py")
+def _bench(name: str) -> ModuleType:
+    """The benchmark script bench/`name`.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_no_key_defaults_are_the_settings_of_the_measured_table() -> None:
+    """`eureka solve T` with no key (or --model none) runs what bench/optimiser.py measured for
+    the README's table, `--bonus --trainings 32 --iterations 3 --confirm 5 --confirm-seeds 3`:
+    so the figures there are the defaults' figures, and the run stays within 32 trainings."""
+    from eureka.llm.client import NO_MODEL
+    from eureka.training import optimise
+    from eureka.types import SolveConfig
+
+    measured = _bench("optimiser").arm_settings("optuna", 32, 3, 5, 3)
+    config = optimise.offline_defaults(SolveConfig(task=str(REPO / "tasks/cartpole"), model=NO_MODEL), set())
+    assert {key: getattr(config, key) for key in measured} == measured
+    assert (config.iterations, config.bonus, config.human_init) == (3 + 1, True, True)  # + the human's
+    most = 1 + 3 * (config.tune + config.structure) + config.confirm + 2 * (config.confirm_seeds - 1)
+    assert most <= 32
 
 
 @pytest.mark.slow
@@ -71,7 +88,7 @@ def test_library_pipelines_train_our_environment_under_the_human_reward(tmp_path
     """skrl and rsl-rl (the benchmark's comparison for eureka's own PPO) drive the same batched
     env, reward and episode scoring: skrl learns CartPole through the adapter; rsl-rl, which
     has no discrete policy, says so and runs Pendulum."""
-    third_party = _third_party()
+    third_party = _bench("third_party")
     cartpole = REPO / "tasks/cartpole"
     learned = third_party.train("skrl", cartpole, 30_000, 0, 1, tmp_path / "skrl")
     assert learned.status == Status.OK, learned.message

@@ -14,6 +14,7 @@ from conftest import REPO
 from typer.testing import CliRunner
 
 from eureka.cli import app
+from eureka.training import optimise
 from eureka.types import CheckReport, Summary
 
 runner = CliRunner()
@@ -73,7 +74,8 @@ def test_no_key_default_starts_from_the_human_reward_with_the_embedded_model(
     args = ["solve", "cartpole", "--iterations", "1", "--samples", "1", "--timesteps", "2000"]
     result = runner.invoke(app, [*args, "--eval-seeds", "0", "--no-video", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "starting from the task's human reward, tuned by the optimiser (8 trials" in result.output
+    tuned = f"starting from the task's human reward, tuned by the optimiser ({optimise.DEFAULT_TUNE} trials"
+    assert tuned in result.output
     (path,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*/summary.json")
     summary = Summary.model_validate_json(path.read_text())
     assert summary.model == "local/smollm2" and summary.tokens_out > 0

@@ -335,18 +335,28 @@ confirmation's fresh seeds (their mean) to replace it: the HNS of 1.1 that count
 
 # ---------------------------------------------------------------- runs without a provider's model
 
-DEFAULT_TUNE = 8
-"""Optimiser trials per iteration when no LLM writes rewards (or only the embedded one)."""
-DEFAULT_STRUCTURE = 2
+DEFAULT_ITERATIONS = 4
+"""Iterations when no LLM writes rewards (or only the embedded one): the first trains the human
+reward alone (nothing to tune yet), the other three the optimiser's and the operators' proposals."""
+DEFAULT_TUNE = 6
+"""Optimiser trials per iteration in that case."""
+DEFAULT_STRUCTURE = 1
 """Structure-operator candidates per iteration in that case."""
-DEFAULT_CONFIRM = 2
-"""Rewards retrained on a fresh seed before the final evaluation in that case (the best and the
-human reward: the run hands on the human reward unless the other beats it on the fresh seeds)."""
-DEFAULT_CONFIRM_SEEDS = 2
-"""Fresh seeds of that confirmation: a best that beats the human reward on the first trains on a
-second beside it, and must beat it there too (pusher's lucky best did not: 0.8, then 0.1)."""
+DEFAULT_BONUS = True
+"""The optimiser may add a bonus on the task's success signal in that case (`--bonus`): every
+winner of the race over the quality suite carried one (README, "A bonus on the success signal")."""
+DEFAULT_CONFIRM = 5
+"""Rewards retrained on a fresh seed before the final evaluation in that case: the human reward
+and the best four others (the race below then picks among them, not the training seed's luck)."""
+DEFAULT_CONFIRM_SEEDS = 3
+"""Fresh seeds of that confirmation: a challenger that beat the human reward on the first trains
+on two more beside it and must beat it by 10% on the mean and on two of the three (pusher's lucky
+best did not: 0.8, then 0.1). So a run costs 1 + 3 x 7 + 5 + 2 x 2 = 31 trainings at most, the
+settings of the README's measured table (`bench/optimiser.py --bonus --trainings 32 --iterations 3
+--confirm 5 --confirm-seeds 3`)."""
 EMBEDDED_SAMPLES = 2
-"""Rewards the embedded model proposes per iteration when it is the no-key default."""
+"""Rewards the embedded model proposes per iteration when it is the no-key default (on top of the
+31: up to 8 more, those that pass the critic)."""
 
 
 def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig:
@@ -354,13 +364,15 @@ def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig
     `--model none`: the human reward, the optimiser and the structure operators. No key and no
     --model: the same, with the embedded model as an extra proposer, so the run ends with a
     reward at least as good as the human one (the confirmation keeps the human reward unless
-    another beats it on two fresh seeds). What the user set stays as set."""
+    another beats it on most of three fresh seeds). What the user set stays as set."""
     offline = config.model == NO_MODEL or (config.model == LOCAL_MODEL and "model" not in given)
     if not offline:
         return config
     defaults: dict[str, object] = {
         "human_init": True,
+        "iterations": DEFAULT_ITERATIONS,
         "tune": DEFAULT_TUNE,
+        "bonus": DEFAULT_BONUS,
         "structure": DEFAULT_STRUCTURE,
         "confirm": DEFAULT_CONFIRM,
         "confirm_seeds": DEFAULT_CONFIRM_SEEDS,
