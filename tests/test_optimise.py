@@ -378,6 +378,23 @@ def test_a_family_adds_a_peak_to_a_cost_only_where_the_search_turns_it_on(tmp_pa
     assert "'calm_peak_'" in again.render({"p_calm": 1.0})
 
 
+def test_two_costs_whose_names_make_one_identifier_get_one_peak_not_two_shared() -> None:
+    """`a-b` and `a_b` would both be searched as `p_a_b` and `s_a_b`: the first keeps its peak
+    (as `_weighted` keeps its multiplier), and every parameter is named once."""
+    import torch
+
+    code = WRITTEN.replace('{"upright": upright, "calm": calm}', '{"a-b": upright, "a_b": calm}')
+    peaks = (parametrise.Peak("a-b", size=1.0, width=0.5), parametrise.Peak("a_b", size=2.0, width=0.1))
+    family = parametrise.Family.of(code, ("a-b", "a_b"), peaks=peaks)
+    names = [p.name for p in family.params]
+    assert family.peaks == peaks[:1] and len(names) == len(set(names)), names
+    space: dict[str, object] = {}
+    exec(compile(family.render({"p_a_b": 1.0, "s_a_b": 0.5}), "peaked", "exec"), space)  # our own
+    angle, speed = torch.tensor([0.1, 1.0]), torch.tensor([0.0, 2.0])
+    _, parts = space["compute_reward"](pole_angle=angle, angular_velocity=speed)  # type: ignore[operator]
+    assert set(parts) == {"a-b", "a_b", "a-b_peak"}
+
+
 def test_a_study_with_peaks_resumes_with_them(tmp_path: Path) -> None:
     peaks = (parametrise.Peak("calm", size=2.0, width=0.5),)
     family = parametrise.Family.of(WRITTEN, ("upright", "calm"), human=HUMAN, peaks=peaks)

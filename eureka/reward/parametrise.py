@@ -284,6 +284,8 @@ class Family:
         else:
             human = None
         peaks = tuple(p for p in peaks if p.component in components)
+        names = [_identifier(p.component) for p in peaks]  # one peak per name: not `a_b` after `a-b`
+        peaks = tuple(p for i, p in enumerate(peaks) if names[i] not in names[:i])
         for peak in peaks:
             name, width = _identifier(peak.component), peak.width
             params.append(Param(f"p_{name}", 0.0, 0.0, PEAK_WEIGHT, log=False))
