@@ -441,7 +441,11 @@ def solve(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="litellm model, local/smollm2, replay:RUN_DIR, or none (human reward + optimiser)"),
+        typer.Option(
+            help="litellm model, local/smollm2, replay:RUN_DIR, or none (human reward + optimiser). "
+            "With none, or no key and no --model, the defaults are --iterations 4 --tune 6 "
+            "--structure 1 --bonus --confirm 5 --confirm-seeds 3"
+        ),
     ] = None,
     api_base: Annotated[str | None, _config_option("api_base")] = None,
     iterations: Annotated[int | None, _config_option("iterations")] = None,

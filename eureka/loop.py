@@ -545,9 +545,9 @@ class Loop:
             self.report(
                 Progress(
                     "message",
-                    f"--bonus: no bonus for task {self.task.name}: {fitness} has no success_signal that "
-                    "reward code can use (one function of plain named state fields, its definitions bound "
-                    "once, only torch and math imported)",
+                    f"--bonus: no success bonus for task {self.task.name}: {fitness} has no success_signal "
+                    "that reward code can use (one function of plain named state fields, its definitions "
+                    "bound once, only torch and math imported)",
                 )
             )
         return success
@@ -615,13 +615,15 @@ class Loop:
     def _confirm(self) -> None:
         """`confirm`: retrain the elite, the human reward and the next best others by F on a fresh
         seed, `confirm` rewards in all, so a reward that scored well by luck on the training seed
-        does not go to the final evaluation. Without the human reward among them, each trains on
-        all `confirm_seeds` fresh seeds and the best by mean F over its seeds goes on. With it, a
-        race: the challengers that beat the human reward on the first fresh seed by CONFIRM_MARGIN
-        and on the mean F so far are in it (`_race_leader`); the best of them and the human reward
-        train on the other fresh seeds, and the challenger replaces the human reward only where it
-        beats it on the fresh seeds' mean and on most of them (`_beats_human`). So the confirmation costs
-        `confirm` trainings, plus 2 x (confirm_seeds - 1) where a challenger is in the race."""
+        does not go to the final evaluation. All train on the first fresh seed. Without the human
+        reward among them, the two best by mean F so far train on the other fresh seeds and the
+        better by mean F over all its seeds goes on. With it, a race: the challengers that beat the
+        human reward on the first fresh seed by CONFIRM_MARGIN and on the mean F so far are in it
+        (`_race_leader`); the best of them and the human reward train on the other fresh seeds, and
+        the challenger replaces the human reward only where it beats it on the fresh seeds' mean
+        and on most of them (`_beats_human`). So the confirmation costs `confirm` trainings, plus
+        2 x (confirm_seeds - 1) where two go on (a challenger races, or no human reward is among
+        them)."""
         assert self.elite is not None
         ranked = sorted(self.trained.values(), key=lambda c: self._ranking(c.fitness, c.result), reverse=True)
         chosen: list[Candidate] = []
@@ -631,7 +633,6 @@ class Loop:
         self.summary.confirmation = {}  # on a resume: made again from the saved trainings
         seeds = [self.config.seed + 1 + k for k in range(self.config.confirm_seeds)]
         human = next((c for c in chosen if c.origin == "human"), None)
-        first = seeds[:1] if human is not None else seeds
         again: dict[str, list[TrainResult]] = {}  # each reward's trainings on the fresh seeds
         fresh: dict[str, list[float | None]] = {}  # their F (None: failed)
         scores: dict[str, tuple[float, float]] = {}  # the mean ranking over all its seeds
@@ -658,9 +659,13 @@ class Loop:
                     statistics.fmean(r[1] for r in ranks),
                 )
 
-        retrain(chosen, first)
+        retrain(chosen, seeds[:1])
         best = max(scores, key=lambda name: scores[name])  # the first of equals: the elite
-        if human is not None:
+        if human is None and len(seeds) > 1:
+            pair = sorted(scores, key=lambda name: scores[name], reverse=True)[:2]  # stable: elite first
+            retrain([self.trained[name] for name in pair], seeds[1:])
+            best = max(pair, key=lambda name: scores[name])
+        elif human is not None:
             others = [c.name for c in chosen if c is not human]
             leader = self._race_leader(others, human.name, fresh, scores)
             if leader is not None and len(seeds) > 1:

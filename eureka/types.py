@@ -481,7 +481,8 @@ class SolveConfig(Strict):
     """Fresh seeds of the confirmation. With the human reward among the `confirm` rewards, all
     train on the first; the best challenger that beat it there by 10% trains on the others beside
     it, and replaces it only where it beats it by 10% on the mean over these seeds and on more
-    than half of them: more seeds, fewer lucky challengers. Without it, each trains on all."""
+    than half of them: more seeds, fewer lucky challengers. Without it, the two best by mean F on
+    the first go on to the others, and the better by mean F over its seeds is kept."""
     backend: Literal["auto", "sb3", "batched"] = "auto"
     """Training path of every candidate: the task's choice (`auto`), SB3, or batched PPO."""
     group: int = Field(default=1, ge=1)

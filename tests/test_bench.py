@@ -71,6 +71,9 @@ def test_the_no_key_defaults_are_the_settings_of_the_measured_table() -> None:
     """`eureka solve T` with no key (or --model none) runs what bench/optimiser.py measured for
     the README's table, `--bonus --trainings 32 --iterations 3 --confirm 5 --confirm-seeds 3`:
     so the figures there are the defaults' figures, and the run stays within 32 trainings."""
+    import typer
+
+    from eureka.cli import app
     from eureka.llm.client import NO_MODEL
     from eureka.training import optimise
     from eureka.types import SolveConfig
@@ -79,8 +82,14 @@ def test_the_no_key_defaults_are_the_settings_of_the_measured_table() -> None:
     config = optimise.offline_defaults(SolveConfig(task=str(REPO / "tasks/cartpole"), model=NO_MODEL), set())
     assert {key: getattr(config, key) for key in measured} == measured
     assert (config.iterations, config.bonus, config.human_init) == (3 + 1, True, True)  # + the human's
-    most = 1 + 3 * (config.tune + config.structure) + config.confirm + 2 * (config.confirm_seeds - 1)
+    proposals = (config.iterations - 1) * (config.tune + config.structure)
+    most = 1 + proposals + config.confirm + 2 * (config.confirm_seeds - 1)
     assert most <= 32
+    solve = typer.main.get_command(app).commands["solve"]  # type: ignore[attr-defined]
+    (model,) = [p for p in solve.params if p.name == "model"]
+    said = f"--iterations {config.iterations} --tune {config.tune} --structure {config.structure} --bonus"
+    said += f" --confirm {config.confirm} --confirm-seeds {config.confirm_seeds}"
+    assert said in getattr(model, "help", "")  # --help says them
 
 
 @pytest.mark.slow

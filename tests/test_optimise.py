@@ -320,6 +320,31 @@ def test_only_a_challenger_that_beat_the_human_reward_on_the_first_fresh_seed_ra
     assert not Loop._beats_human([63.1, 60.8, 44.3], [18.0, 24.7, 144.9])
 
 
+def test_without_the_human_reward_the_two_best_on_the_first_fresh_seed_go_on_to_the_others() -> None:
+    """No human reward to race (an LLM's run without human init): all confirmed rewards train on
+    the first fresh seed and the best two on the others, so 3 rewards on 3 seeds cost 3 + 2 x 2
+    trainings, not 3 x 3, and the best is the better of the two by mean F over all its seeds."""
+    model = f"replay:{REPO / 'examples/mountain_car_demo'}"
+    args = ["solve", "mountain_car_continuous", "--model", model, "--iterations", "1", "--samples", "3"]
+    args += ["--confirm", "3", "--confirm-seeds", "3", "--timesteps", "2000", "--eval-seeds", "0"]
+    result = runner.invoke(app, [*args, "--no-video", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("mountain_car_continuous/*")
+    summary = Summary.model_validate_json((run_dir / "summary.json").read_text())
+    scores = summary.confirmation  # F on the search seed, then on each fresh seed it trained on
+    assert sorted(len(values) for values in scores.values()) == [2, 4, 4], scores
+    assert len(list(run_dir.glob("iter_0/cand_*/confirm_seed*"))) == 3 + 2 * 2
+    pair = [name for name, values in scores.items() if len(values) == 4]
+
+    def mean(values: list[float | None]) -> float:
+        return sum(float("-inf") if v is None else v for v in values) / len(values)
+
+    assert summary.best is not None and summary.best.name in pair
+    assert mean(scores[summary.best.name]) == max(mean(scores[n]) for n in pair)
+    (out,) = [name for name in scores if name not in pair]
+    assert all(mean(scores[out][:2]) <= mean(scores[n][:2]) for n in pair)  # the third by F so far
+
+
 def test_the_final_evaluation_retrains_a_best_that_changed_on_a_resume(tmp_path: Path) -> None:
     """On a resume whose confirmation picks another best (other confirmation settings), the final
     evaluation's folder of the old best is emptied, not read back as the new best's result."""
