@@ -523,8 +523,8 @@ class Loop:
             reverse=True,
         )[:4]
         human = self.human_reward.read_text() if self.human_reward is not None else None
-        bonus = self.config.bonus and self.config.tune and self.config.tuner != "random"
-        success = self._success_reward if bonus else None  # only the optimiser's trials take one
+        bonus = self.config.bonus and self.proposer.optimises(self.config.tune)
+        success = self._success_reward if bonus else None
         return self.proposer.propose(
             number,
             self._as_elite(elite, self.config.peaks),

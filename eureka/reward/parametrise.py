@@ -19,7 +19,7 @@ import builtins
 import math
 import random
 import symtable
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -226,17 +226,22 @@ def _identifier(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
-def _weighted(components: tuple[str, ...]) -> list[str]:
-    """The components that get a multiplier `w_<name>`: not one whose name would be a family's own
-    parameter (RESERVED), nor a second one with the same identifier (`a-b` after `a_b`)."""
-    out: list[str] = []
+def _first_per_identifier(names: Sequence[str], prefix: str) -> list[int]:
+    """The indices of the names whose parameter `<prefix><identifier>` is theirs alone: not a
+    family's own (RESERVED), nor an earlier name's with the same identifier (`a-b` after `a_b`)."""
+    out: list[int] = []
     taken = set(RESERVED)
-    for name in components:
-        param = f"w_{_identifier(name)}"
+    for i, name in enumerate(names):
+        param = f"{prefix}{_identifier(name)}"
         if param not in taken:
             taken.add(param)
-            out.append(name)
+            out.append(i)
     return out
+
+
+def _weighted(components: tuple[str, ...]) -> list[str]:
+    """The components that get a multiplier `w_<name>` (`_first_per_identifier`)."""
+    return [components[i] for i in _first_per_identifier(components, "w_")]
 
 
 @dataclass
@@ -284,8 +289,7 @@ class Family:
         else:
             human = None
         peaks = tuple(p for p in peaks if p.component in components)
-        names = [_identifier(p.component) for p in peaks]  # one peak per name: not `a_b` after `a-b`
-        peaks = tuple(p for i, p in enumerate(peaks) if names[i] not in names[:i])
+        peaks = tuple(peaks[i] for i in _first_per_identifier([p.component for p in peaks], "p_"))
         for peak in peaks:
             name, width = _identifier(peak.component), peak.width
             params.append(Param(f"p_{name}", 0.0, 0.0, PEAK_WEIGHT, log=False))

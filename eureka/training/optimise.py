@@ -247,6 +247,11 @@ class Proposer:
         """Code of a proposed reward -> the study it came from (so its study continues)."""
         self._studies: dict[str, Optimiser] = {}
 
+    def optimises(self, tune: int) -> bool:
+        """Whether `tune` proposals are the optimiser's trials (which alone take a success bonus),
+        not random perturbations or none."""
+        return tune > 0 and self.tuner != "random"
+
     def _optimiser(self, elite: Elite, human: str | None, success: str | None = None) -> Optimiser:
         name = self._lineage.get(elite.code)
         if name is not None and name.startswith(f"family{FAMILY_VERSION}-"):  # an older one: anew
@@ -297,7 +302,7 @@ class Proposer:
     ) -> list[Proposed]:
         rng = random.Random(f"{self.seed}-{iteration}")
         out: list[Proposed] = []
-        if tune and self.tuner != "random":
+        if self.optimises(tune):
             try:
                 optimiser = self._optimiser(elite, human, success)
             except ComposeError:
