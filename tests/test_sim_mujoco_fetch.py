@@ -132,9 +132,13 @@ def test_push_goals_are_placed_from_the_block_the_port_drew() -> None:
     before calling it: blocks 10-14 cm from the gripper's start, goals PUSH from the block, up to
     TURN off straight away from the gripper unless turned (aside) onto the far edge's line x =
     FAR_EDGE, never past it;
-    gymnasium's env seeded alike draws the same block and goal."""
+    gymnasium's env seeded alike draws the same block and goal. The description the LLM reads
+    states the same distance and angle."""
     task = tasks.load("fetch_push")
     sampler: Any = tasks.load_module(task, "env.py")
+    told = " ".join(task.spec.description.split())
+    assert f"goal lies {sampler.PUSH * 100:.0f} cm" in told, told
+    assert f"up to {np.degrees(sampler.TURN):.0f} degrees" in told, told
     batch = MujocoBatch(gym_id(task), 400, max_episode_steps=50)
     batch.reset(seed=3)
     port: Any = batch.port
