@@ -240,3 +240,23 @@ def test_defaults_and_errors() -> None:
     batch.close()
     with pytest.raises(RuntimeError, match="closed"):
         batch.step(torch.zeros(2, 1))
+
+
+def test_pusher_goal_is_where_its_description_says() -> None:
+    """The goal the LLM is told about: the same spot every episode, at the x, y the description
+    states (not (0, 0): the goal's slide joints are 0 at (0.45, -0.05) in the world frame), and
+    below the cylinder's centre in z, so the description says to compare them in x, y."""
+    task = tasks.load("pusher")
+    told = " ".join(task.spec.description.split())
+    env = make_env(task)
+    goals, objects = [], []
+    for seed in range(3):
+        obs = env.reset(seed=seed)[0]
+        goals.append(obs[20:23])
+        objects.append(obs[17:20])
+    np.testing.assert_array_equal(goals[0], goals[1])
+    np.testing.assert_array_equal(goals[0], goals[2])
+    assert f"x {goals[0][0]:.2f} m, y {goals[0][1]:.2f} m" in told, told
+    assert objects[0][2] - goals[0][2] > 0.04
+    assert "compare the two in x, y" in " ".join(task.spec.state["goal_position"].description.split())
+    env.close()
