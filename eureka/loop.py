@@ -510,7 +510,8 @@ class Loop:
         curve = [abs(r) for r in (cand.result.reward_curve if cand.result else []) if r is not None]
         unit = max((r for r in curve if math.isfinite(r)), default=0.0) or 1.0
         found = tuple(p for p in peaks if p is not None)
-        return optimise.Elite(cand.code, names, cand.fitness or 0.0, found, unit)
+        additive = optimise.additive(cand.result.reward_curve if cand.result else [], stats)
+        return optimise.Elite(cand.code, names, cand.fitness or 0.0, found, unit, additive)
 
     def _proposals(self, number: int) -> list[optimise.Proposed]:
         """The optimiser's trials and the structure operators' recombinations of the elite."""

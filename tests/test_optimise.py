@@ -633,3 +633,66 @@ def test_a_resumed_run_tells_a_study_of_an_older_family_version_its_trials(
     told = {t.number: t for t in optimise.all_trials(store) if t.study == asked[0].study}
     assert told[asked[0].number].state == "COMPLETE" and told[asked[0].number].fitness == 0.25
     assert told[asked[1].number].state == "FAIL"
+
+
+def test_a_reward_is_the_sum_of_its_components_only_where_its_training_says_so() -> None:
+    """`additive`: in every window with all values finite, the mean total is the components'
+    sum (up to rounding, also where large terms cancel); a total that weights a component
+    (cartpole's human reward adds 0.5 x upright but returns upright) is not; nothing to
+    compare (no components, no finite window) is not."""
+    from eureka.types import ComponentStats
+
+    def stats(**means: list[float | None]) -> list[ComponentStats]:
+        return [ComponentStats(name=k, means=v) for k, v in means.items()]
+
+    parts = stats(alive=[1.0, 1.0, None], upright=[0.2, 0.9, 0.5])
+    assert optimise.additive([1.2, 1.9, 7.0], parts)  # the window with a gap is not compared
+    assert not optimise.additive([1.1, 1.45, None], parts)  # alive + 0.5 x upright
+    assert optimise.additive([1e-4 * (1 + 1e-5)], stats(up=[100.0], down=[-99.9999]))
+    assert not optimise.additive([1.0], [])
+    assert not optimise.additive([None, 1.0], stats(a=[0.5, None]))
+
+
+def test_a_reward_whose_total_weights_its_components_gets_no_multipliers_or_recombination(
+    tmp_path: Path,
+) -> None:
+    """WRITTEN's total is 2 x upright + calm while it returns upright: the blend's (m - 1) x
+    upright would not scale upright's weight by m (a term weighted w < 1 turns into a penalty
+    for m < 1 - w), and a recombination would drop the 2. Trained and found not additive, its
+    family tunes its constants only and no structure operator takes it; a trial of a study
+    around an additive reward (whose blend reweights the components, so its training no longer
+    shows their sum) still recombines."""
+    weighted = optimise.Elite(WRITTEN, ("upright", "calm"), 0.4, additive=False)
+    human = optimise.Elite(HUMAN, HUMAN_PARTS, 0.3)
+    proposer = optimise.Proposer(tmp_path, seed=1)
+    made = proposer.propose(1, weighted, [human], None, tune=3, structure=3)
+    assert [p.origin for p in made] == ["tune"] * 3
+    (study,) = {p.study for p in made}
+    assert study is not None and not any(n.startswith("w_") for n in proposer._studies[study].family.start)
+    # the human reward is additive: recombined with others only where they are too
+    (tmp_path / "h").mkdir()
+    proposer = optimise.Proposer(tmp_path / "h", seed=1)
+    made = proposer.propose(1, human, [weighted], None, tune=2, structure=2)
+    assert [p.origin for p in made] == ["tune", "tune", "drop", "drop"]
+    family = proposer._studies[made[0].study or ""].family
+    assert {f"w_{n}" for n in HUMAN_PARTS} <= set(family.start)
+    child = optimise.Elite(made[0].code, HUMAN_PARTS, 0.5, additive=False)  # its trial, blended
+    nxt = proposer.propose(2, child, [human], None, tune=1, structure=2)
+    assert [p.origin for p in nxt][:1] == ["tune"] and {"crossover", "add"} & {p.origin for p in nxt}
+
+
+@pytest.mark.slow
+def test_the_loop_finds_from_training_which_human_rewards_are_their_components_sum(tmp_path: Path) -> None:
+    """Two real trainings: pendulum's human reward returns its weighted terms (additive),
+    cartpole's returns upright and centred before weighting them in its total (not)."""
+    from conftest import human_job
+
+    from eureka.loop import Loop
+    from eureka.types import Candidate
+
+    for name, expected in (("pendulum", True), ("cartpole", False)):
+        job = human_job(REPO / "tasks" / name, tmp_path / name, 2048, "batched")
+        result = run_training(job)
+        assert result.status == Status.OK, result.message
+        cand = Candidate(iteration=0, index=0, origin="human", status=Status.OK, fitness=1.0, result=result)
+        assert Loop._as_elite(cand).additive is expected, name

@@ -23,10 +23,33 @@ from typing import Any
 from eureka.llm.client import LOCAL_MODEL, NO_MODEL
 from eureka.reward.compose import ComposeError, Parent, propose
 from eureka.reward.parametrise import Family, Peak, perturb
-from eureka.types import SolveConfig, write_whole
+from eureka.types import ComponentStats, SolveConfig, write_whole
 
 STUDY_FILE = "optimiser.db"
 SAMPLERS = ("tpe", "cmaes", "random")
+ADDITIVE_TOLERANCE = 1e-3
+"""How far (a share of the magnitudes involved) a checkpoint's mean total may be from the sum of
+its components' means for the reward to count as their sum (float32 rounding is far below)."""
+
+
+def additive(curve: list[float | None], components: list[ComponentStats]) -> bool:
+    """Whether a trained reward's total is the sum of its components: in every checkpoint window
+    where all are finite (at least one), the mean total per step is the sum of the components'
+    means within ADDITIVE_TOLERANCE. Only then does a multiplier on a component (the blend adds
+    (m - 1) x the component) or a recombination of components (their sum) mean what it says: a
+    reward that returns `w * upright` in its total but `upright` among its components would see
+    a multiplier below 1 - w turn the term into a penalty, and a recombination lose `w`."""
+    windows = 0
+    for k, total in enumerate(curve):
+        means = [c.means[k] if k < len(c.means) else None for c in components]
+        if total is None or not means or any(m is None for m in means):
+            continue
+        parts = [m for m in means if m is not None]
+        scale = abs(total) + sum(abs(m) for m in parts)
+        if abs(total - sum(parts)) > ADDITIVE_TOLERANCE * scale:
+            return False
+        windows += 1
+    return windows > 0
 
 
 @dataclass(frozen=True)
@@ -227,6 +250,9 @@ class Elite:
     """Its costs (components <= 0 throughout its training), which its family may add a peak to."""
     unit: float = 1.0
     """Its typical reward per step in training (the largest |mean| over the checkpoints)."""
+    additive: bool = True
+    """Its total is the sum of its components (`additive`): else its family has no multipliers
+    or peaks on them, and the structure operators leave it out."""
 
 
 class Proposer:
@@ -252,13 +278,28 @@ class Proposer:
         not random perturbations or none."""
         return tune > 0 and self.tuner != "random"
 
+    def _additive(self, elite: Elite) -> bool:
+        """Whether the sum of the reward's components stands for it: its training says its total
+        is their sum, or it is a trial of a study around such a reward (whose blend weights the
+        components in its total, so that total is not their plain sum; a recombination takes
+        the components at weight 1, which the optimiser then weights again)."""
+        if elite.additive:
+            return True
+        name = self._lineage.get(elite.code)
+        if name is None or not name.startswith(f"family{FAMILY_VERSION}-"):
+            return False
+        if name not in self._studies:
+            self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
+        return bool(self._studies[name].family.components)
+
     def _optimiser(self, elite: Elite, human: str | None, success: str | None = None) -> Optimiser:
         name = self._lineage.get(elite.code)
         if name is not None and name.startswith(f"family{FAMILY_VERSION}-"):  # an older one: anew
             if name not in self._studies:
                 self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
             return self._studies[name]
-        family = Family.of(elite.code, elite.components, human, elite.peaks, success, elite.unit)
+        components = elite.components if elite.additive else ()
+        family = Family.of(elite.code, components, human, elite.peaks, success, elite.unit)
         key = family_key(family)
         if key not in self._studies:
             self._studies[key] = Optimiser(self.path, family, self.sampler, self.seed)
@@ -315,8 +356,8 @@ class Proposer:
                 code = perturb(elite.code, rng)
                 if code is not None:
                     out.append(Proposed("tune", code))
-        if structure:
-            parents = [Parent(e.code, e.components) for e in [elite, *others]]
+        if structure and self._additive(elite):
+            parents = [Parent(e.code, e.components) for e in [elite, *others] if self._additive(e)]
             try:
                 made = propose(parents, structure, rng)
             except ComposeError:
