@@ -100,8 +100,9 @@ def main() -> None:
         final = summary.final
         if final is not None:
             hns = final.human_normalized_score
+            human = final.human.fitness_mean if final.human else None
             print(
-                f"final: best {final.best.fitness_mean}, human {final.human.fitness_mean}, "
+                f"final: best {final.best.fitness_mean}, human {human}, "
                 f"sparse {final.sparse.fitness_mean if final.sparse else None}; HNS {hns}"
             )
             last = next((t for t, text in marks if text.startswith("final evaluation")), wall)

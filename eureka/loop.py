@@ -701,7 +701,9 @@ class Loop:
         seeds = [self.config.seed + 1000 + i for i in range(self.config.eval_seeds)]
         assert self.elite is not None
         final_dir = self.run_dir / "final"
-        rewards: dict[str, Path | None] = {"best": self.run_dir / BEST_FILE, "human": self.human_reward}
+        rewards: dict[str, Path | None] = {"best": self.run_dir / BEST_FILE}
+        if self.human_reward is not None:  # else no "human" run: a reward file of None is no reward
+            rewards["human"] = self.human_reward
         has_sparse = hasattr(tasks.load_module(self.task, "fitness.py"), "success_signal")
         if has_sparse:
             rewards["sparse"] = None
@@ -741,7 +743,8 @@ class Loop:
                 statuses=[r.status.value for r in mine],
             )
 
-        best, human = stats("best"), stats("human")
+        best = stats("best")
+        human = stats("human") if "human" in rewards else None
         sparse = stats("sparse") if has_sparse else None
         return FinalEvaluation(
             seeds=seeds,
@@ -750,7 +753,9 @@ class Loop:
             human=human,
             sparse=sparse,
             human_normalized_score=human_normalized_score(
-                best.fitness_mean, human.fitness_mean, sparse.fitness_mean if sparse else None
+                best.fitness_mean,
+                human.fitness_mean if human else None,
+                sparse.fitness_mean if sparse else None,
             ),
         )
 

@@ -792,7 +792,8 @@ class FinalEvaluation(BaseModel):
     seeds: list[int]
     timesteps: int
     best: EvalStats
-    human: EvalStats
+    human: EvalStats | None = None
+    """None where the task has no human reward (human_reward.py)."""
     sparse: EvalStats | None = None
     human_normalized_score: float | None = None
     """(F_best - F_sparse) / |F_human - F_sparse|, as in Eureka."""

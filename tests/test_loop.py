@@ -330,6 +330,30 @@ def test_the_budget_shown_is_the_budget_trained_on_the_batched_path(
     assert final_title(final) in (run_dir / "report.html").read_text()
 
 
+@pytest.mark.slow
+def test_a_task_without_a_human_reward_is_evaluated_against_sparse_alone(tmp_path: Path) -> None:
+    """No human_reward.py: the final evaluation trains the best and the sparse reward, not a
+    "human" run of no reward at all; the summary has no human row and no HNS, and says why."""
+    from eureka.runs.display import summary_panel
+
+    data = yaml.safe_load((REPO / "tasks/cartpole/task.yaml").read_text())
+    data["name"] = "no_human"
+    fitness = {"fitness.py": (REPO / "tasks/cartpole/fitness.py").read_text()}
+    folder = write_task(tmp_path / "tasks", "no_human", yaml.safe_dump(data), fitness)
+    summary, run_dir, _ = _run(
+        tmp_path, QueuedBackend([fenced(HUMAN)]), task=str(folder), iterations=1, samples=1
+    )
+    final = summary.final
+    assert final is not None and final.human is None and final.human_normalized_score is None
+    assert final.sparse is not None and final.sparse.statuses == final.best.statuses == ["ok"]
+    assert sorted(p.name for p in (run_dir / "final").iterdir()) == ["best_seed1000", "sparse_seed1000"]
+    console = Console(record=True, width=200)
+    console.print(summary_panel(summary, str(run_dir)))
+    text = console.export_text()
+    assert " human:" not in text and "the task has no human reward: add human_reward.py" in text
+    assert "human-normalised score" in (run_dir / "report.html").read_text()
+
+
 def _quiet(event: Progress) -> None:
     return None
 

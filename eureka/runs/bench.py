@@ -206,7 +206,7 @@ def task_row(entry: SuiteEntry, run_dir: Path | None, error: str | None, reused:
         timesteps=final.timesteps if final else config.get("timesteps"),
         eval_seeds=final.seeds if final else [],
         sparse=Score.of(final.sparse) if final else None,
-        human=Score.of(final.human) if final else None,
+        human=Score.of(final.human) if final and final.human else None,
         best=Score.of(final.best) if final else None,
         search_best=s.best.fitness if s.best else None,
         hns=final.human_normalized_score if final else None,

@@ -254,7 +254,8 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
                 )
         hns = final.human_normalized_score
         sparse = final.sparse.fitness_mean if final.sparse is not None else None
-        below = sparse is not None and sparse > (final.human.fitness_mean or 0.0)
+        human = final.human.fitness_mean if final.human is not None else None
+        below = sparse is not None and sparse > (human or 0.0)
         if hns is not None and below:
             lines.append(
                 f"human-normalised score: {hns:.3f} (not meaningful: the human reward scored below the "
@@ -262,7 +263,9 @@ def summary_panel(summary: Summary, run_dir: str) -> Panel:
             )
         elif hns is not None:
             lines.append(f"human-normalised score: {hns:.3f}")
-        elif final.sparse is not None and final.sparse.fitness_mean == final.human.fitness_mean:
+        elif final.human is None:
+            lines.append("human-normalised score: - (the task has no human reward: add human_reward.py)")
+        elif final.sparse is not None and final.sparse.fitness_mean == human:
             lines.append("human-normalised score: undefined (the human and sparse rewards reach the same F)")
         else:
             lines.append("human-normalised score: - (a reward of the comparison failed, or no sparse reward)")

@@ -438,7 +438,7 @@ def summary_json(info: RunInfo) -> dict[str, Any]:
         "message": info.message,
         "model": s.model,
         "best_fitness": s.best.fitness if s.best else None,
-        "human_fitness": final.human.fitness_mean if final else None,
+        "human_fitness": final.human.fitness_mean if final and final.human else None,
         "sparse_fitness": final.sparse.fitness_mean if final and final.sparse else None,
         "best_final_fitness": final.best.fitness_mean if final else None,
         "hns": info.hns,
