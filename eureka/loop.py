@@ -135,6 +135,11 @@ class Loop:
                 f"--model none starts from the task's human reward, and task {self.task.name} has none: "
                 f"add {tasks.HUMAN_REWARD_FILE} to its folder, or give a --model"
             )
+        if config.model == NO_MODEL and not config.human_init:
+            raise EurekaError(
+                "--model none starts from the task's human reward, which --no-human-init leaves out: "
+                "drop --no-human-init (or human_init: false in the suite), or give a --model"
+            )
         self.proposer = optimise.Proposer(run_dir, config.tuner, config.seed)
         self.proposed: dict[str, optimise.Proposed] = {}
         """Candidates made by the optimiser or a structure operator, by name."""
@@ -897,8 +902,8 @@ class Loop:
         why = f"the human reward failed ({failures[0].message})" if failures else "no reward trained"
         return (
             f"{why}, and with no model (--model none) the optimiser has no trained reward to start "
-            f"from; fix the human reward (eureka train {self.task.name} --reward human shows it) or "
-            "give a --model"
+            f"from; fix the human reward ({self.human_reward}; eureka train {self.task.name} --reward "
+            "human shows it) or give a --model"
         )
 
 

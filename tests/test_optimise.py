@@ -234,7 +234,9 @@ def test_model_none_improves_on_a_misled_human_reward_on_three_seeds_and_resumes
 
 
 def test_model_none_whose_human_reward_fails_says_so_and_stops(tmp_path: Path) -> None:
-    """Nothing else to try: not an iteration with no candidate, ending 'ok' with nothing trained."""
+    """Nothing else to try: not an iteration with no candidate, ending 'ok' with nothing trained;
+    the message names the file to fix. With the human reward left out, there is nothing to start
+    from: refused before a run begins."""
     import shutil
 
     folder = tmp_path / "broken" / "cartpole"
@@ -249,9 +251,17 @@ def test_model_none_whose_human_reward_fails_says_so_and_stops(tmp_path: Path) -
     assert summary.message == (
         "the human reward failed (compute_reward raised KeyError: 'k' "
         "(reward.py line 2: return {}['k'], {})), and with no model (--model none) the optimiser has no "
-        "trained reward to start from; fix the human reward (eureka train cartpole --reward human shows it) "
-        "or give a --model"
+        f"trained reward to start from; fix the human reward ({folder / 'human_reward.py'}; eureka train "
+        "cartpole --reward human shows it) or give a --model"
     )
+    runs = list(Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*"))
+    refused = runner.invoke(app, ["solve", "cartpole", "--model", "none", "--no-human-init", "--no-video"])
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.strip() == (
+        "error: --model none starts from the task's human reward, which --no-human-init leaves out: "
+        "drop --no-human-init (or human_init: false in the suite), or give a --model"
+    )
+    assert list(Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*")) == runs  # no run left behind
 
 
 def test_random_perturbation_scales_each_constant_within_its_spread() -> None:
