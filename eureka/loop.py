@@ -135,11 +135,7 @@ class Loop:
                 f"--model none starts from the task's human reward, and task {self.task.name} has none: "
                 f"add {tasks.HUMAN_REWARD_FILE} to its folder, or give a --model"
             )
-        if config.model == NO_MODEL and not config.human_init:
-            raise EurekaError(
-                "--model none starts from the task's human reward, which --no-human-init leaves out: "
-                "drop --no-human-init (or human_init: false in the suite), or give a --model"
-            )
+        optimise.check_human_init(config)
         self.proposer = optimise.Proposer(run_dir, config.tuner, config.seed)
         self.proposed: dict[str, optimise.Proposed] = {}
         """Candidates made by the optimiser or a structure operator, by name."""

@@ -206,6 +206,13 @@ def test_the_example_suite_points_at_its_recordings() -> None:
 def test_a_human_feedback_mode_is_refused_in_a_batch(tmp_path: Path) -> None:
     result = runner.invoke(app, ["batch", "cartpole", "--feedback", "rank", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "a batch cannot ask a human" in result.output
+    # no LLM and no human reward to start from: refused before any run directory is made
+    out, suite = tmp_path / "n", tmp_path / "suite.yaml"
+    suite.write_text("tasks:\n  - {task: cartpole, options: {model: none, human_init: false}}\n")
+    result = runner.invoke(app, ["batch", "--suite", str(suite), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "cartpole: with no LLM (--model none" in result.output and "drop --no-human-init" in result.output
+    assert not (out / "runs").exists() or not any((out / "runs").rglob("config.yaml"))
 
 
 def test_a_batch_without_a_model_gets_the_offline_defaults_of_solve() -> None:

@@ -258,8 +258,9 @@ def test_model_none_whose_human_reward_fails_says_so_and_stops(tmp_path: Path) -
     refused = runner.invoke(app, ["solve", "cartpole", "--model", "none", "--no-human-init", "--no-video"])
     assert refused.exit_code == 2, refused.output
     assert refused.output.strip() == (
-        "error: --model none starts from the task's human reward, which --no-human-init leaves out: "
-        "drop --no-human-init (or human_init: false in the suite), or give a --model"
+        "error: with no LLM (--model none, or no key and no embedded model installed) a run starts from "
+        "the task's human reward, which --no-human-init leaves out: drop --no-human-init (or "
+        "human_init: false in the suite), or give a --model"
     )
     assert list(Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*")) == runs  # no run left behind
 
@@ -689,6 +690,14 @@ def test_a_reward_whose_total_weights_its_components_gets_no_multipliers_or_reco
     child = optimise.Elite(made[0].code, HUMAN_PARTS, 0.5, additive=False)  # its trial, blended
     nxt = proposer.propose(2, child, [human], None, tune=1, structure=2)
     assert [p.origin for p in nxt][:1] == ["tune"] and {"crossover", "add"} & {p.origin for p in nxt}
+    # a reward that already pays a success bonus gets no second one, additive or not
+    success = "import torch\n\n\ndef compute_reward(pole_angle):\n    return pole_angle, {}\n"
+    for additive in (True, False):
+        bonused = optimise.Elite(WRITTEN, ("upright", parametrise.BONUS), 0.4, additive=additive)
+        (tmp_path / str(additive)).mkdir()
+        proposer = optimise.Proposer(tmp_path / str(additive), seed=1)
+        (trial,) = proposer.propose(1, bonused, [], None, tune=1, structure=0, success=success)
+        assert parametrise.BONUS_PARAM not in proposer._studies[trial.study or ""].family.start
 
 
 @pytest.mark.slow

@@ -264,7 +264,7 @@ def solve_config(entry: SuiteEntry, overrides: dict[str, Any], default_model: st
     flags; `{task}` in the model string becomes the task's name. With no model anywhere (and no
     key: `default_model` is the embedded one) or with model none, the offline defaults apply as
     in `eureka solve` (human init, the optimiser, structure operators), under what was set."""
-    from eureka.training.optimise import offline_defaults
+    from eureka.training.optimise import check_human_init, offline_defaults
     from eureka.types import SolveConfig
 
     fields = {**entry.options, **{k: v for k, v in overrides.items() if v is not None}}
@@ -279,4 +279,9 @@ def solve_config(entry: SuiteEntry, overrides: dict[str, Any], default_model: st
         raise ConfigError(
             f"{entry.task}: option {'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
         ) from None
-    return offline_defaults(config, given)
+    config = offline_defaults(config, given)
+    try:
+        check_human_init(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{entry.task}: {exc}") from None
+    return config

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eureka.errors import ConfigError
 from eureka.llm.client import LOCAL_MODEL, NO_MODEL
 from eureka.reward.compose import ComposeError, Parent, propose
-from eureka.reward.parametrise import Family, Peak, perturb
+from eureka.reward.parametrise import BONUS, Family, Peak, perturb
 from eureka.types import ComponentStats, SolveConfig, write_whole
 
 STUDY_FILE = "optimiser.db"
@@ -84,10 +85,11 @@ def _storage(path: Path) -> Any:
     return _optuna().storages.RDBStorage(f"sqlite:///{path}")
 
 
-FAMILY_VERSION = 4
+FAMILY_VERSION = 5
 """Bumped when a family's parameters change meaning (v2: component weights became log-scale
 multipliers; v3: peaks on the costs; v4: the success bonus, and no multiplier for a component
-named like a family's own parameter), so a resumed older run starts a new study instead of
+named like a family's own parameter; v5: no multipliers on a reward whose total is not the sum
+of its components), so a resumed older run starts a new study instead of
 reading old trials wrongly (Optuna refuses a parameter whose scale changed)."""
 
 
@@ -299,6 +301,8 @@ class Proposer:
                 self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
             return self._studies[name]
         components = elite.components if elite.additive else ()
+        if BONUS in elite.components:  # a bonus once, not on a bonused reward (additive or not)
+            success = None
         family = Family.of(elite.code, components, human, elite.peaks, success, elite.unit)
         key = family_key(family)
         if key not in self._studies:
@@ -403,6 +407,18 @@ settings of the README's measured table (`bench/optimiser.py --bonus --trainings
 EMBEDDED_SAMPLES = 2
 """Rewards the embedded model proposes per iteration when it is the no-key default (on top of the
 31: up to 8 more, those that pass the critic)."""
+
+
+def check_human_init(config: SolveConfig) -> None:
+    """A ConfigError where a run with no LLM would have nothing to start from: the optimiser and
+    the structure operators work on trained rewards, and without a model the human reward is
+    the only one."""
+    if config.model == NO_MODEL and not config.human_init:
+        raise ConfigError(
+            "with no LLM (--model none, or no key and no embedded model installed) a run starts from "
+            "the task's human reward, which --no-human-init leaves out: drop --no-human-init (or "
+            "human_init: false in the suite), or give a --model"
+        )
 
 
 def offline_defaults(config: SolveConfig, given: Collection[str]) -> SolveConfig:
