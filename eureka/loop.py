@@ -138,6 +138,8 @@ class Loop:
         optimise.check_human_init(config)
         self.proposer = optimise.Proposer(run_dir, config.tuner, config.seed)
         self.proposed: dict[str, optimise.Proposed] = {}
+        self._said_not_sum = False
+        """A best reward that is no sum of its components was reported (once a run)."""
         """Candidates made by the optimiser or a structure operator, by name."""
         self.budget_spent: BudgetExceeded | None = None
         """The budget refused an LLM call mid-iteration: the iteration ends, then the run."""
@@ -527,9 +529,20 @@ class Loop:
         human = self.human_reward.read_text() if self.human_reward is not None else None
         bonus = self.config.bonus and self.proposer.optimises(self.config.tune)
         success = self._success_reward if bonus else None
+        record = self._as_elite(elite, self.config.peaks)
+        if not self._said_not_sum and record.components and not self.proposer.is_sum(record):
+            self._said_not_sum = True
+            self.report(
+                Progress(
+                    "message",
+                    f"{elite.name}: its total is not the sum of its components (a term weighted in the "
+                    "total but returned unweighted): its constants are tuned, with no multipliers on the "
+                    "components and no recombination (said once a run, of the first such best reward)",
+                )
+            )
         return self.proposer.propose(
             number,
-            self._as_elite(elite, self.config.peaks),
+            record,
             [self._as_elite(c) for c in others],
             human,
             self.config.tune,

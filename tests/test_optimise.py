@@ -715,3 +715,21 @@ def test_the_loop_finds_from_training_which_human_rewards_are_their_components_s
         assert result.status == Status.OK, result.message
         cand = Candidate(iteration=0, index=0, origin="human", status=Status.OK, fitness=1.0, result=result)
         assert Loop._as_elite(cand).additive is expected, name
+
+
+def test_model_none_on_a_reward_that_is_no_sum_of_its_components_tunes_constants_and_says_so() -> None:
+    """cartpole's human reward is not the sum of its components: a --model none run tunes its
+    constants with no multipliers and no recombination, and says so once."""
+    args = ["solve", "cartpole", "--model", "none", "--iterations", "3", "--tune", "1", "--structure", "1"]
+    args += ["--confirm", "0", "--timesteps", "2000", "--eval-seeds", "0", "--no-video", "--workers", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    said = "iter_0/cand_0: its total is not the sum of its components"
+    assert " ".join(result.output.split()).count(said) == 1, result.output
+    (path,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*/summary.json")
+    summary = Summary.model_validate_json(path.read_text())
+    assert [[c.origin for c in it.candidates] for it in summary.iterations] == [["human"], ["tune"], ["tune"]]
+    (run_dir,) = Path(os.environ["EUREKA_RUNS_DIR"]).glob("cartpole/*")
+    (study,) = {p["study"] for p in json.loads((run_dir / "iter_1" / optimise.PROPOSALS_FILE).read_text())}
+    family = optimise.Optimiser.load(run_dir / optimise.STUDY_FILE, study).family
+    assert family.start and not any(name.startswith("w_") for name in family.start)

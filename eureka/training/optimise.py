@@ -280,7 +280,7 @@ class Proposer:
         not random perturbations or none."""
         return tune > 0 and self.tuner != "random"
 
-    def _additive(self, elite: Elite) -> bool:
+    def is_sum(self, elite: Elite) -> bool:
         """Whether the sum of the reward's components stands for it: its training says its total
         is their sum, or it is a trial of a study around such a reward (whose blend weights the
         components in its total, so that total is not their plain sum; a recombination takes
@@ -360,8 +360,8 @@ class Proposer:
                 code = perturb(elite.code, rng)
                 if code is not None:
                     out.append(Proposed("tune", code))
-        if structure and self._additive(elite):
-            parents = [Parent(e.code, e.components) for e in [elite, *others] if self._additive(e)]
+        if structure and self.is_sum(elite):
+            parents = [Parent(e.code, e.components) for e in [elite, *others] if self.is_sum(e)]
             try:
                 made = propose(parents, structure, rng)
             except ComposeError:
