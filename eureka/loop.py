@@ -138,9 +138,9 @@ class Loop:
         optimise.check_human_init(config)
         self.proposer = optimise.Proposer(run_dir, config.tuner, config.seed)
         self.proposed: dict[str, optimise.Proposed] = {}
+        """Candidates made by the optimiser or a structure operator, by name."""
         self._said_not_sum = False
         """A best reward that is no sum of its components was reported (once a run)."""
-        """Candidates made by the optimiser or a structure operator, by name."""
         self.budget_spent: BudgetExceeded | None = None
         """The budget refused an LLM call mid-iteration: the iteration ends, then the run."""
         llm.on_wait = lambda text: report(Progress("wait", text))
@@ -510,10 +510,11 @@ class Loop:
         stats = cand.result.components if cand.result else []
         peaks = (Peak.of(c.name, c.means) for c in stats if peaks_on)
         names = tuple(c.name for c in stats)
-        curve = [abs(r) for r in (cand.result.reward_curve if cand.result else []) if r is not None]
+        rewards = cand.result.reward_curve if cand.result else []
+        curve = [abs(r) for r in rewards if r is not None]
         unit = max((r for r in curve if math.isfinite(r)), default=0.0) or 1.0
         found = tuple(p for p in peaks if p is not None)
-        additive = optimise.additive(cand.result.reward_curve if cand.result else [], stats)
+        additive = optimise.additive(rewards, stats)
         return optimise.Elite(cand.code, names, cand.fitness or 0.0, found, unit, additive)
 
     def _proposals(self, number: int) -> list[optimise.Proposed]:

@@ -287,19 +287,23 @@ class Proposer:
         the components at weight 1, which the optimiser then weights again)."""
         if elite.additive:
             return True
-        name = self._lineage.get(elite.code)
+        study = self._study_of(elite.code)
+        return study is not None and bool(study.family.components)
+
+    def _study_of(self, code: str) -> Optimiser | None:
+        """The study a proposed reward came from, where it is of this FAMILY_VERSION (an older
+        one's trials are not continued: its family starts anew)."""
+        name = self._lineage.get(code)
         if name is None or not name.startswith(f"family{FAMILY_VERSION}-"):
-            return False
+            return None
         if name not in self._studies:
             self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
-        return bool(self._studies[name].family.components)
+        return self._studies[name]
 
     def _optimiser(self, elite: Elite, human: str | None, success: str | None = None) -> Optimiser:
-        name = self._lineage.get(elite.code)
-        if name is not None and name.startswith(f"family{FAMILY_VERSION}-"):  # an older one: anew
-            if name not in self._studies:
-                self._studies[name] = Optimiser.load(self.path, name, self.sampler, self.seed)
-            return self._studies[name]
+        study = self._study_of(elite.code)
+        if study is not None:
+            return study
         components = elite.components if elite.additive else ()
         if BONUS in elite.components:  # a bonus once, not on a bonused reward (additive or not)
             success = None
